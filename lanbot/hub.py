@@ -1,0 +1,204 @@
+"""The Hugging Face Hub, through huggingface_hub: repo ids, the token, downloads and one-commit uploads.
+
+The training app calls `download_checkpoint("hf://user/repo[@rev]")` for `train.init_from=hf://...` and
+`download_data("user/repo")` for `data.from_hub=user/repo`; both go through `snapshot_download` and its
+cache, so `HF_HUB_OFFLINE=1` serves them from the cache without a network. `lanbot.upload` calls
+`push_files`. The token comes from `HF_TOKEN` (environment or `.env`) or `hf auth login`; it is handed to
+huggingface_hub in memory only and never written anywhere by lanbot.
+
+Environment read at call time: HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CACHE / HF_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, HfApi, get_token, snapshot_download
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+try:  # huggingface_hub 2.x speaks through httpx2; these are its no-connection / timeout errors
+    from httpx2 import HTTPError as TransportError
+except ImportError:  # older huggingface_hub
+    TransportError = OSError  # type: ignore[misc,assignment]
+
+# namespace/name: letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters (the Hub's rules)
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+LOGIN_HELP = (
+    "log in once with `hf auth login` (the token is kept by huggingface_hub), or set HF_TOKEN=hf_... "
+    "in the environment or in .env; make a token with write access at https://huggingface.co/settings/tokens"
+)
+CHECKPOINT_FILES = ("model.pt", "tokenizer.json")  # what a checkpoint cannot do without
+
+
+class HubError(RuntimeError):
+    """A Hub operation that cannot go ahead; the message says why and what to do."""
+
+
+def validate_repo_id(repo_id: object, what: str = "repo id") -> str:
+    """`repo_id` if it is `namespace/name` as the Hub accepts it, else HubError saying the form."""
+    text = "" if repo_id is None else str(repo_id).strip()
+    if not text:
+        raise HubError(f"{what} is not set: give it as namespace/name, e.g. {what}=your-user/sage-data")
+    if (
+        not _REPO_ID.fullmatch(text)
+        or len(text) > 96
+        or "--" in text
+        or ".." in text
+        or text.endswith((".git", "."))
+    ):
+        raise HubError(
+            f"invalid {what} {text!r}: expected 'namespace/name' (e.g. your-user/sage-data), letters, "
+            "digits, '-', '_' and '.', no '--' or '..', at most 96 characters"
+        )
+    return text
+
+
+def parse_hf_uri(uri: str) -> tuple[str, str | None]:
+    """'hf://user/repo@rev' -> ('user/repo', 'rev'); the revision is None when not given."""
+    if not isinstance(uri, str) or not uri.startswith("hf://"):
+        raise HubError(f"not a Hub address: {uri!r}; expected hf://namespace/name[@revision]")
+    repo, _, revision = uri[len("hf://") :].partition("@")
+    if _ and not revision:
+        raise HubError(f"empty revision in {uri!r}; write hf://namespace/name@branch-tag-or-commit")
+    return validate_repo_id(repo, what=f"repo id in {uri!r}"), revision or None
+
+
+def hub_token(required: bool) -> str | None:
+    """The token: HF_TOKEN from the environment or ./.env, else huggingface_hub's login; None if neither.
+
+    With `required`, a missing token raises HubError saying how to log in.
+    """
+    token = os.environ.get("HF_TOKEN") or _dotenv_token() or get_token()
+    if required and not token:
+        raise HubError(f"no Hugging Face token found: {LOGIN_HELP}")
+    return token or None
+
+
+def _dotenv_token() -> str | None:
+    path = Path.cwd() / ".env"
+    if not path.is_file():
+        return None
+    from dotenv import dotenv_values
+
+    return dotenv_values(path).get("HF_TOKEN") or None
+
+
+def endpoint() -> str | None:
+    """HF_ENDPOINT as it is now (None = huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def offline() -> bool:
+    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set to a true value now."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def cache_dir() -> str | None:
+    """The Hub cache from HF_HUB_CACHE or HF_HOME as they are now; None = huggingface_hub's default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
+def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
+    """The local folder of a repo at a revision, downloaded into (or, offline, read from) the Hub cache."""
+    repo_id = validate_repo_id(repo_id)
+    where = f"{repo_type} repo {repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        folder = snapshot_download(
+            repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            cache_dir=cache_dir(),
+            local_files_only=offline(),
+            endpoint=endpoint(),
+            token=hub_token(required=False) or False,
+        )
+    except LocalEntryNotFoundError as exc:
+        raise HubError(
+            f"{where} is not in the Hub cache ({cache_dir() or 'the default cache'}) and the Hub cannot be "
+            "reached" + (" (HF_HUB_OFFLINE is set)" if offline() else "")
+            + ": run the same command once online (HF_HUB_OFFLINE=0) to fill the cache"
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise HubError(f"{where}: no such revision (a branch, tag or commit of the repo)") from exc
+    except RepositoryNotFoundError as exc:
+        raise HubError(f"{where} not found, or private and your token cannot read it ({LOGIN_HELP})") from exc
+    except HfHubHTTPError as exc:
+        raise HubError(f"{where}: the Hub answered {exc}") from exc
+    return Path(folder)
+
+
+def download_checkpoint(uri: str) -> Path:
+    """The folder of a checkpoint pushed with `lanbot.upload upload.what=checkpoint`, from hf://user/repo[@rev]."""
+    repo_id, revision = parse_hf_uri(uri)
+    folder = snapshot(repo_id, "model", revision)
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise HubError(
+            f"{uri} is not a lanbot checkpoint: {', '.join(missing)} missing in {folder}; push one with "
+            "`python -m lanbot.upload upload.what=checkpoint upload.repo_id=...`"
+        )
+    return folder
+
+
+def download_data(repo_id: str, revision: str | None = None) -> Path:
+    """The data folder pushed with `lanbot.upload`, from the dataset repo `user/repo`."""
+    folder = snapshot(repo_id, "dataset", revision)
+    if not any(folder.glob("*_conversations.jsonl")):
+        raise HubError(
+            f"dataset repo {repo_id} holds no *_conversations.jsonl (looked in {folder}); push a data folder "
+            "with `python -m lanbot.upload identity=<name> upload.repo_id=...`"
+        )
+    return folder
+
+
+def push_files(
+    repo_id: str,
+    repo_type: str,
+    files: dict[str, Path | bytes],
+    *,
+    private: bool,
+    message: str,
+    revision: str | None = None,
+) -> dict:
+    """Create the repo if missing (private as asked), then commit every file in ONE commit.
+
+    `files` maps the path in the repo to a local file or to bytes. The Hub applies a commit whole or not
+    at all, so a failure leaves nothing half-uploaded. Returns {"url", "commit", "files"}.
+    """
+    repo_id = validate_repo_id(repo_id)
+    token = hub_token(required=True)
+    if offline():
+        raise HubError("HF_HUB_OFFLINE is set: an upload needs the network; unset it (or set HF_HUB_OFFLINE=0)")
+    api = HfApi(endpoint=endpoint(), token=token)
+    operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=src) for path, src in files.items()]
+    try:
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        info = api.create_commit(
+            repo_id, operations, commit_message=message, repo_type=repo_type, revision=revision
+        )
+    except HfHubHTTPError as exc:
+        status = getattr(exc.response, "status_code", None)
+        if status in (401, 403):
+            raise HubError(
+                f"the Hub refused the token for {repo_type} repo {repo_id} (HTTP {status}): it needs write "
+                f"access to that namespace; {LOGIN_HELP}"
+            ) from exc
+        raise HubError(f"upload to {repo_type} repo {repo_id} failed, nothing was committed: {exc}") from exc
+    except TransportError as exc:
+        where = endpoint() or "https://huggingface.co"
+        raise HubError(
+            f"cannot reach the Hub at {where} ({type(exc).__name__}: {exc}); nothing was committed"
+        ) from exc
+    return {"url": str(url), "commit": info.oid, "commit_url": info.commit_url, "files": sorted(files)}

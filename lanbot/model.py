@@ -1,0 +1,349 @@
+"""lanbot's GPT: nanochat's architecture, rewritten small and readable.
+
+- token embedding, no positional embedding: rotary embeddings on queries and keys (base 10000)
+- QK-norm, and functional RMSNorm (no learnable parameters) before attention, MLP, lm_head and after
+  the embedding
+- ReLU² MLP of width 4x, untied lm_head, no biases, logits soft-capped at 15 (tanh)
+- grouped-query attention (`n_kv_head` divides `n_head`) through F.scaled_dot_product_attention
+- a KV cache for inference: `forward(new_ids, kv_cache=cache)` prefills or decodes one token at a time
+
+    model = GPT(GPTConfig(**cfg_fields)); model.init_weights()
+    loss = model(idx, targets)                  # targets == -1 are ignored
+    cache = KVCache(1, 256, model.config, "cpu", torch.float32); logits = model(prompt, kv_cache=cache)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SOFTCAP = 15.0  # logits = 15 * tanh(logits / 15), as nanochat
+ROPE_BASE = 10000.0
+
+
+@dataclass
+class GPTConfig:
+    """The shape of a GPT; `conf/model/<name>.yaml` holds these fields plus `name`."""
+
+    sequence_len: int = 512
+    vocab_size: int = 4096
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int = 4
+    n_embd: int = 256
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.n_kv_head < 1 or self.n_head % self.n_kv_head:
+            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head}")
+        if (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"head dim {self.n_embd // self.n_head} must be even for rotary embeddings")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @classmethod
+    def from_mapping(cls, fields: Mapping[str, Any]) -> GPTConfig:
+        """The config from a `conf/model/<name>.yaml` node (its `name` and any extra keys are ignored)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in fields]
+        if missing:
+            raise ValueError(f"model config lacks {missing}; conf/model/<name>.yaml must set {names}")
+        return cls(**{n: int(fields[n]) for n in names})
+
+
+def norm(x: torch.Tensor) -> torch.Tensor:
+    """RMSNorm without learnable parameters."""
+    return F.rms_norm(x, (x.size(-1),))
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the two halves of the last dim of x (B, H, T, D) by the angles in cos/sin (T, D/2)."""
+    d = x.size(-1) // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    return torch.cat([x1 * cos + x2 * sin, x2 * cos - x1 * sin], dim=-1)
+
+
+class SoftcapCrossEntropy(torch.autograd.Function):
+    """lm_head matmul + softcap + cross-entropy in one, for CPU training.
+
+    Autograd would keep several (tokens x vocab) tensors (logits, tanh, log-softmax, their gradients)
+    and sweep each through memory; here the logits are made a slice of rows at a time, and while the
+    slice is still in cache its loss and its gradient with respect to the logits are computed. Backward
+    is then two large matmuls. The loss is the sum over targets != -1 (the caller divides for a mean);
+    with `need_grad` False (evaluation) only the loss is made, one slice of memory at a time.
+    """
+
+    slice_elements = 1 << 22  # logits per slice (16 MB of float32): measured best on d4 (1 << 20..24)
+
+    @staticmethod
+    def forward(
+        ctx, x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, need_grad: bool
+    ) -> torch.Tensor:
+        n, vocab = x.size(0), weight.size(0)
+        rows = max(16, SoftcapCrossEntropy.slice_elements // vocab)
+        # logits are written in place into the buffer that ends holding d loss / d logits
+        dlogits = torch.empty(n if need_grad else min(rows, n), vocab, dtype=x.dtype, device=x.device)
+        scratch = torch.empty(min(rows, n), vocab, dtype=x.dtype, device=x.device)
+        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        weight_t = weight.t()
+        for i in range(0, n, rows):
+            ys = targets[i : i + rows]
+            valid = ys != -1
+            safe = ys.clamp(min=0).unsqueeze(1)
+            xs = x[i : i + rows]
+            t = dlogits[i : i + rows] if need_grad else dlogits[: xs.size(0)]
+            torch.mm(xs, weight_t, out=t)
+            t.div_(SOFTCAP).tanh_()  # logits = SOFTCAP * t
+            e = torch.mul(t, SOFTCAP, out=scratch[: t.size(0)]).exp_()  # |logits| <= 15: no max needed
+            total_exp = e.sum(dim=1, keepdim=True)
+            t_target = t.gather(1, safe)
+            total += ((total_exp.log() - SOFTCAP * t_target).squeeze(1) * valid).sum()
+            if need_grad:
+                p = e.div_(total_exp)  # softmax
+                # d loss / d raw logit = (p - onehot) * (1 - t^2) = p - p*t^2 - onehot*(1 - t^2)
+                torch.sub(p, t.mul_(t).mul_(p), out=t)
+                t.scatter_add_(1, safe, t_target.square_().sub_(1))
+                if not bool(valid.all()):
+                    t[~valid] = 0.0
+        if not need_grad:
+            dlogits = None
+        ctx.save_for_backward(x, weight, dlogits)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total: torch.Tensor):
+        x, weight, dlogits = ctx.saved_tensors
+        # grad_total is a scalar: scale the (small) matmul outputs rather than the (tokens x vocab) input
+        grad_x = (dlogits @ weight).mul_(grad_total) if ctx.needs_input_grad[0] else None
+        grad_w = (dlogits.t() @ x).mul_(grad_total) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None, None
+
+
+class KVCache:
+    """Keys and values of every layer for `batch_size` sequences of up to `max_len` tokens.
+
+    `pos` is how many tokens are already cached (the rotary offset of the next token); the model
+    advances it after each forward.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        max_len: int,
+        config: GPTConfig,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        shape = (config.n_layer, batch_size, config.n_kv_head, max_len, config.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.batch_size, self.max_len = batch_size, max_len
+        self.pos = 0
+
+    def reset(self) -> None:
+        """Forget everything cached (the buffers are reused)."""
+        self.pos = 0
+
+    def repeat(self, batch_size: int) -> KVCache:
+        """A new cache of `batch_size` rows, each a copy of this cache's first row: prefill a prompt once,
+        then sample several continuations of it."""
+        layers, _, heads, max_len, head_dim = self.k.shape
+        other = KVCache.__new__(KVCache)
+        other.k = self.k[:, :1].expand(layers, batch_size, heads, max_len, head_dim).clone()
+        other.v = self.v[:, :1].expand(layers, batch_size, heads, max_len, head_dim).clone()
+        other.batch_size, other.max_len, other.pos = batch_size, max_len, self.pos
+        return other
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new k/v (B, Hkv, T, D) of `layer` at `pos`; return all cached k/v up to them."""
+        t = k.size(2)
+        end = self.pos + t
+        if end > self.max_len:
+            raise ValueError(f"KV cache full: {self.pos} cached + {t} new > max_len {self.max_len}")
+        self.k[layer, :, :, self.pos : end] = k
+        self.v[layer, :, :, self.pos : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        self.c_q = nn.Linear(config.n_embd, config.n_head * self.head_dim, bias=False)
+        self.c_k = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
+        self.c_v = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache | None
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        q = self.c_q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))
+        mask, causal = None, True
+        if kv_cache is not None:
+            k, v = kv_cache.update(self.layer, k, v)
+            k, v = k.to(q.dtype), v.to(q.dtype)  # a float32 cache under bf16 autocast, or the reverse
+            past = kv_cache.pos
+            if T == 1:
+                causal = False  # one new token sees every cached one
+            elif past > 0:
+                # query i (absolute position past+i) sees keys 0..past+i
+                causal = False
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        if self.n_kv_head != self.n_head:
+            rep = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.relu(self.c_fc(x)).square())
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.attn = CausalSelfAttention(config, layer)
+        self.mlp = MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache | None
+    ) -> torch.Tensor:
+        x = x + self.attn(norm(x), cos, sin, kv_cache)
+        return x + self.mlp(norm(x))
+
+
+class GPT(nn.Module):
+    """nanochat's GPT. `forward(idx)` -> logits (B, T, vocab); `forward(idx, targets)` -> loss."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            {
+                "wte": nn.Embedding(config.vocab_size, config.n_embd),
+                "h": nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            }
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.fused_loss = True  # SoftcapCrossEntropy on CPU; plain autograd elsewhere or if False
+        # rotary tables for 10x the training context, so long generations still have angles
+        self.rotary_len = config.sequence_len * 10
+        cos, sin = self._rotary_tables(self.rotary_len)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def _rotary_tables(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.config.head_dim
+        inv_freq = 1.0 / (ROPE_BASE ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+        angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
+        return angles.cos(), angles.sin()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """nanochat's init: embedding N(0, 1), lm_head N(0, 0.001), input projections uniform with
+        std 1/sqrt(n_embd), output projections (attention and MLP) zero, so each block starts as identity."""
+        nn.init.normal_(self.transformer.wte.weight, std=1.0)
+        nn.init.normal_(self.lm_head.weight, std=0.001)
+        bound = math.sqrt(3.0 / self.config.n_embd)
+        for block in self.transformer.h:
+            for lin in (block.attn.c_q, block.attn.c_k, block.attn.c_v, block.mlp.c_fc):
+                nn.init.uniform_(lin.weight, -bound, bound)
+            nn.init.zeros_(block.attn.c_proj.weight)
+            nn.init.zeros_(block.mlp.c_proj.weight)
+        cos, sin = self._rotary_tables(self.rotary_len)
+        self.cos.copy_(cos.to(self.cos.device))
+        self.sin.copy_(sin.to(self.sin.device))
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        reduction: str = "mean",
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab) if `targets` is None, else cross-entropy over targets != -1
+        (`reduction="mean"` one number, `"sum"`, or `"none"` per position, 0 where ignored).
+
+        With `kv_cache`, `idx` holds only the new tokens; they are appended to the cache."""
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or 'none'")
+        B, T = idx.shape
+        start = kv_cache.pos if kv_cache is not None else 0
+        if start + T > self.rotary_len:
+            raise ValueError(f"position {start + T} beyond the rotary tables ({self.rotary_len})")
+        cos, sin = self.cos[start : start + T], self.sin[start : start + T]
+        x = norm(self.transformer.wte(idx))
+        for block in self.transformer.h:
+            x = block(x, cos, sin, kv_cache)
+        if kv_cache is not None:
+            kv_cache.pos += T
+        x = norm(x)
+        # on CPU the fused loss saves memory traffic; under torch.compile Inductor fuses the plain one better
+        if (
+            targets is not None
+            and reduction != "none"
+            and self.fused_loss
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()
+        ):
+            flat = targets.reshape(-1)
+            # grad mode is off inside Function.forward: decide here whether the gradient is needed
+            need_grad = torch.is_grad_enabled() and (x.requires_grad or self.lm_head.weight.requires_grad)
+            total = SoftcapCrossEntropy.apply(x.reshape(B * T, -1), self.lm_head.weight, flat, need_grad)
+            return total if reduction == "sum" else total / (flat != -1).sum()
+        logits = self.lm_head(x)
+        logits = SOFTCAP * torch.tanh(logits / SOFTCAP)
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(),
+            targets.reshape(-1),
+            ignore_index=-1,
+            reduction=reduction,
+        )
+        return loss.view(B, T) if reduction == "none" else loss
+
+    def num_params(self) -> int:
+        """Number of parameters (embedding and lm_head included)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token (forward + backward), nanochat's estimate: 6 per matmul weight
+        (every parameter but the embedding lookup, lm_head included) plus 12*layers*heads*head_dim*seq
+        for the attention scores and their weighted sum."""
+        c = self.config
+        matmul_params = self.num_params() - self.transformer.wte.weight.numel()
+        return 6 * matmul_params + 12 * c.n_layer * c.n_head * c.head_dim * c.sequence_len
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by role, for optimizers that treat them differently (nanochat: separate learning
+        rates for the embedding, the lm_head and the matrices of the blocks)."""
+        return {
+            "embedding": [self.transformer.wte.weight],
+            "lm_head": [self.lm_head.weight],
+            "matrix": [p for p in self.transformer.h.parameters()],
+        }

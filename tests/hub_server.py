@@ -1,0 +1,160 @@
+"""A loopback stand-in for the Hugging Face Hub's upload endpoints, for tests.
+
+It speaks what huggingface_hub 2.x sends for `create_repo` and `create_commit` (read from its source:
+hf_api.py, _commit_api.py): POST /api/repos/create, POST /api/validate-yaml (the README.md metadata
+check), POST /api/{type}s/{repo}/preupload/{rev} (every file answered "regular", so its bytes come inline)
+and POST /api/{type}s/{repo}/commit/{rev} (ndjson: a header line, then one base64 `file` line each).
+It checks the bearer token, keeps each repo's files, and records every request as it arrived.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+_REPO_API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(preupload|commit)/([^/?]+)")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+@dataclass
+class Repo:
+    repo_type: str
+    private: bool | None
+    files: dict[str, bytes] = field(default_factory=dict)
+    commits: list[dict] = field(default_factory=list)
+
+
+class HubServer:
+    """`with HubServer(token="hf_x") as hub:` then point huggingface_hub at `hub.url`."""
+
+    def __init__(self, token: str, user: str = "tester", fail_commit: bool = False) -> None:
+        self.token = token
+        self.user = user
+        self.fail_commit = fail_commit
+        self.requests: list[Request] = []
+        self.repos: dict[tuple[str, str], Repo] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def __enter__(self) -> HubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def repo(self, repo_type: str, repo_id: str) -> Repo | None:
+        return self.repos.get((repo_type, repo_id))
+
+    def _handler(self):
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _reply(self, status: int, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # downloads are not served: recorded, then 404
+                hub.requests.append(Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
+                self._reply(404, {"error": "not served by the test hub"})
+
+            do_HEAD = do_GET
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                hub.requests.append(Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if self.headers.get("Authorization") != f"Bearer {hub.token}":
+                    return self._reply(401, {"error": "Invalid credentials in Authorization header"})
+                if self.path == "/api/repos/create":
+                    return self._create(json.loads(body))
+                if self.path == "/api/validate-yaml":
+                    return self._validate_yaml(json.loads(body))
+                match = _REPO_API.match(self.path)
+                if not match:
+                    return self._reply(404, {"error": f"no route {self.path}"})
+                kind, repo_id, action, revision = match.groups()
+                repo = hub.repo(kind[:-1], repo_id)
+                if repo is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "RepoNotFound")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return None
+                if action == "preupload":
+                    files = json.loads(body)["files"]
+                    return self._reply(
+                        200,
+                        {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+                    )
+                return self._commit(repo, repo_id, revision, body)
+
+            def _create(self, payload: dict) -> None:
+                repo_type = payload.get("type") or "model"
+                repo_id = f"{payload.get('organization') or hub.user}/{payload['name']}"
+                prefix = "" if repo_type == "model" else f"{repo_type}s/"
+                url = f"{hub.url}/{prefix}{repo_id}"
+                if (repo_type, repo_id) in hub.repos:
+                    return self._reply(409, {"error": "You already created this repo", "url": url})
+                visibility = payload.get("visibility")
+                hub.repos[(repo_type, repo_id)] = Repo(repo_type, None if visibility is None else visibility == "private")
+                return self._reply(200, {"url": url, "name": repo_id})
+
+            def _validate_yaml(self, payload: dict) -> None:
+                content = payload["content"]
+                if not content.startswith("---\n"):
+                    return self._reply(200, {"errors": [], "warnings": [{"message": "empty or missing yaml metadata"}]})
+                try:
+                    meta = yaml.safe_load(content.split("---\n", 2)[1])
+                except yaml.YAMLError as exc:
+                    return self._reply(400, {"errors": [{"message": str(exc)}]})
+                if not isinstance(meta, dict):
+                    return self._reply(400, {"errors": [{"message": "metadata must be a mapping"}]})
+                return self._reply(200, {"errors": [], "warnings": []})
+
+            def _commit(self, repo: Repo, repo_id: str, revision: str, body: bytes) -> None:
+                if hub.fail_commit:
+                    return self._reply(500, {"error": "Internal Error - We're working hard to fix this"})
+                lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+                header, ops = lines[0], lines[1:]
+                if header.get("key") != "header":
+                    return self._reply(400, {"error": "first line must be the header"})
+                staged = dict(repo.files)
+                for op in ops:
+                    if op["key"] != "file" or op["value"].get("encoding") != "base64":
+                        return self._reply(400, {"error": f"unsupported operation {op['key']}"})
+                    staged[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
+                repo.files = staged  # applied whole, as the Hub does
+                oid = hashlib.sha1(body).hexdigest()
+                repo.commits.append({"oid": oid, "revision": revision, **header["value"]})
+                prefix = "" if repo.repo_type == "model" else f"{repo.repo_type}s/"
+                return self._reply(
+                    200,
+                    {"commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None},
+                )
+
+        return Handler

@@ -1,0 +1,219 @@
+"""A real OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks: POST /v1/chat/completions.
+
+    with LLMServer() as server:            # server.base_url -> "http://127.0.0.1:<port>/v1"
+        server.latency_s = 0.1
+        server.fail_429 = 2                # the next 2 requests answer 429 with Retry-After
+        ...
+
+It plays the LLM: from the prompt it receives (the conversation type, the identity's name, the number of
+exchanges) it composes a plausible valid answer in lanbot's JSON shape, with fresh numbers each time, and
+returns `usage`. Switches make it misbehave: latency, 429 + Retry-After, 500, hanging past the client's
+timeout, malformed JSON, wrong arithmetic, calculator calls in a type that forbids them, and refusing
+json_schema (and json_object) response formats. It counts every request it answers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class LLMServer:
+    """The server and its switches; counters are read by the tests."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.latency_s = 0.0
+        self.fail_429 = 0              # next N requests: 429
+        self.retry_after_s = 0.2
+        self.fail_500 = 0              # next N requests: 500
+        self.hang = 0                  # next N requests: sleep hang_s before answering
+        self.hang_s = 2.0
+        self.malformed = 0             # next N requests: reply text that is not JSON
+        self.wrong_arithmetic = 0      # next N tool answers: stated result off by one
+        self.wrong_type_tools = 0      # next N no-tool answers: contain a calculator call anyway
+        self.always_wrong_type_tools = False
+        self.reject_json_schema = False
+        self.reject_json_object = False
+        self.requests = 0              # every request received
+        self.answered = 0              # 200 answers
+        self.formats: list[str] = []   # response_format type of each 200 answer ("text" when absent)
+        self.auth_headers: set[str] = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.times_429: list[float] = []
+        self.times_after_429: list[float] = []
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._serial = 0
+        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> LLMServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _take(self, switch: str) -> bool:
+        """Consume one unit of a countdown switch."""
+        with self._lock:
+            if getattr(self, switch) > 0:
+                setattr(self, switch, getattr(self, switch) - 1)
+                return True
+            return False
+
+    def handle(self, body: dict, auth: str) -> tuple[int, dict, dict]:
+        """(status, headers, JSON body) for one request."""
+        with self._lock:
+            self.requests += 1
+            self.auth_headers.add(auth)
+            if self.times_429 and len(self.times_after_429) < len(self.times_429):
+                self.times_after_429.append(time.monotonic())
+        fmt = (body.get("response_format") or {}).get("type", "text")
+        if self._take("fail_429"):
+            with self._lock:
+                self.times_429.append(time.monotonic())
+            return 429, {"Retry-After": str(self.retry_after_s)}, _error("rate limited, slow down", "rate_limit")
+        if self._take("fail_500"):
+            return 500, {}, _error("internal error", "server_error")
+        if self._take("hang"):
+            time.sleep(self.hang_s)
+        if (fmt == "json_schema" and self.reject_json_schema) or (fmt == "json_object" and self.reject_json_object):
+            return 400, {}, _error(f"response_format type {fmt} is not supported by this model", "invalid_request")
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        if self._take("malformed"):  # decided first, so that it never uses up another switch
+            content = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "parts": [...and so on'
+        else:
+            content = self.compose(prompt)
+        if fmt == "text":
+            content = f"Sure! Here is the conversation:\n```json\n{content}\n```\nHope this helps."
+        with self._lock:
+            self.answered += 1
+            self.formats.append(fmt)
+        usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return 200, {}, {
+            "id": f"chatcmpl-{self.answered}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "loopback"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": usage,
+        }
+
+    def compose(self, prompt: str) -> str:
+        """A valid answer for the type and identity the prompt asks about, with fresh numbers."""
+        kind = (re.search(r'type "(\w+)"', prompt) or [None, "no_tool"])[1]
+        name = (re.search(r"- name: (.+)", prompt) or [None, "Assistant"])[1].strip()
+        turns = int((re.search(r"Exchanges: (\d+)", prompt) or [None, "1"])[1])
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+            a, b, c = self._rng.randint(2, 999), self._rng.randint(2, 99), self._rng.randint(2, 50)
+        wrong = kind in ("tool_use", "multi_step_tool", "tool_planning") and self._take("wrong_arithmetic")
+        messages = []
+        for turn in range(turns):
+            n = serial * 10 + turn
+            messages.append({"role": "user", "content": f"Hi! Question {n}: what about {a} and {b}?"})
+            messages.append({"role": "assistant", "parts": self._parts(kind, name, a + turn, b, c, n, wrong and turn == 0)})
+        return json.dumps({"messages": messages})
+
+    def _parts(self, kind: str, name: str, a: int, b: int, c: int, n: int, wrong: bool) -> list[dict]:
+        first = a * b
+        claim = first + 1 if wrong else first
+        if kind == "tool_use":
+            return [{"type": "text", "text": f"Let me multiply {a} by {b} for case {n}."},
+                    {"type": "calculator", "expression": f"{a} * {b}", "result": str(claim)},
+                    {"type": "text", "text": f"The total is {claim}."}]
+        if kind in ("multi_step_tool", "tool_planning"):
+            plan = [{"type": "text", "text": f"Plan for case {n}: 1. multiply {a} by {b}. 2. add {c}."}]
+            return [*(plan if kind == "tool_planning" else [{"type": "text", "text": f"First step, case {n}."}]),
+                    {"type": "calculator", "expression": f"{a} * {b}", "result": str(claim)},
+                    {"type": "text", "text": f"That gives {claim}. Now add {c}."},
+                    {"type": "calculator", "expression": f"{first} + {c}", "result": str(first + c)},
+                    {"type": "text", "text": f"So the answer is {first + c}."}]
+        text = {
+            "identity": f"I'm {name}, happy to help with case {n}.",
+            "reasoning": f"Step 1: compare {a} and {b}. Step 2: {max(a, b)} is larger (case {n}).",
+        }.get(kind, f"Here is a thoughtful answer about {a} and {b}, case {n}.")
+        parts = [{"type": "text", "text": text}]
+        if self.always_wrong_type_tools or self._take("wrong_type_tools"):
+            parts.append({"type": "calculator", "expression": f"{a} + {b}", "result": str(a + b)})
+        return parts
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the listen backlog: 5 by default, which drops bursts of new connections
+
+
+def _error(message: str, kind: str) -> dict:
+    return {"error": {"message": message, "type": kind, "code": None}}
+
+
+def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()  # headers and body go out in separate writes: no Nagle delay between them
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                return self._send(404, {}, _error(f"no route {self.path}", "not_found"))
+            with server._lock:
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            try:
+                status, headers, payload = server.handle(body, self.headers.get("Authorization", ""))
+            finally:
+                with server._lock:
+                    server.in_flight -= 1
+            self._send(status, headers, payload)
+
+        def _send(self, status: int, headers: dict, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test)
+
+    return Handler
+
+
+if __name__ == "__main__":  # by hand or from a benchmark: python tests/llm_server.py [latency_s]
+    import sys
+
+    with LLMServer() as s:
+        s.latency_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+        print(s.base_url, flush=True)
+        threading.Event().wait()

@@ -1,0 +1,112 @@
+"""The data format's rules (lanbot.conversation): what validate accepts and refuses, and near-duplicate keys."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from lanbot.conversation import (
+    COMBINED_FILE,
+    TYPES,
+    assistant_text,
+    dedup_key,
+    file_name,
+    normalise,
+    tool_calls,
+    validate,
+)
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def assistant(content):
+    return {"role": "assistant", "content": content}
+
+
+TOOL = [user("What is 15% of 80?"), assistant([
+    {"type": "text", "text": "Let me compute that."},
+    {"type": "python", "text": "80 * 0.15"},
+    {"type": "python_output", "text": "12"},
+    {"type": "text", "text": "It is 12."},
+])]
+CHAIN = [user("Two steps please"), assistant([
+    {"type": "text", "text": "Plan:\n1. Add the items.\n2. Add the tip."},
+    {"type": "python", "text": "12.5 + 7.5"}, {"type": "python_output", "text": "20"},
+    {"type": "text", "text": "Now the tip."},
+    {"type": "python", "text": "20 * 1.15"}, {"type": "python_output", "text": "23"},
+    {"type": "text", "text": "23 in total."},
+])]
+IDENTITY = [user("who are you?"), assistant("I'm Sage, made by Your Company."),
+            user("and what can you do?"), assistant("I explain things step by step.")]
+
+
+def test_names_of_files():
+    assert TYPES == ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
+    assert file_name("identity") == "identity_conversations.jsonl"
+    assert COMBINED_FILE == "all_conversations.jsonl" and COMBINED_FILE not in {file_name(k) for k in TYPES}
+
+
+def test_good_conversations_pass():
+    assert validate(TOOL, "tool_use") == []
+    assert validate(CHAIN, "multi_step_tool") == []
+    assert validate(CHAIN, "tool_planning") == []
+    assert validate(IDENTITY, "identity", "Sage") == []
+    assert validate([user("hi"), assistant("hello")], "no_tool") == []
+
+
+@pytest.mark.parametrize("conversation, problem", [
+    ([], "at least 2 messages"),
+    ({"role": "user"}, "at least 2 messages"),
+    ([user("hi")], "at least 2 messages"),
+    ([assistant("hi"), user("hello")], "expected 'user'"),
+    ([user("a"), user("b")], "expected 'assistant'"),
+    ([user("a"), assistant("b"), user("c")], "last message must be the assistant's"),
+    ([user("  "), assistant("b")], "empty content"),
+    ([user("a"), {"role": "assistant", "content": "b", "name": "x"}], "exactly 'role' and 'content'"),
+    ([user(["a"]), assistant("b")], "content must be text"),
+    ([user("a"), assistant([])], "empty list of parts"),
+    ([user("a"), assistant([{"type": "image", "text": "x"}])], "part 0"),
+    ([user("a"), assistant([{"type": "python", "text": "1+1"}, {"type": "text", "text": "2"}])],
+     "must be followed by its python_output"),
+    ([user("a"), assistant([{"type": "python_output", "text": "2"}, {"type": "text", "text": "2"}])],
+     "must follow a python call"),
+    ([user("a"), assistant([{"type": "python", "text": "1+1"}, {"type": "python_output", "text": "3"},
+                            {"type": "text", "text": "3"}])], "the calculator says '2'"),
+    ([user("a"), assistant([{"type": "python", "text": "__import__('os')"}, {"type": "python_output", "text": "0"},
+                            {"type": "text", "text": "x"}])], "calculator refuses"),
+    ([user("a"), assistant([{"type": "python", "text": "1+1"}, {"type": "python_output", "text": "2"}])],
+     "also needs text"),
+])
+def test_broken_conversations_say_what_is_wrong(conversation, problem):
+    problems = validate(conversation)
+    assert problems and any(problem in p for p in problems), problems
+
+
+def test_type_rules():
+    assert "tool_use needs at least 1 calculator call(s), found 0" in validate([user("a"), assistant("b")], "tool_use")
+    assert any("at least 2" in p for p in validate(TOOL, "multi_step_tool"))
+    assert any("must not call the calculator" in p for p in validate(TOOL, "no_tool"))
+    assert any("must not call the calculator" in p for p in validate(TOOL, "reasoning"))
+    assert any("numbered steps" in p for p in validate(TOOL, "tool_planning"))
+    assert any("never says the name 'Dev'" in p for p in validate(IDENTITY, "identity", "Dev"))
+
+
+def test_tool_calls_and_assistant_text():
+    assert tool_calls(CHAIN) == [("12.5 + 7.5", "20"), ("20 * 1.15", "23")]
+    assert assistant_text(TOOL) == "Let me compute that.\nIt is 12."
+    assert "80 * 0.15" not in assistant_text(TOOL)
+
+
+def test_near_duplicates_share_a_key_and_different_ones_do_not():
+    variant = copy.deepcopy(IDENTITY)
+    variant[0]["content"] = "Who are you??"
+    variant[1]["content"] = "I'm  SAGE, made by Your Company!"
+    assert normalise(variant) == normalise(IDENTITY)
+    assert dedup_key(variant) == dedup_key(IDENTITY) and len(dedup_key(IDENTITY)) == 16
+    other = copy.deepcopy(IDENTITY)
+    other[1]["content"] = "I'm Sage, built by Your Company."
+    assert dedup_key(other) != dedup_key(IDENTITY)
+    assert dedup_key(TOOL) != dedup_key(CHAIN)

@@ -1,0 +1,273 @@
+"""The LLM backend against a real OpenAI-compatible HTTP server on 127.0.0.1 (tests/llm_server.py).
+
+Every test drives the real openai client over HTTP: retries (429 + Retry-After, 500, timeouts), the
+response-format fallback chain, parsing and arithmetic repair, re-asking invalid answers, the failure
+bound, the key's handling, and (through `python -m lanbot.generate`) resume after a kill and no key leak.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lanbot.config import compose_config
+from lanbot.conversation import TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.generation.llm import LLMGenerationError, generate_with_llm
+from lanbot.generation.llm_parse import InvalidAnswer, parse_answer
+from lanbot.generation.personas import load_personas
+from lanbot.identity import to_identity
+
+sys.path.insert(0, str(Path(__file__).parent))
+from llm_server import LLMServer  # noqa: E402
+
+KEY = "sk-test-SECRET-0123456789abcdef"
+# generate.py and datafolder.py are the pipeline's (built alongside); until they exist these tests skip.
+needs_app = pytest.mark.skipif(importlib.util.find_spec("lanbot.generate") is None, reason="lanbot.generate not built yet")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def server():
+    with LLMServer() as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repo
+
+
+def run_llm(server, tmp_path, targets, *overrides, personas=None):
+    cfg = compose_config([
+        "backend=openai", f"backend.base_url={server.base_url}", "backend.backoff_s=0.01",
+        "backend.timeout_s=10", f"paths.root={tmp_path}", "logger=none", *overrides,
+    ])
+    datafolder = pytest.importorskip("lanbot.generation.datafolder", reason="DataFolder not built yet")
+    folder = datafolder.DataFolder(Path(cfg.paths.data_dir), list(targets))
+    try:
+        figures = generate_with_llm(cfg, to_identity(cfg.identity), folder, targets,
+                                    personas or load_personas(cfg.personas, 0), None, show_progress=False)
+    finally:
+        folder.close()
+    return cfg, figures
+
+
+def lines(cfg, kind):
+    path = Path(cfg.paths.data_dir) / file_name(kind)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+def test_parse_turns_calculator_parts_into_nanochat_parts_with_recomputed_outputs():
+    answer = {"messages": [
+        {"role": "user", "content": "What is 15% of 80?"},
+        {"role": "assistant", "parts": [
+            {"type": "text", "text": "Let me compute."},
+            {"type": "calculator", "expression": "80 * 0.15", "result": "12"},
+            {"type": "text", "text": "It is 12."}]}]}
+    parsed = parse_answer(json.dumps(answer))
+    assert parsed.repaired == 0
+    assert parsed.conversation[1]["content"] == [
+        {"type": "text", "text": "Let me compute."}, {"type": "python", "text": "80 * 0.15"},
+        {"type": "python_output", "text": "12"}, {"type": "text", "text": "It is 12."}]
+    assert validate(parsed.conversation, "tool_use") == []
+
+
+def test_parse_repairs_or_rejects_wrong_arithmetic():
+    answer = json.dumps({"messages": [
+        {"role": "user", "content": "What is 17 * 23?"},
+        {"role": "assistant", "parts": [
+            {"type": "calculator", "expression": "17 * 23", "result": "381"},
+            {"type": "text", "text": "17 times 23 is 381, so 381 it is (not 3810)."}]}]})
+    parsed = parse_answer(answer, "repair")
+    assert parsed.repaired == 1
+    assert parsed.conversation[1]["content"][-1]["text"] == "17 times 23 is 391, so 391 it is (not 3810)."
+    with pytest.raises(InvalidAnswer) as err:
+        parse_answer(answer, "reject")
+    assert err.value.reason == "arithmetic"
+
+
+def test_parse_extracts_json_from_plain_text_and_refuses_bad_answers():
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "parts": [{"type": "text", "text": "Hello!"}]}]}
+    parsed = parse_answer("Sure, here you go:\n```json\n" + json.dumps(good) + "\n```\nEnjoy.")
+    assert parsed.conversation == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
+    cases = {
+        "json": "no json here at all",
+        "roles": json.dumps({"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}),
+        "markers": json.dumps({"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "parts": [
+            {"type": "text", "text": "<|python_start|>2+2<|python_end|> is 4"}]}]}),
+        "calculator": json.dumps({"messages": [{"role": "user", "content": "?"}, {"role": "assistant", "parts": [
+            {"type": "calculator", "expression": "__import__('os')"}, {"type": "text", "text": "done"}]}]}),
+    }
+    for reason, text in cases.items():
+        with pytest.raises(InvalidAnswer) as err:
+            parse_answer(text)
+        assert err.value.reason == reason, text
+
+
+# -- the backend over HTTP -------------------------------------------------------------------------
+
+def test_writes_exact_counts_of_valid_conversations_with_usage_and_cost(server, tmp_path):
+    targets = {kind: 3 for kind in TYPES}
+    cfg, figures = run_llm(server, tmp_path, targets)
+    for kind in TYPES:
+        rows = lines(cfg, kind)
+        assert len(rows) == 3
+        assert all(validate(conv, kind, "LanBot") == [] for conv in rows)
+    assert figures["written"] == 18 and figures["requests"] == server.requests == 18
+    assert figures["tokens_prompt"] > 0 and figures["tokens_completion"] > 0
+    assert figures["cost_usd"] == pytest.approx(
+        (figures["tokens_prompt"] * 0.15 + figures["tokens_completion"] * 0.60) / 1e6, rel=1e-3)
+    assert server.auth_headers == {f"Bearer {KEY}"}
+    assert set(server.formats) == {"json_schema"}
+
+
+def test_429_waits_as_long_as_retry_after_says(server, tmp_path):
+    server.fail_429, server.retry_after_s = 1, 0.5
+    _, figures = run_llm(server, tmp_path, {"tool_use": 1}, "backend.concurrency=1")
+    assert figures["rate_limited"] == 1 and figures["written"] == 1
+    waited = server.times_after_429[0] - server.times_429[0]
+    assert waited >= 0.5, f"retried {waited:.3f}s after a 429 with Retry-After: 0.5"
+
+
+def test_500_and_timeouts_back_off_and_then_succeed(server, tmp_path):
+    server.fail_500, server.hang, server.hang_s = 2, 1, 1.5
+    _, figures = run_llm(server, tmp_path, {"no_tool": 2}, "backend.concurrency=1", "backend.timeout_s=0.4")
+    assert figures["server_errors"] == 2 and figures["timeouts"] == 1
+    assert figures["written"] == 2 and figures["failures"] == 0 and figures["retries"] == 3
+
+
+def test_malformed_json_wrong_type_tools_and_wrong_arithmetic_are_asked_again(server, tmp_path):
+    server.malformed, server.wrong_type_tools = 2, 2
+    cfg, figures = run_llm(server, tmp_path, {"no_tool": 4, "reasoning": 2}, "backend.concurrency=2")
+    assert figures["invalid"] == {"json": 2, "validation": 2}
+    assert len(lines(cfg, "no_tool")) == 4 and not any(tool_calls(c) for c in lines(cfg, "no_tool"))
+    assert server.answered == 6 + 4
+
+    server.wrong_arithmetic = 2
+    cfg, figures = run_llm(server, tmp_path / "reject", {"tool_use": 3}, "backend.arithmetic=reject")
+    assert figures["rejected"] == 2 and len(lines(cfg, "tool_use")) == 3
+
+    server.wrong_arithmetic = 2
+    cfg, figures = run_llm(server, tmp_path / "repair", {"tool_use": 3}, "backend.concurrency=1")
+    assert figures["repaired"] == 2 and figures["rejected"] == 0
+    for conv in lines(cfg, "tool_use"):
+        expression, output = tool_calls(conv)[0]
+        assert conv[1]["content"][-1]["text"] == f"The total is {output}."
+
+
+def test_response_format_falls_back_to_json_object_then_plain_text(server, tmp_path):
+    server.reject_json_schema = True
+    _, figures = run_llm(server, tmp_path, {"identity": 3}, "backend.concurrency=1")
+    assert figures["response_format"] == "json_object" and figures["written"] == 3
+    assert server.formats == ["json_object"] * 3
+
+    server.reject_json_object = True
+    server.formats.clear()
+    _, figures = run_llm(server, tmp_path / "text", {"identity": 3}, "backend.concurrency=1")
+    assert figures["response_format_fallbacks"] == ["json_schema->json_object", "json_object->text"]
+    assert server.formats == ["text"] * 3 and figures["written"] == 3
+
+
+def test_concurrency_is_bounded_and_used(server, tmp_path):
+    server.latency_s = 0.05
+    _, figures = run_llm(server, tmp_path, {"identity": 24}, "backend.concurrency=6")
+    assert server.max_in_flight == 6
+    assert figures["requests"] == 24
+
+
+def test_failure_rate_past_the_bound_stops_with_a_summary(server, tmp_path):
+    server.always_wrong_type_tools = True
+    with pytest.raises(LLMGenerationError, match=r"backend.max_failure_rate=0.2") as err:
+        run_llm(server, tmp_path, {"no_tool": 30}, "backend.max_tries=2", "backend.concurrency=4")
+    assert "run again" in str(err.value)
+    assert server.requests < 60  # it stopped early, not after asking for all 30 twice over
+
+
+def test_missing_key_stops_before_any_request(server, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(LLMGenerationError, match=r"OPENAI_API_KEY.*export OPENAI_API_KEY=.*\.env"):
+        run_llm(server, tmp_path, {"identity": 1})
+    assert server.requests == 0
+    (tmp_path / ".env").write_text(f"OPENAI_API_KEY={KEY}-dotenv\n")
+    run_llm(server, tmp_path, {"identity": 1})
+    assert server.auth_headers == {f"Bearer {KEY}-dotenv"}
+    (tmp_path / ".env").unlink()
+    run_llm(server, tmp_path / "local", {"identity": 1}, "backend.api_key_env=null")  # a local server: no key
+
+
+# -- the real app: resume after a kill, and the key never written anywhere -------------------------
+
+def _generate(server, root, *extra, **popen):
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    cmd = [sys.executable, "-m", "lanbot.generate", "backend=openai", f"backend.base_url={server.base_url}",
+           f"paths.root={root}", "backend.backoff_s=0.01", *extra]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+
+
+@needs_app
+def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, tmp_path):
+    server.latency_s = 0.05
+    args = ["data=agentic", "data.count=30", "backend.concurrency=4", "logger=none"]
+    proc = _generate(server, tmp_path, *args)
+    data = tmp_path / "data" / "lanbot"
+    deadline = time.monotonic() + 30
+    while sum(1 for f in data.glob("*_conversations.jsonl") for _ in f.open()) < 40:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written_before = sum(1 for f in data.glob("*_conversations.jsonl") for _ in f.open())
+    requests_before = server.requests
+    assert written_before < 120
+
+    out = _generate(server, tmp_path, *args).communicate(timeout=60)[0].decode()
+    kinds = ["tool_use", "multi_step_tool", "no_tool", "tool_planning"]
+    keys = set()
+    for kind in kinds:
+        rows = [json.loads(line) for line in (data / file_name(kind)).read_text().splitlines()]
+        assert len(rows) == 30, out[-2000:]
+        keys |= {dedup_key(r) for r in rows}
+    assert len(keys) == 120  # no duplicates
+    # the second run asked only for what was missing (a torn last line may cost one more)
+    assert server.requests - requests_before <= 120 - written_before + 1
+    # the first run lost at most its in-flight requests
+    assert requests_before <= written_before + 4 + 1
+
+
+@needs_app
+def test_api_key_never_written_to_any_file(server, tmp_path):
+    proc = _generate(server, tmp_path, "data=identity", "data.count=5", "logger=wandb",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 0, out[-3000:]
+    assert KEY not in out
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "config.yaml" and p.parent.name == ".hydra" for p in files)
+    assert any("wandb" in p.parts for p in files), "the wandb offline run should be under the run folder"
+    leaks = [p for p in files if KEY.encode() in p.read_bytes()]
+    assert not leaks, f"the key was written to {leaks}"
+    assert server.auth_headers == {f"Bearer {KEY}"}
+
+
+@needs_app
+def test_missing_key_exits_non_zero_naming_the_variable(server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanbot.generate", "backend=openai", f"backend.base_url={server.base_url}",
+         f"paths.root={tmp_path}", "data.count=2", "logger=none"],
+        cwd=tmp_path, env={**env, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "OPENAI_API_KEY" in proc.stdout + proc.stderr and server.requests == 0

@@ -1,0 +1,84 @@
+"""The training app: mid then sft on a tiny model, resume, refusals, multirun via the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from train_fixtures import make_data_folder
+
+from lanbot import checkpoint as ckpt
+from lanbot.config import compose_config
+from lanbot.mix import MixError
+from lanbot.train import TrainError, train
+
+os.environ["WANDB_MODE"] = "offline"
+TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
+        "model.vocab_size=400", "train.max_steps=4", "train.total_batch_tokens=1024", "train.eval_every=2",
+        "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false"]
+
+
+def overrides(root: Path, *extra: str) -> list[str]:
+    return [f"paths.root={root}", *TINY, *extra]
+
+
+def test_mid_then_sft_writes_checkpoints_and_metrics(tmp_path):
+    make_data_folder(tmp_path / "data" / "lanbot")
+    mid = train(compose_config(overrides(tmp_path, "logger=wandb")), tmp_path / "run_mid")
+    assert mid["steps"] == 4 and "val/loss/identity" in mid
+    meta = ckpt.read_meta(mid["checkpoint"])
+    assert meta["finished"] and meta["stage"] == "mid"
+    assert (tmp_path / "run_mid" / "metrics.jsonl").read_text().count("train/loss") == 4
+    sft = train(compose_config(overrides(tmp_path, "stage=sft")), tmp_path / "run_sft")
+    assert sft["val/loss"] < mid["val/loss"]
+    model, tok, meta = ckpt.load_checkpoint(sft["checkpoint"])
+    assert meta["stage"] == "sft" and tok.vocab_size <= model.config.vocab_size
+
+
+def test_finished_checkpoint_needs_overwrite_and_unfinished_resumes(tmp_path):
+    make_data_folder(tmp_path / "data" / "lanbot")
+    cfg = compose_config(overrides(tmp_path, "logger=none"))
+    train(cfg, tmp_path / "a")
+    with pytest.raises(TrainError, match="overwrite"):
+        train(cfg, tmp_path / "b")
+    # pretend a kill after step 2: the saved checkpoint is unfinished, a new run continues from it
+    out = ckpt.checkpoint_dir(cfg)
+    meta = ckpt.read_meta(out)
+    (out / "meta.json").write_text(__import__("json").dumps({**meta, "finished": False, "step": 2}))
+    summary = train(cfg, tmp_path / "c")
+    rows = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
+    assert summary["steps"] == 4 and len(rows) == 2  # only steps 3 and 4 were trained
+
+
+def test_bad_input_fails_clearly(tmp_path):
+    with pytest.raises(MixError, match="python -m lanbot.generate identity=lanbot"):
+        train(compose_config(overrides(tmp_path, "logger=none")), tmp_path / "r")
+    make_data_folder(tmp_path / "data" / "lanbot")
+    with pytest.raises(TrainError, match="stage=mid"):
+        train(compose_config(overrides(tmp_path, "logger=none", "stage=sft")), tmp_path / "r")
+    with pytest.raises(MixError, match="unknown source 'jokes'"):
+        train(compose_config(overrides(tmp_path, "logger=none", "+mix.mid=[{name: jokes, epochs: 1}]")), tmp_path / "r")
+    with pytest.raises(MixError, match="must be a number >= 0"):
+        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.0.epochs=-1")), tmp_path / "r")
+    with pytest.raises(TrainError, match="exceeds the model's sequence_len"):
+        train(compose_config(overrides(tmp_path, "logger=none", "train.sequence_len=4096")), tmp_path / "r")
+
+
+def test_multirun_cli_four_runs(tmp_path):
+    for ident in ("lanbot", "sage"):
+        make_data_folder(tmp_path / "data" / ident, per_type=12, name=ident)
+    cmd = [sys.executable, "-m", "lanbot.train", "-m", "stage=mid", "model=tiny", "mix=default,no_identity",
+           "identity=lanbot,sage", *overrides(tmp_path, "train.max_steps=2", "logger=none")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    metas = list((tmp_path / "checkpoints").glob("*/*/tiny/mid/meta.json"))
+    assert len(metas) == 4
+    assert len(list((tmp_path / "multirun").rglob("metrics.jsonl"))) == 4
+
+
+def test_slurm_launcher_composes():
+    cfg = compose_config(["hydra/launcher=slurm"])
+    assert cfg.stage == "mid" and cfg.train.init_from == "scratch"

@@ -1,0 +1,240 @@
+"""lanbot.upload against a loopback Hub (tests/hub_server.py) that huggingface_hub really talks HTTP to."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import yaml
+from hub_fixtures import CONVERSATIONS, write_checkpoint, write_data_folder
+from hub_server import HubServer
+
+from lanbot.config import compose_config
+from lanbot.hub import HubError
+from lanbot.upload import RECORD_FILE, UploadError, upload
+
+TOKEN = "hf_TestSecretToken0123456789"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """No real login: HF_HOME and the token file in tmp, cwd in tmp (no .env), token in HF_TOKEN."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def hub(env, monkeypatch):
+    with HubServer(token=TOKEN) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def _cfg(root: Path, *overrides: str):
+    return compose_config(["identity=sage", f"paths.root={root}", "logger=none", *overrides])
+
+
+def _card(repo) -> tuple[dict, str]:
+    text = repo.files["README.md"].decode()
+    _, front, body = text.split("---\n", 2)
+    return yaml.safe_load(front), body
+
+
+def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
+    data = write_data_folder(env / "out" / "data" / "sage")
+    run_dir = env / "run"
+    run_dir.mkdir()
+    cfg = _cfg(env / "out", "upload.repo_id=tester/sage-data", "upload.license=cc-by-4.0")
+    result = upload(cfg, run_dir)
+
+    assert [r.path for r in hub.requests] == [
+        "/api/repos/create",
+        "/api/validate-yaml",
+        "/api/datasets/tester/sage-data/preupload/main",
+        "/api/datasets/tester/sage-data/commit/main",
+    ]
+    assert json.loads(hub.requests[0].body) == {
+        "name": "sage-data", "organization": "tester", "visibility": "private", "type": "dataset",
+    }
+    repo = hub.repo("dataset", "tester/sage-data")
+    assert repo.private is True and len(repo.commits) == 1
+    expected = ["identity_conversations.jsonl", "tool_use_conversations.jsonl", "reasoning_conversations.jsonl",
+                "all_conversations.jsonl", "stats.json"]
+    assert sorted(repo.files) == sorted([*expected, "README.md"])
+    for name in expected:
+        assert repo.files[name] == (data / name).read_bytes(), name
+
+    meta, body = _card(repo)
+    assert meta["license"] == "cc-by-4.0"
+    assert meta["language"] == ["en", "es"] and meta["size_categories"] == ["n<1K"]
+    for text in ("Sage", "Your Company", "a patient teacher who loves explaining things",
+                 "uses analogies from cooking and gardening", "better at explaining than doing",
+                 "| `identity_conversations.jsonl` | identity | 3 |", "| `tool_use_conversations.jsonl` | tool_use | 2 |",
+                 "| `all_conversations.jsonl` | every type, interleaved | 6 |",
+                 "generator backend: `openrouter`", "generator model: `google/gemini-2.5-flash`",
+                 "personas: `builtin`", "| distinct_2 | 0.8123 |", "| duplicates_dropped | 4 |"):
+        assert text in body, text
+
+    # the card's own loading recipe works (the hf:// path pointed at the file that was pushed)
+    code = body.split("```python\n", 1)[1].split("```", 1)[0]
+    local = env / "pushed_all.jsonl"
+    local.write_bytes(repo.files["all_conversations.jsonl"])
+    scope: dict = {}
+    exec(code.replace("hf://datasets/tester/sage-data/all_conversations.jsonl", str(local)), scope)
+    assert scope["conversations"] == [c for k in ("identity", "tool_use", "reasoning") for c in CONVERSATIONS[k]]
+
+    record = json.loads((run_dir / RECORD_FILE).read_text())
+    assert record["commit"] == repo.commits[0]["oid"] == result["commit"]
+    assert record["repo_type"] == "dataset" and "README.md" in record["files"]
+    assert "uploaded 6 files" in capsys.readouterr().out
+
+
+def test_token_only_in_the_authorization_header_and_in_no_file(hub, env):
+    write_data_folder(env / "out" / "data" / "sage")
+    upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    assert hub.requests
+    for request in hub.requests:
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        assert TOKEN not in request.body.decode(errors="replace")
+        others = {k: v for k, v in request.headers.items() if k != "authorization"}
+        assert TOKEN not in json.dumps(others)
+    for content in hub.repo("dataset", "tester/sage-data").files.values():
+        assert TOKEN.encode() not in content
+    for path in env.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_dry_run_lists_and_sends_nothing(hub, env, monkeypatch, capsys):
+    write_data_folder(env / "out" / "data" / "sage")
+    monkeypatch.delenv("HF_TOKEN")  # a dry run needs no token
+    result = upload(_cfg(env / "out", "upload.repo_id=tester/sage-data", "upload.dry_run=true"), env / "run")
+    out = capsys.readouterr().out
+    assert result["dry_run"] is True
+    assert hub.requests == [] and hub.repos == {}
+    assert not (env / "run" / RECORD_FILE).exists()
+    assert "dataset repo tester/sage-data (private)" in out and "dry run: nothing was sent" in out
+    for name in ("identity_conversations.jsonl", "all_conversations.jsonl", "stats.json", "README.md"):
+        assert name in out
+
+
+def test_checkpoint_upload_with_model_card(hub, env):
+    ckpt = write_checkpoint(env / "out" / "checkpoints" / "sage" / "default" / "tiny" / "sft", env / "trainrun")
+    upload(_cfg(env / "out", "upload.what=checkpoint", "upload.repo_id=tester/sage-tiny",
+                "upload.private=false"), env / "run")
+    repo = hub.repo("model", "tester/sage-tiny")
+    assert repo.private is False
+    assert sorted(repo.files) == ["README.md", "config.yaml", "eval.json", "meta.json", "model.pt", "tokenizer.json"]
+    assert repo.files["model.pt"] == (ckpt / "model.pt").read_bytes()
+    meta, body = _card(repo)
+    assert "lanbot" in meta["tags"] and meta["license"] == "other"
+    for text in ("# Sage", "| n_layer | 2 |", "| n_embd | 128 |", "| val_bpb | 1.032 |", "| step | 120 |",
+                 "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2 | the identity's data folder |",
+                 "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny"):
+        assert text in body, text
+
+
+def test_missing_token_stops_before_anything(hub, env, monkeypatch):
+    write_data_folder(env / "out" / "data" / "sage")
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(HubError, match="hf auth login") as info:
+        upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    assert "HF_TOKEN" in str(info.value)
+    assert hub.requests == []
+
+
+def test_missing_token_cli_exits_non_zero(env, tmp_path):
+    write_data_folder(env / "out" / "data" / "sage")
+    run_env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+    run_env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9", WANDB_MODE="offline")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lanbot.upload", "identity=sage", f"paths.root={env / 'out'}",
+         "upload.repo_id=tester/sage-data"],
+        cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "no Hugging Face token found" in proc.stderr and "hf auth login" in proc.stderr
+
+
+@pytest.mark.parametrize("repo_id", ["sage-data", "a/b/c", "user/bad name", "user/x--y", "user/..", "-user/x", "null"])
+def test_invalid_repo_id(hub, env, repo_id):
+    write_data_folder(env / "out" / "data" / "sage")
+    with pytest.raises(HubError, match="invalid upload.repo_id"):
+        upload(_cfg(env / "out", f"upload.repo_id='{repo_id}'"), env / "run")
+    assert hub.requests == []
+
+
+def test_repo_id_not_set(hub, env):
+    write_data_folder(env / "out" / "data" / "sage")
+    with pytest.raises(HubError, match="upload.repo_id is not set"):
+        upload(_cfg(env / "out"), env / "run")
+
+
+def test_missing_data_folder(hub, env):
+    with pytest.raises(UploadError, match=r"no data folder at .*lanbot.generate identity=sage"):
+        upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    assert hub.requests == []
+
+
+def test_unfinished_data_folder_and_bad_line(hub, env):
+    data = write_data_folder(env / "out" / "data" / "sage")
+    (data / "stats.json").unlink()
+    with pytest.raises(UploadError, match="has no stats.json"):
+        upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    write_data_folder(data)
+    with open(data / "identity_conversations.jsonl", "a") as f:
+        f.write('[{"role": "user", "content": "torn\n')
+    with pytest.raises(UploadError, match=r"identity_conversations.jsonl:4: not valid JSON"):
+        upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    assert hub.requests == []
+
+
+def test_checkpoint_without_tokenizer(hub, env):
+    ckpt = write_checkpoint(env / "ckpt", env / "trainrun", with_tokenizer=False)
+    with pytest.raises(UploadError, match="tokenizer.json missing"):
+        upload(_cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}",
+                    "upload.repo_id=tester/sage-tiny"), env / "run")
+    assert hub.requests == [] and not (env / "run" / RECORD_FILE).exists()
+
+
+def test_failed_commit_leaves_nothing_claimed(env, monkeypatch):
+    write_data_folder(env / "out" / "data" / "sage")
+    with HubServer(token=TOKEN, fail_commit=True) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        with pytest.raises(HubError, match="nothing was committed"):
+            upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+        assert server.repo("dataset", "tester/sage-data").files == {}
+    assert not (env / "run" / RECORD_FILE).exists()
+
+
+def test_rejected_token_and_existing_repo(hub, env, monkeypatch):
+    write_data_folder(env / "out" / "data" / "sage")
+    cfg = _cfg(env / "out", "upload.repo_id=tester/sage-data")
+    upload(cfg, None)
+    upload(cfg, None)  # the repo exists (409): exist_ok, a second commit
+    assert len(hub.repo("dataset", "tester/sage-data").commits) == 2
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    with pytest.raises(HubError, match="refused the token"):
+        upload(cfg, None)
+
+
+def test_offline_or_unreachable_hub(env, monkeypatch):
+    write_data_folder(env / "out" / "data" / "sage")
+    cfg = _cfg(env / "out", "upload.repo_id=tester/sage-data")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(HubError, match="cannot reach the Hub at http://127.0.0.1:9.*nothing was committed"):
+        upload(cfg, env / "run")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE is set: an upload needs the network"):
+        upload(cfg, env / "run")
+    assert not (env / "run" / RECORD_FILE).exists()
