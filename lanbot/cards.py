@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lanbot.identity import ModelIdentity
+from lanbot.identity import ModelIdentity, slug
 
 
 def _front_matter(meta: dict[str, Any]) -> str:
@@ -65,8 +65,10 @@ def _figures_table(title: str, figures: dict[str, Any]) -> list[str]:
     return [title, "", "| figure | value |", "| --- | --- |", *(f"| {k} | {_figure(v)} |" for k, v in rows), ""]
 
 
-def _mix_section(mix: dict[str, Any]) -> list[str]:
-    """The run's data mix: one row per source of each stage (a source is a type name or a dict)."""
+def _mix_section(mix: dict[str, Any], data_source: str | None = None) -> list[str]:
+    """The run's data mix: one row per source of each stage (a source is a type name or a dict); a generated
+    type came from the identity's data folder, or from the dataset repo `data_source` (data.from_hub)."""
+    own = f"dataset repo `{data_source}`" if data_source else "the identity's data folder"
     rows = []
     for stage, sources in mix.items():
         if not isinstance(sources, list):
@@ -74,12 +76,50 @@ def _mix_section(mix: dict[str, Any]) -> list[str]:
         for source in sources:
             entry = source if isinstance(source, dict) else {"name": source}
             amount = ", ".join(f"{k} {entry[k]}" for k in ("epochs", "weight", "limit") if entry.get(k) is not None)
-            origin = entry.get("hf") or entry.get("path") or "the identity's data folder"
+            origin = entry.get("hf") or entry.get("path") or own
             rows.append(f"| {stage} | {entry.get('name', '?')} | {amount or '-'} | {origin} |")
     if not rows:
         return _figures_table("## Data mix", mix)
     title = f"## Data mix `{mix.get('name', '?')}`"
     return [title, "", "| stage | source | amount | from |", "| --- | --- | --- | --- |", *rows, ""]
+
+
+# stats.json's diversity figures, in the card's order, with what each one says
+DIVERSITY = (
+    ("total", "conversations"),
+    ("distinct_1", "distinct words / words in the assistant's replies"),
+    ("distinct_2", "distinct word pairs / word pairs in those replies"),
+    ("unique_first_replies", "share of conversations whose first reply is unique"),
+    ("multi_turn_share", "share with more than one exchange"),
+    ("personas_used", "distinct user personas"),
+    ("phrasings_used", "distinct question phrasings"),
+    ("languages", "conversations per language"),
+    ("openings", "conversations per opening style"),
+    ("duplicates_dropped", "duplicates dropped while generating"),
+    ("invalid_dropped", "invalid conversations dropped"),
+)
+
+
+def _diversity_section(stats: dict[str, Any]) -> list[str]:
+    """The diversity figures of stats.json as one table (per-type dicts summed, count dicts inlined);
+    every figure of a stats.json of another shape when none of the known ones is there."""
+    rows = []
+    for key, meaning in DIVERSITY:
+        value = stats.get(key)
+        if isinstance(value, dict) and key.endswith("_dropped"):
+            value = sum(v for v in value.values() if isinstance(v, (int, float)))
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in sorted(value.items(), key=lambda kv: -kv[1]))
+        if value not in (None, ""):
+            rows.append(f"| {key} | {_figure(value)} | {meaning} |")
+    chars = stats.get("assistant_chars")
+    if isinstance(chars, dict) and "mean" in chars:
+        rows.append(f"| assistant_chars | mean {_figure(chars['mean'])}, median {_figure(chars.get('p50'))} | "
+                    "length of the assistant's replies in characters |")
+    if not rows:
+        return _figures_table("## Diversity and generation figures (stats.json)", stats)
+    return ["## Diversity (stats.json)", "", "| figure | value | what it says |", "| --- | --- | --- |", *rows, "",
+            "Every other figure (per type, lengths, attempts) is in `stats.json` beside the data.", ""]
 
 
 def _pick(stats: dict, *keys: str) -> Any:
@@ -144,7 +184,7 @@ def dataset_card(
         f"- personas: `{personas or 'not recorded in stats.json'}`",
         "- every calculator result was computed by lanbot's own calculator, whoever wrote the conversation",
         "",
-        *_figures_table("## Diversity and generation figures (stats.json)", stats),
+        *_diversity_section(stats),
         "## Format",
         "",
         "One conversation per line: a JSON list of messages `{\"role\", \"content\"}`, user first, roles "
@@ -165,8 +205,8 @@ def dataset_card(
         'conversations = [json.loads(line) for line in rows["text"]]',
         "```",
         "",
-        "or train on it with lanbot directly: `python -m lanbot.train stage=sft "
-        f"identity=<name> data.from_hub={repo_id}`.",
+        "or train on it with lanbot directly: `python -m lanbot.train stage=mid "
+        f"identity={slug(identity.name)} data.from_hub={repo_id}` (then `stage=sft` with the same overrides).",
         "",
         "## Licence",
         "",
@@ -184,9 +224,10 @@ def model_card(
     mix: dict[str, Any] | None,
     scores: dict[str, Any] | None,
     license: str,
+    data_source: str | None = None,
 ) -> str:
     """README.md of a model repo from the checkpoint's meta.json (with the run's summary figures merged in),
-    its run's mix and eval.json scores."""
+    its run's mix and eval.json scores; `data_source` is the run's data.from_hub, if it trained on one."""
     shape = meta.get("model_config") or {}
     front: dict[str, Any] = {
         "license": license,
@@ -210,7 +251,7 @@ def model_card(
         "| --- | --- |",
         *(f"| {k} | {v} |" for k, v in shape.items()),
         "",
-        *_mix_section(mix or {}),
+        *_mix_section(mix or {}, data_source),
         *_figures_table("## Training figures", training),
         *(
             _figures_table("## Evaluation (eval.json)", scores)
@@ -225,7 +266,7 @@ def model_card(
         "## Using it",
         "",
         "```bash",
-        f"python -m lanbot.train stage=sft identity=<name> train.init_from=hf://{repo_id}",
+        f"python -m lanbot.train stage=sft identity={slug(identity.name)} train.init_from=hf://{repo_id}",
         "```",
         "",
         "or in Python: `lanbot.checkpoint.load_checkpoint(lanbot.hub.download_checkpoint("

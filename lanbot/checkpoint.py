@@ -1,12 +1,14 @@
 """Checkpoints: save atomically (temp folder + rename), load, and find them by identity, mix, model, stage.
 
 A checkpoint folder `<paths.checkpoints>/<identity slug>/<mix>/<model>/<stage>/` holds model.pt,
-optimizer.pt, tokenizer.json, config.yaml (the resolved config) and meta.json. A failed or killed save
-leaves the last good checkpoint as it was.
+optimizer.pt, tokenizer.json, config.yaml (the resolved config) and meta.json. meta.json records the
+tokenizer's sha256 and the checkpoint whose run trained it (`tokenizer_from`), so that a model is never
+loaded with another checkpoint's tokenizer. A failed or killed save leaves the last good checkpoint as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lanbot.identity import slug
 from lanbot.model import GPT, GPTConfig
+from lanbot.tokenizer import FILE_NAME as TOKENIZER_FILE
 from lanbot.tokenizer import Tokenizer
 
 META_FILE = "meta.json"
@@ -25,6 +28,10 @@ META_FILE = "meta.json"
 
 class CheckpointError(FileNotFoundError):
     """A checkpoint that is missing or unreadable: the message names the command that makes it."""
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint that belongs to another identity, or whose tokenizer is not the one its model learned."""
 
 
 def checkpoint_dir(cfg: DictConfig, stage: str | None = None) -> Path:
@@ -36,6 +43,16 @@ def checkpoint_dir(cfg: DictConfig, stage: str | None = None) -> Path:
 def train_command(cfg: DictConfig, stage: str) -> str:
     return (f"python -m lanbot.train stage={stage} identity={slug(cfg.identity.name)} "
             f"mix={cfg.mix.name} model={cfg.model.name}")
+
+
+def checkpoint_name(directory: str | Path) -> str:
+    """`<identity>/<mix>/<model>/<stage>`: the last four parts of a checkpoint folder, as people name it."""
+    return "/".join(Path(directory).parts[-4:])
+
+
+def tokenizer_sha256(directory: str | Path) -> str:
+    """The sha256 of `<directory>/tokenizer.json`."""
+    return hashlib.sha256((Path(directory) / TOKENIZER_FILE).read_bytes()).hexdigest()
 
 
 def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -54,7 +71,9 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     tokenizer.save(tmp)
     (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
-    full_meta = {**meta, "model_config": dict(vars(model.config))}
+    full_meta = {**meta, "model_config": dict(vars(model.config)), "tokenizer_sha256": tokenizer_sha256(tmp)}
+    if not full_meta.get("tokenizer_from"):  # a scratch run trained it; later stages inherit the name
+        full_meta["tokenizer_from"] = checkpoint_name(directory)
     (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str), encoding="utf-8")
     if directory.exists():
         directory.rename(old)
@@ -91,7 +110,26 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     model = GPT(GPTConfig(**meta["model_config"]))
     model.load_state_dict(torch.load(directory / "model.pt", map_location=device, weights_only=True))
     model.to(device).eval()
-    return model, Tokenizer.load(directory), meta
+    tokenizer = Tokenizer.load(directory)
+    check_tokenizer(directory, tokenizer, model, meta)
+    return model, tokenizer, meta
+
+
+def check_tokenizer(directory: Path, tokenizer: Tokenizer, model: GPT, meta: dict) -> None:
+    """Refuse a tokenizer.json that is not the one the model was trained with, naming both."""
+    file = directory / TOKENIZER_FILE
+    vocab = model.config.vocab_size
+    if tokenizer.vocab_size > vocab:
+        raise CheckpointMismatch(
+            f"{file} has {tokenizer.vocab_size} tokens but the model in {directory / 'model.pt'} has only {vocab}: "
+            "the tokenizer belongs to another checkpoint; restore this checkpoint's own tokenizer.json")
+    recorded, actual = meta.get("tokenizer_sha256"), tokenizer_sha256(directory)
+    if recorded and recorded != actual:
+        origin = meta.get("tokenizer_from") or checkpoint_name(directory)
+        raise CheckpointMismatch(
+            f"{file} is tokenizer sha256:{actual[:12]}, not the tokenizer the model was trained with: meta.json "
+            f"records sha256:{recorded[:12]} (trained by the {origin} run). Restore that tokenizer.json, or train "
+            "a model with this tokenizer")
 
 
 def find_checkpoint(cfg: DictConfig, stage: str = "sft") -> Path:

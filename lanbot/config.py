@@ -5,6 +5,7 @@ Apps use `@hydra.main(config_path=CONFIG_PATH, ...)`; tests and tools call `comp
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -14,6 +15,19 @@ import lanbot.identity  # noqa: F401  (registers the identity schema and the `sl
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_PATH = str(CONF_DIR)
+MAX_DIRNAME = 120  # a sweep job's folder name stays well under the 255 bytes a file name may have
+
+
+def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
+    """`name` if short enough, else its head and a digest of the whole (the `dirname` resolver of sweep folders)."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    return name.encode("utf-8")[: limit - 9].decode("utf-8", "ignore") + "~" + digest
+
+
+if not OmegaConf.has_resolver("dirname"):
+    OmegaConf.register_new_resolver("dirname", short_dirname)
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:

@@ -158,9 +158,12 @@ def training_data_dir(cfg: DictConfig) -> Path:
     """The folder the identity's data was trained from: the hub copy when `data.from_hub` is set."""
     data = cfg.get("data")
     if data is not None and data.get("from_hub"):
-        from lanbot.hub import download_data
+        from lanbot.hub import HubError, download_data
 
-        return Path(download_data(str(data.from_hub)))
+        try:
+            return Path(download_data(str(data.from_hub)))
+        except HubError as exc:
+            raise EvaluationError(f"data.from_hub={data.from_hub}: {exc}") from None
     return Path(cfg.paths.data_dir)
 
 

@@ -31,7 +31,7 @@ from lanbot.generation.datafolder import DataFolder, DataFolderError
 from lanbot.generation.personas import PersonaError, load_personas
 from lanbot.generation.report import SAMPLES_PER_TYPE, log_to_tracker, print_summary, sample_rows
 from lanbot.generation.stats import compute_stats
-from lanbot.identity import ModelIdentity, to_identity
+from lanbot.identity import IdentityError, ModelIdentity, to_identity
 from lanbot.tracking import Tracker
 
 PROGRESS_EVERY = 250  # conversations between progress-bar updates: the bar must not slow the writer
@@ -53,6 +53,11 @@ def plan_targets(data: DictConfig) -> dict[str, int]:
     if not types:
         raise GenerationError(f"data.types is empty; select at least one of {', '.join(TYPES)}.")
     counts = dict(data.get("counts") or {})
+    unknown = [t for t in counts if t not in TYPES]
+    if unknown:
+        raise GenerationError(
+            f"data.counts has unknown type(s) {', '.join(map(repr, unknown))}; the types are {', '.join(TYPES)}."
+        )
     targets = {}
     for kind in dict.fromkeys(types):
         value, where = (data.count, "data.count") if data.get("count") is not None else (
@@ -117,22 +122,34 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
     identity = to_identity(cfg.identity)
     preset = preset or cfg.data.get("name") or "custom"
     targets = plan_targets(cfg.data)  # every check before anything is written or removed
+    if cfg.backend.name != "template":  # a missing API key stops the run before any folder, dataset or wandb run
+        from lanbot.generation.llm import LLMGenerationError, require_key
+
+        try:
+            require_key(cfg.backend)
+        except LLMGenerationError as exc:
+            raise GenerationError(str(exc)) from None
     folder_root = Path(cfg.paths.data_dir)
-    with DataFolder(folder_root, list(targets), overwrite=bool(cfg.data.get("overwrite"))) as folder:
+    overwrite = bool(cfg.data.get("overwrite"))
+    # overwrite empties the folder: load the personas first, so a bad persona source loses nothing
+    personas = load_personas(cfg.personas, int(cfg.seed), sum(targets.values())) if overwrite else None
+    with DataFolder(folder_root, list(targets), overwrite=overwrite) as folder:
         resumed = {k: folder.count(k) for k in targets}
         missing = {k: max(0, n - resumed[k]) for k, n in targets.items()}
-        personas = load_personas(cfg.personas, int(cfg.seed), sum(missing.values()))
+        if personas is None:
+            personas = load_personas(cfg.personas, int(cfg.seed), sum(missing.values()))
         tracker = Tracker(cfg, run_dir, job_type="generate", name=f"generate-{identity.slug}-{preset}",
                           tags=[identity.slug, str(preset)])
         wandb_dir = tracker.wandb_dir
         try:
             figures = _write(cfg, identity, personas, folder, missing, tracker, console)
+            invalid = figures.pop("invalid", {})  # {type: invalid conversations dropped}
             combined = folder.finalize()
             extra = {
                 "identity": identity.name, "identity_slug": identity.slug, "preset": preset,
                 "targets": targets, "resumed_from": resumed,
                 "duplicates_dropped": {k: folder.duplicates(k) for k in targets},
-                "invalid_dropped": {k: figures.pop("invalid", {}).get(k, 0) for k in targets},
+                "invalid_dropped": {k: invalid.get(k, 0) for k in targets},
                 "seconds": round(time.perf_counter() - start, 3),
                 "backend": str(cfg.backend.name), "model": str(cfg.backend.get("model")),
                 "personas_source": str(cfg.personas.get("source")), "seed": int(cfg.seed),
@@ -173,6 +190,13 @@ def run(cfg: DictConfig) -> None:
         generate(cfg, hydra_cfg.runtime.output_dir, hydra_cfg.runtime.choices.get("data"))
     except (GenerationError, DataFolderError, PersonaError) as exc:
         _fail(f"lanbot.generate: {exc}", 1)
+    except IdentityError as exc:  # an identity file without `defaults: [identity_schema, _self_]`
+        name = hydra_cfg.runtime.choices.get("identity")
+        dirs = [Path(s.path) for s in hydra_cfg.runtime.config_sources if s.schema == "file"]
+        path = next((d / "identity" / f"{name}.yaml" for d in dirs if (d / "identity" / f"{name}.yaml").exists()),
+                    Path("conf") / "identity" / f"{name}.yaml")
+        _fail(f"lanbot.generate: {path}: {exc}. Start the file as conf/identity/yourbot.yaml does "
+              f"(defaults: [identity_schema, _self_]); the identity fields are: {_identity_fields()}.", 2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,6 +221,13 @@ def explain_config_error(exc: BaseException, argv: list[str]) -> str | None:
 
     text = str(exc).strip()
     config_dirs = [Path(d) for d in _config_dirs(argv)] + [CONF_DIR]
+    bad_yaml = _yaml_error(exc)
+    if bad_yaml is not None:
+        mark = getattr(bad_yaml, "context_mark", None) or getattr(bad_yaml, "problem_mark", None)
+        where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+        problem = getattr(bad_yaml, "problem", None) or _first_line(str(bad_yaml))
+        return (f"lanbot.generate: {where}: not valid YAML ({problem}). Fix that line; "
+                "conf/identity/yourbot.yaml shows the form (lists as `- item` lines or [a, b]).")
     missing = re.search(r"Could not find '(\w+)/([^']+)'", text)
     if missing:
         group, name = missing.groups()
@@ -211,10 +242,10 @@ def explain_config_error(exc: BaseException, argv: list[str]) -> str | None:
         files = [d / group / f"{name}.yaml" for d in config_dirs if (d / group / f"{name}.yaml").exists()]
         path = files[0] if files else Path("conf") / group / f"{name}.yaml"
         field = re.search(r"full_key: ([\w.]+)", detail)
-        fields = (" The identity fields are: " + ", ".join(ModelIdentity.__dataclass_fields__) + "."
-                  if group == "identity" else "")
-        return (f"lanbot.generate: {path}: bad field {field.group(1) if field else '?'}: {_first_line(detail)}. "
-                f"Fix or remove that line of {path}.{fields}")
+        fields = f" The identity fields are: {_identity_fields()}." if group == "identity" else ""
+        hint = " (it must be a list: `- item` lines or [a, b])" if "is not a ListConfig" in detail else ""
+        return (f"lanbot.generate: {path}: bad field {field.group(1) if field else '?'}: "
+                f"{_first_line(detail).rstrip('.')}{hint}. Fix or remove that line of {path}.{fields}")
     if isinstance(exc, OSError):
         return (f"lanbot.generate: cannot create the run folder: {exc.strerror or exc} ({exc.filename}). "
                 "Point paths.root (or hydra.run.dir) at a folder you can write.")
@@ -222,6 +253,22 @@ def explain_config_error(exc: BaseException, argv: list[str]) -> str | None:
         cause = f": {_first_line(str(exc.__cause__))}" if exc.__cause__ else ""
         return f"lanbot.generate: config error: {_first_line(text)}{cause}"
     return None
+
+
+def _yaml_error(exc: BaseException | None) -> BaseException | None:
+    """The YAML syntax error behind `exc` (Hydra raises or wraps it), if there is one."""
+    import yaml
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, yaml.YAMLError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _identity_fields() -> str:
+    return ", ".join(ModelIdentity.__dataclass_fields__)
 
 
 def _first_line(text: str) -> str:

@@ -11,27 +11,38 @@ Environment read at call time: HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CAC
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import re
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, get_token, snapshot_download
-from huggingface_hub.errors import (
+from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors not before 0.25
     HfHubHTTPError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 
-try:  # huggingface_hub 2.x speaks through httpx2; these are its no-connection / timeout errors
-    from httpx2 import HTTPError as TransportError
-except ImportError:  # older huggingface_hub
-    TransportError = OSError  # type: ignore[misc,assignment]
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """No-connection / timeout errors of every HTTP client huggingface_hub has used, whichever are installed:
+    requests (0.x), httpx (1.x), httpx2 (2.x)."""
+    found: list[type[BaseException]] = []
+    for module, name in (("requests", "RequestException"), ("httpx", "HTTPError"), ("httpx2", "HTTPError")):
+        with contextlib.suppress(ImportError, AttributeError):
+            found.append(getattr(importlib.import_module(module), name))
+    return tuple(found) or (OSError,)
+
+
+TransportError = _transport_errors()
 
 # namespace/name: letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters (the Hub's rules)
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 LOGIN_HELP = (
-    "log in once with `hf auth login` (the token is kept by huggingface_hub), or set HF_TOKEN=hf_... "
+    "log in once with `hf auth login` (`huggingface-cli login` with huggingface_hub < 0.34; the token is kept "
+    "by huggingface_hub), or set HF_TOKEN=hf_... "
     "in the environment or in .env; make a token with write access at https://huggingface.co/settings/tokens"
 )
 CHECKPOINT_FILES = ("model.pt", "tokenizer.json")  # what a checkpoint cannot do without
@@ -153,7 +164,10 @@ def download_checkpoint(uri: str) -> Path:
 
 
 def download_data(repo_id: str, revision: str | None = None) -> Path:
-    """The data folder pushed with `lanbot.upload`, from the dataset repo `user/repo`."""
+    """The data folder pushed with `lanbot.upload`, from the dataset repo `user/repo` (or `user/repo@revision`,
+    as `data.from_hub` may give it)."""
+    if revision is None and "@" in str(repo_id):
+        repo_id, revision = parse_hf_uri(f"hf://{repo_id}")
     folder = snapshot(repo_id, "dataset", revision)
     if not any(folder.glob("*_conversations.jsonl")):
         raise HubError(

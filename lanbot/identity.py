@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 @dataclass
@@ -46,10 +47,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
 
 
-def to_identity(node: DictConfig | dict) -> ModelIdentity:
-    """The identity node of a composed config as a plain ModelIdentity."""
-    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    return ModelIdentity(**data)
+class IdentityError(ValueError):
+    """An identity that does not fit the schema; the message names the field."""
+
+
+def to_identity(node: DictConfig | ListConfig | dict) -> ModelIdentity:
+    """The identity node of a composed config as a plain ModelIdentity, checked against the schema.
+
+    Files in conf/identity/ are checked by Hydra already; this also catches one that left out
+    `defaults: [identity_schema, _self_]`, and raises IdentityError naming the bad field.
+    """
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
+    if not isinstance(data, dict):
+        raise IdentityError(f"the identity must be a mapping of fields (name: ..., creator: ...), not {data!r}")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelIdentity), data))
+    except OmegaConfBaseException as exc:
+        raise IdentityError(f"bad field identity.{exc.full_key}: {str(exc).splitlines()[0].rstrip('.')}") from None
 
 
 def register() -> None:

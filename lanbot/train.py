@@ -26,10 +26,13 @@ import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot import checkpoint as ckpt
 from lanbot.config import CONFIG_PATH
 from lanbot.device import Runtime, autocast, init_distributed, shutdown_distributed
+from lanbot.evaluate import EvaluationError, evaluate_run
 from lanbot.identity import slug
 from lanbot.mix import MixError, SourceData, conversation_text, load_mix, mixture
 from lanbot.model import GPT, GPTConfig
 from lanbot.packing import pack_rows, render_all, shuffled_rows, to_batch
+from lanbot.probes import ProbeError
+from lanbot.secrets import MissingKeyError
 from lanbot.tokenizer import Tokenizer
 
 
@@ -40,9 +43,12 @@ class TrainError(RuntimeError):
 def data_folder(cfg: DictConfig) -> Path:
     """The identity's data folder, or the hub copy when `data.from_hub` is set."""
     if cfg.get("data") is not None and cfg.data.get("from_hub"):
-        from lanbot.hub import download_data
+        from lanbot.hub import HubError, download_data
 
-        return Path(download_data(cfg.data.from_hub))
+        try:
+            return Path(download_data(cfg.data.from_hub))
+        except HubError as exc:
+            raise TrainError(f"data.from_hub={cfg.data.from_hub}: {exc}") from None
     return Path(cfg.paths.data_dir)
 
 
@@ -68,14 +74,22 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
 
             tok = Tokenizer(HFTokenizer.from_str(blob[0]))
         fields = {k: cfg.model[k] for k in ("sequence_len", "n_layer", "n_head", "n_kv_head", "n_embd")}
-        model = GPT(GPTConfig(vocab_size=max(int(cfg.model.vocab_size), tok.vocab_size), **fields))
+        try:
+            config = GPTConfig(vocab_size=max(int(cfg.model.vocab_size), tok.vocab_size), **fields)
+        except ValueError as exc:
+            raise TrainError(f"model={cfg.model.name}: {exc} (fix conf/model/{cfg.model.name}.yaml or the "
+                             "model.* overrides)") from None
+        model = GPT(config)
         torch.manual_seed(int(cfg.seed))
         model.init_weights()
         return model, tok, None
     if str(init).startswith("hf://"):
-        from lanbot.hub import download_checkpoint
+        from lanbot.hub import HubError, download_checkpoint
 
-        init = str(download_checkpoint(init))
+        try:
+            init = str(download_checkpoint(init))
+        except HubError as exc:
+            raise TrainError(f"train.init_from={init}: {exc}") from None
     model, tok, meta = ckpt.load_checkpoint(init, "cpu")
     model.train()
     return model, tok, meta
@@ -147,7 +161,10 @@ def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Te
 def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary."""
     stage, t = str(cfg.stage), cfg.train
-    rt = init_distributed(str(t.device))
+    try:
+        rt = init_distributed(str(t.device))
+    except (RuntimeError, ValueError) as exc:  # an unavailable or unknown train.device
+        raise TrainError(str(exc)) from None
     start = time.time()
     out_dir = ckpt.checkpoint_dir(cfg, stage)
     meta = ckpt.read_meta(out_dir)
@@ -159,7 +176,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.get('step')}): "
                              "pass train.overwrite=true to train it again")
     sources = load_mix(cfg, stage, data_folder(cfg))
-    model, tok, _ = initial_state(cfg, sources, rt) if resume_from is None else ckpt.load_checkpoint(resume_from)
+    model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
+                               else ckpt.load_checkpoint(resume_from))
     seq = int(t.sequence_len or model.config.sequence_len)
     if seq > model.config.sequence_len:
         raise TrainError(f"train.sequence_len={seq} exceeds the model's sequence_len {model.config.sequence_len}")
@@ -225,6 +243,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, {
                 "step": step, "stage": stage, "finished": finished, "identity": cfg.identity.name,
                 "identity_slug": slug(cfg.identity.name), "mix": cfg.mix.name, "model": cfg.model.name,
+                "tokenizer_from": (source_meta or {}).get("tokenizer_from"),
                 "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"),
                 "val_losses": {k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, "run_dir": str(run_dir)})
         if rt.ddp:
@@ -274,16 +293,14 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     if tracker is not None:
         tracker.summary(summary)
         if t.eval_at_end:
-            try:
-                from lanbot.evaluate import evaluate_run
-            except ModuleNotFoundError as exc:
-                if exc.name != "lanbot.evaluate":
-                    raise
-                print("[train] lanbot.evaluate is not installed yet: skipping the evaluation at the end")
-            else:
-                summary.update(evaluate_run(cfg, out_dir, run_dir, tracker))
+            summary.update(evaluate_run(cfg, out_dir, run_dir, tracker))
         tracker.finish()
     return summary
+
+
+# What a user can cause and fix (the message says how): one line on stderr and exit code 2, no traceback.
+EXPECTED_ERRORS = (TrainError, MixError, ckpt.CheckpointError, ckpt.CheckpointMismatch, ProbeError, EvaluationError,
+                   MissingKeyError)
 
 
 class _null:
@@ -304,7 +321,7 @@ def main(cfg: DictConfig) -> None:
         group = "-".join(Path(hc.sweep.dir).parts[-2:])
     try:
         train(cfg, Path(hc.runtime.output_dir), group)
-    except (TrainError, MixError, ckpt.CheckpointError) as exc:
+    except EXPECTED_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     finally:

@@ -165,7 +165,8 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     summary_path = _run_file(folder, meta, "summary.json")
     summary = _read_json(summary_path) if summary_path else {}
     figures = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    card = cards.model_card(identity, repo_id, {**figures, **meta}, mix, scores, str(cfg.upload.license))
+    data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
+    card = cards.model_card(identity, repo_id, {**figures, **meta}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
     if cfg.upload.include_optimizer and (folder / "optimizer.pt").is_file():
         files["optimizer.pt"] = folder / "optimizer.pt"

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Set up lanbot from nothing: a virtual environment in .venv with lanbot and its dev tools.
-# Torch: where none is installed yet, the CPU build goes in first (pip takes it from the local
-# wheel cache where there is one), so the open `torch>=2.4` range never pulls a multi-GB CUDA
-# build onto a CPU machine. GPU users install their own torch first and keep it.
+# Torch: where .venv has none yet, a machine with an NVIDIA GPU (nvidia-smi answers) gets PyPI's
+# CUDA build, any other the CPU build (pip takes it from the local wheel cache where there is one),
+# so the open `torch>=2.4` range never pulls a multi-GB CUDA build onto a CPU machine. A torch already
+# in .venv (say, one you installed for your CUDA version) is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+if .venv/bin/python -c "import torch" 2>/dev/null; then
+  :
+elif command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q "torch>=2.4"
+else
   .venv/bin/python -m pip install -q torch==2.13.0 \
     || .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi

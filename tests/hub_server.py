@@ -4,7 +4,10 @@ It speaks what huggingface_hub 2.x sends for `create_repo` and `create_commit` (
 hf_api.py, _commit_api.py): POST /api/repos/create, POST /api/validate-yaml (the README.md metadata
 check), POST /api/{type}s/{repo}/preupload/{rev} (every file answered "regular", so its bytes come inline)
 and POST /api/{type}s/{repo}/commit/{rev} (ndjson: a header line, then one base64 `file` line each).
-It checks the bearer token, keeps each repo's files, and records every request as it arrived.
+For downloads (`snapshot_download`) it serves GET /api/{type}s/{repo}/revision/{rev} (repo info: the commit
+sha), GET /api/{type}s/{repo}/tree/{rev} (the file list) and HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}
+(X-Repo-Commit and ETag headers, then the bytes); a private repo answers only the right token.
+It checks the bearer token, keeps each repo's files per commit, and records every request as it arrived.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import yaml
 
 _REPO_API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(preupload|commit)/([^/?]+)")
+_INFO_API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(revision|tree)/([^/?]+)")
+_RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)")
+EMPTY_COMMIT = "0" * 40  # the first commit of a new repo (the Hub's holds .gitattributes; this one nothing)
 
 
 @dataclass
@@ -36,6 +43,16 @@ class Repo:
     private: bool | None
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[dict] = field(default_factory=list)
+    snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit oid -> files at that commit
+    refs: dict[str, str] = field(default_factory=dict)  # branch -> commit oid
+
+    def __post_init__(self) -> None:  # a new repo on the Hub already has a (here empty) first commit on main
+        self.snapshots.setdefault(EMPTY_COMMIT, {})
+        self.refs.setdefault("main", EMPTY_COMMIT)
+
+    def resolve(self, revision: str) -> str | None:
+        """The commit oid of a branch name or of a commit oid; None if unknown."""
+        return self.refs.get(revision) or (revision if revision in self.snapshots else None)
 
 
 class HubServer:
@@ -77,9 +94,51 @@ class HubServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # downloads are not served: recorded, then 404
+            def _error(self, status: int, code: str) -> None:
+                self.send_response(status)
+                self.send_header("X-Error-Code", code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(b"{}")
+
+            def do_GET(self) -> None:
                 hub.requests.append(Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
-                self._reply(404, {"error": "not served by the test hub"})
+                info, resolve = _INFO_API.match(self.path), _RESOLVE.match(self.path)
+                if info:
+                    kind, repo_id, what, revision = info.groups()
+                    repo_type = kind[:-1]
+                elif resolve:
+                    prefix, repo_id, revision, path = resolve.groups()
+                    repo_type = prefix[:-1] if prefix else "model"
+                else:
+                    return self._reply(404, {"error": f"no route {self.path}"})
+                repo = hub.repo(repo_type, repo_id)
+                authorized = self.headers.get("Authorization") == f"Bearer {hub.token}"
+                if repo is None or (repo.private and not authorized):
+                    return self._error(401 if not authorized else 404, "RepoNotFound")
+                oid = repo.resolve(unquote(revision))
+                if oid is None:
+                    return self._error(404, "RevisionNotFound")
+                files = repo.snapshots[oid]
+                if info and what == "revision":
+                    siblings = [{"rfilename": name} for name in sorted(files)]
+                    return self._reply(200, {"id": repo_id, "sha": oid, "private": bool(repo.private),
+                                             "siblings": siblings, "xetEnabled": False})
+                if info:
+                    return self._reply(200, [{"type": "file", "path": name, "size": len(data),
+                                              "oid": hashlib.sha1(data).hexdigest()} for name, data in sorted(files.items())])
+                data = files.get(unquote(path))
+                if data is None:
+                    return self._error(404, "EntryNotFound")
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", oid)
+                self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return None
 
             do_HEAD = do_GET
 
@@ -151,6 +210,8 @@ class HubServer:
                 repo.files = staged  # applied whole, as the Hub does
                 oid = hashlib.sha1(body).hexdigest()
                 repo.commits.append({"oid": oid, "revision": revision, **header["value"]})
+                repo.snapshots[oid] = dict(staged)
+                repo.refs[unquote(revision)] = oid
                 prefix = "" if repo.repo_type == "model" else f"{repo.repo_type}s/"
                 return self._reply(
                     200,

@@ -128,15 +128,20 @@ class LLMServer:
             self._serial += 1
             serial = self._serial
             a, b, c = self._rng.randint(2, 999), self._rng.randint(2, 99), self._rng.randint(2, 50)
-        wrong = kind in ("tool_use", "multi_step_tool", "tool_planning") and self._take("wrong_arithmetic")
+        # Each switch is decided once per answer (not per exchange), so that one unit = one bad answer.
+        tool_kind = kind in ("tool_use", "multi_step_tool", "tool_planning")
+        wrong = tool_kind and self._take("wrong_arithmetic")
+        stray_call = not tool_kind and (self.always_wrong_type_tools or self._take("wrong_type_tools"))
         messages = []
         for turn in range(turns):
             n = serial * 10 + turn
             messages.append({"role": "user", "content": f"Hi! Question {n}: what about {a} and {b}?"})
-            messages.append({"role": "assistant", "parts": self._parts(kind, name, a + turn, b, c, n, wrong and turn == 0)})
+            messages.append({"role": "assistant", "parts": self._parts(
+                kind, name, a + turn, b, c, n, wrong and turn == 0, stray_call and turn == 0)})
         return json.dumps({"messages": messages})
 
-    def _parts(self, kind: str, name: str, a: int, b: int, c: int, n: int, wrong: bool) -> list[dict]:
+    def _parts(self, kind: str, name: str, a: int, b: int, c: int, n: int, wrong: bool,
+               stray_call: bool) -> list[dict]:
         first = a * b
         claim = first + 1 if wrong else first
         if kind == "tool_use":
@@ -155,7 +160,7 @@ class LLMServer:
             "reasoning": f"Step 1: compare {a} and {b}. Step 2: {max(a, b)} is larger (case {n}).",
         }.get(kind, f"Here is a thoughtful answer about {a} and {b}, case {n}.")
         parts = [{"type": "text", "text": text}]
-        if self.always_wrong_type_tools or self._take("wrong_type_tools"):
+        if stray_call:
             parts.append({"type": "calculator", "expression": f"{a} + {b}", "result": str(a + b)})
         return parts
 

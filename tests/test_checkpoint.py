@@ -42,3 +42,23 @@ def test_missing_checkpoint_names_the_train_command(tmp_path):
         ckpt.find_checkpoint(cfg)
     with pytest.raises(ckpt.CheckpointError, match="lanbot.train"):
         ckpt.load_checkpoint(tmp_path / "nothing")
+
+
+def test_another_checkpoints_tokenizer_is_refused_naming_both(tmp_path):
+    cfg = compose_config([f"paths.root={tmp_path}"])
+    model, tok = small()
+    mine = ckpt.save_checkpoint(ckpt.checkpoint_dir(cfg, "mid"), model, None, tok, cfg, {"step": 1, "stage": "mid"})
+    meta = ckpt.read_meta(mine)
+    assert meta["tokenizer_sha256"] == ckpt.tokenizer_sha256(mine) and meta["tokenizer_from"] == "lanbot/default/tiny/mid"
+    # sft inherits the name of the run that trained the tokenizer
+    sft = ckpt.save_checkpoint(ckpt.checkpoint_dir(cfg, "sft"), model, None, tok, cfg,
+                               {"step": 1, "stage": "sft", "tokenizer_from": meta["tokenizer_from"]})
+    assert ckpt.read_meta(sft)["tokenizer_from"] == "lanbot/default/tiny/mid"
+    other = Tokenizer.train(["a quite different text about other things entirely"] * 20, 280)
+    assert other.vocab_size <= model.config.vocab_size  # fits the model: only the digest can tell
+    other.save(sft)
+    with pytest.raises(ckpt.CheckpointMismatch) as info:
+        ckpt.load_checkpoint(sft)
+    message = str(info.value)
+    assert f"sha256:{ckpt.tokenizer_sha256(sft)[:12]}" in message and f"sha256:{meta['tokenizer_sha256'][:12]}" in message
+    assert "lanbot/default/tiny/mid" in message

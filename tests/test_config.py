@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from lanbot.config import CONF_DIR, compose_config
 from lanbot.conversation import TYPES
 from lanbot.generate import GenerationError, plan_targets
-from lanbot.identity import ModelIdentity, to_identity
+from lanbot.identity import IdentityError, ModelIdentity, to_identity
 
 IDENTITIES = sorted(p.stem for p in (CONF_DIR / "identity").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
@@ -94,6 +94,7 @@ def test_one_type_count_and_types_override():
     ("data.types=[identity,chitchat]", r"unknown type\(s\) 'chitchat'; the types are identity, tool_use, "
                                        r"multi_step_tool, no_tool, tool_planning, reasoning"),
     ("data.types=[]", r"data.types is empty"),
+    ("+data.counts.chitchat=5", r"data.counts has unknown type\(s\) 'chitchat'; the types are identity"),
 ])
 def test_bad_counts_and_types_are_clear_errors(override, message):
     with pytest.raises(GenerationError, match=message):
@@ -111,3 +112,15 @@ def test_schema_refuses_unknown_fields_and_wrong_types(override, field):
     with pytest.raises(ConfigCompositionException) as err:
         compose_config([override])
     assert field in str(err.value) + str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"name": "Zed", "nickname": "Z"}, "bad field identity.nickname: Key 'nickname' not in 'ModelIdentity'"),
+    ({"year": "soon"}, "bad field identity.year"),
+    ({"capabilities": "fly"}, "bad field identity.capabilities"),
+    (OmegaConf.create(["a list"]), "must be a mapping of fields"),
+])
+def test_to_identity_checks_the_schema_even_without_hydra(node, message):
+    with pytest.raises(IdentityError, match=message):
+        to_identity(node)
+    assert to_identity({"name": "Zed"}) == ModelIdentity(name="Zed")

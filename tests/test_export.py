@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from hub_fixtures import CONVERSATIONS, write_data_folder
+from rich.console import Console
 
 from lanbot.config import compose_config
+from lanbot.conversation import TYPES
 from lanbot.export.nanochat import ExportError, export_nanochat, report
+from lanbot.generate import generate
 
 
 def customjson_accepts(line: str) -> bool:
@@ -118,3 +122,20 @@ def test_cli(root):
     assert "wrote 3 conversations" in first.stdout and "2 with tool calls left out" in first.stdout
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "export.overwrite=true" in again.stderr
+
+
+def test_generated_folder_every_line_loads_in_customjson(tmp_path, monkeypatch):
+    """A folder that lanbot.generate really wrote, every type, tool calls rendered: each line passes
+    CustomJSON's checks; the file gets the mode a plain open() gives (nanochat may run as another user)."""
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path / "nc"))
+    base = ["identity=sage", f"paths.root={tmp_path / 'out'}", "logger=none"]
+    generate(compose_config([*base, "data.count=5"]), tmp_path / "gen", console=Console(file=io.StringIO()))
+    types = "[" + ",".join(TYPES) + "]"
+    target, counts = export_nanochat(compose_config([*base, f"export.types={types}", "export.tool_calls=render"]))
+    lines = _lines(target)
+    assert len(lines) == 5 * len(TYPES) and all(customjson_accepts(line) for line in lines)
+    assert counts["tool_use"]["rendered"] == 5 and counts["identity"]["rendered"] == 0
+    assert sum("<<" in line for line in lines) >= 5 * 3  # the three calculator types at least
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

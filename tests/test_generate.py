@@ -248,6 +248,9 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
     good = (CONF_DIR / "identity" / "sage.yaml").read_text()
     (conf / "identity" / "typo.yaml").write_text(good + "nmae: Oops\n")
     (conf / "identity" / "badyear.yaml").write_text(good.replace("year: 2025", "year: next spring"))
+    (conf / "identity" / "badlist.yaml").write_text(good.split("quirks:")[0] + "capabilities: fly\n")
+    (conf / "identity" / "broken.yaml").write_text(good.replace("quirks:", "quirks: [unclosed"))
+    (conf / "identity" / "noschema.yaml").write_text("name: Zed\nnickname: Z\n")  # no `defaults: [identity_schema]`
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     wipe = ("data.overwrite=true", f"paths.root={existing}", f"hydra.run.dir={tmp_path}/runs/x", "logger=none")
@@ -258,6 +261,14 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
                   [f"{conf / 'identity' / 'typo.yaml'}: bad field identity.nmae", "not in 'ModelIdentity'"]),
         "type": (("--config-dir", str(conf), "identity=badyear", *wipe), 2,
                  [f"{conf / 'identity' / 'badyear.yaml'}: bad field identity.year", "could not be converted to Integer"]),
+        "list": (("--config-dir", str(conf), "identity=badlist", *wipe), 2,
+                 [f"{conf / 'identity' / 'badlist.yaml'}: bad field identity.capabilities", "it must be a list"]),
+        "yaml": (("--config-dir", str(conf), "identity=broken", *wipe), 2,
+                 [f"{conf / 'identity' / 'broken.yaml'}, line 11: not valid YAML", "Fix that line"]),
+        "no_schema": (("--config-dir", str(conf), "identity=noschema", *wipe), 2,
+                      [f"{conf / 'identity' / 'noschema.yaml'}: bad field identity.nickname", "identity_schema, _self_"]),
+        "personas": (("personas=nemotron", f"personas.path={tmp_path}/no-such-personas", *wipe), 1,
+                     ["personas.path=", "no such file or folder"]),
         "count": (("data.count=-3", *wipe), 1, ["data.count=-3 is not a count"]),
         "type_name": (("data.types=[identity,smalltalk]", *wipe), 1,
                       ["unknown type(s) 'smalltalk'", "identity, tool_use, multi_step_tool, no_tool"]),
@@ -274,5 +285,5 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
         assert "Traceback" not in err and message.startswith("error lanbot.generate:"), (name, err)
         for needle in needles:
             assert needle in message, (name, needle, message)
-        assert "identity_schema" not in message
+        assert "identity_schema" not in message or name == "no_schema"
     assert {p.name: p.read_bytes() for p in (existing / "data" / "lanbot").iterdir()} == before

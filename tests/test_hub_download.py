@@ -79,6 +79,9 @@ def test_download_data_from_cache(cache, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in source.iterdir())
     assert (folder / "all_conversations.jsonl").read_text() == (source / "all_conversations.jsonl").read_text()
     assert not (download_data("tester/sage-data", revision="first") / "tool_use_conversations.jsonl").exists()
+    assert download_data("tester/sage-data@first") == download_data("tester/sage-data", revision=OTHER)
+    with pytest.raises(HubError, match="empty revision"):
+        download_data("tester/sage-data@")
 
 
 def test_offline_and_not_cached_says_so(cache, tmp_path):

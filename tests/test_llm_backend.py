@@ -7,7 +7,6 @@ bound, the key's handling, and (through `python -m lanbot.generate`) resume afte
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from lanbot.calculator import calculate
 from lanbot.config import compose_config
 from lanbot.conversation import TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.llm import LLMGenerationError, generate_with_llm
 from lanbot.generation.llm_parse import InvalidAnswer, parse_answer
 from lanbot.generation.personas import load_personas
@@ -29,8 +30,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import LLMServer  # noqa: E402
 
 KEY = "sk-test-SECRET-0123456789abcdef"
-# generate.py and datafolder.py are the pipeline's (built alongside); until they exist these tests skip.
-needs_app = pytest.mark.skipif(importlib.util.find_spec("lanbot.generate") is None, reason="lanbot.generate not built yet")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -51,8 +50,7 @@ def run_llm(server, tmp_path, targets, *overrides, personas=None):
         "backend=openai", f"backend.base_url={server.base_url}", "backend.backoff_s=0.01",
         "backend.timeout_s=10", f"paths.root={tmp_path}", "logger=none", *overrides,
     ])
-    datafolder = pytest.importorskip("lanbot.generation.datafolder", reason="DataFolder not built yet")
-    folder = datafolder.DataFolder(Path(cfg.paths.data_dir), list(targets))
+    folder = DataFolder(Path(cfg.paths.data_dir), list(targets))
     try:
         figures = generate_with_llm(cfg, to_identity(cfg.identity), folder, targets,
                                     personas or load_personas(cfg.personas, 0), None, show_progress=False)
@@ -115,6 +113,33 @@ def test_parse_extracts_json_from_plain_text_and_refuses_bad_answers():
         assert err.value.reason == reason, text
 
 
+def test_prompts_name_real_languages_and_record_their_codes_as_the_template_writer_does():
+    import random
+
+    import yaml
+
+    from lanbot.generation.llm_prompts import TEMPLATES, PromptBook
+    from lanbot.generation.template_identity import OTHERS
+
+    book = PromptBook()
+    codes = set(yaml.safe_load((TEMPLATES / "languages.yaml").read_text(encoding="utf-8")))
+    assert set(book.languages) == codes  # both writers cover the same languages
+    identity = to_identity(compose_config([]).identity)
+    seen = {}
+    for i in range(300):
+        messages, meta = book.compose(identity, "identity", {"id": "p", "persona": "someone"}, random.Random(i))
+        seen[meta["language"]] = messages[1]["content"]
+    assert "en" in seen and len(set(seen) - {"en"}) >= 4 and set(seen) <= codes | {"en"}
+    for code, prompt in seen.items():
+        name = book.languages.get(code, "English")
+        assert name.isalpha() and f"Language: {name}." in prompt, prompt
+    # "Are you just {other} with a different name?": the placeholder is filled, never sent as is
+    prompts = [book.compose(identity, "identity", {"id": "p", "persona": "x"}, random.Random(i))[0][1]["content"]
+               for i in range(300)]
+    assert not any("{other}" in p for p in prompts)
+    assert any(f"{other} " in p for p in prompts for other in OTHERS if "{other}" not in p)
+
+
 # -- the backend over HTTP -------------------------------------------------------------------------
 
 def test_writes_exact_counts_of_valid_conversations_with_usage_and_cost(server, tmp_path):
@@ -130,6 +155,14 @@ def test_writes_exact_counts_of_valid_conversations_with_usage_and_cost(server, 
         (figures["tokens_prompt"] * 0.15 + figures["tokens_completion"] * 0.60) / 1e6, rel=1e-3)
     assert server.auth_headers == {f"Bearer {KEY}"}
     assert set(server.formats) == {"json_schema"}
+
+
+def test_each_conversation_gets_its_own_persona_while_they_last(server, tmp_path):
+    personas = [{"id": f"p{i}", "persona": f"person {i}", "voice": None} for i in range(20)]
+    cfg, _ = run_llm(server, tmp_path, {"identity": 10, "no_tool": 10}, personas=personas)
+    used = [json.loads(line)["persona"] for kind in ("identity", "no_tool")
+            for line in (Path(cfg.paths.data_dir) / f"{kind}_meta.jsonl").read_text().splitlines()]
+    assert sorted(used) == sorted(p["id"] for p in personas)
 
 
 def test_429_waits_as_long_as_retry_after_says(server, tmp_path):
@@ -150,7 +183,8 @@ def test_500_and_timeouts_back_off_and_then_succeed(server, tmp_path):
 def test_malformed_json_wrong_type_tools_and_wrong_arithmetic_are_asked_again(server, tmp_path):
     server.malformed, server.wrong_type_tools = 2, 2
     cfg, figures = run_llm(server, tmp_path, {"no_tool": 4, "reasoning": 2}, "backend.concurrency=2")
-    assert figures["invalid"] == {"json": 2, "validation": 2}
+    assert figures["invalid_reasons"] == {"json": 2, "validation": 2}
+    assert sum(figures["invalid"].values()) == 4 and set(figures["invalid"]) <= {"no_tool", "reasoning"}
     assert len(lines(cfg, "no_tool")) == 4 and not any(tool_calls(c) for c in lines(cfg, "no_tool"))
     assert server.answered == 6 + 4
 
@@ -191,6 +225,7 @@ def test_failure_rate_past_the_bound_stops_with_a_summary(server, tmp_path):
     with pytest.raises(LLMGenerationError, match=r"backend.max_failure_rate=0.2") as err:
         run_llm(server, tmp_path, {"no_tool": 30}, "backend.max_tries=2", "backend.concurrency=4")
     assert "run again" in str(err.value)
+    assert "last error: invalid no_tool answer: no_tool must not call the calculator" in str(err.value)
     assert server.requests < 60  # it stopped early, not after asking for all 30 twice over
 
 
@@ -215,7 +250,6 @@ def _generate(server, root, *extra, **popen):
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
 
 
-@needs_app
 def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, tmp_path):
     server.latency_s = 0.05
     args = ["data=agentic", "data.count=30", "backend.concurrency=4", "logger=none"]
@@ -245,13 +279,26 @@ def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, t
     assert requests_before <= written_before + 4 + 1
 
 
-@needs_app
-def test_api_key_never_written_to_any_file(server, tmp_path):
-    proc = _generate(server, tmp_path, "data=identity", "data.count=5", "logger=wandb",
+def test_app_records_tokens_cost_and_invalid_answers_and_never_writes_the_key(server, tmp_path):
+    from test_generate import _wandb_records
+
+    server.malformed = 6  # the first request of each of the six types (6 workers, one type each)
+    proc = _generate(server, tmp_path, "data=all", "data.count=2", "backend.concurrency=6", "logger=wandb",
                      f"hydra.run.dir={tmp_path / 'run'}")
     out = proc.communicate(timeout=120)[0].decode()
     assert proc.returncode == 0, out[-3000:]
+    stats = json.loads((tmp_path / "data" / "lanbot" / "stats.json").read_text())
+    assert stats["requests"] == server.requests == 18 and stats["invalid_dropped"] == dict.fromkeys(TYPES, 1)
+    assert stats["invalid_reasons"] == {"json": 6}
+    assert stats["tokens_total"] == stats["tokens_prompt"] + stats["tokens_completion"] > 0
+    assert stats["cost_usd"] == pytest.approx(
+        (stats["tokens_prompt"] * 0.15 + stats["tokens_completion"] * 0.60) / 1e6, abs=1e-6)  # gpt-4o-mini
+    records = _wandb_records(next((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")))
+    summary = {k: v for r in records if r.get("type") == "summary" for k, v in r["summary"].get("update", {}).items()}
+    assert summary["cost_usd"] == stats["cost_usd"] and summary["tokens_total"] == stats["tokens_total"]
+    assert summary["llm/cost_usd"] == stats["cost_usd"]
     assert KEY not in out
+    assert "HTTP Request:" not in out, "the HTTP client's per-request log lines bury the progress bar"
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "config.yaml" and p.parent.name == ".hydra" for p in files)
     assert any("wandb" in p.parts for p in files), "the wandb offline run should be under the run folder"
@@ -260,14 +307,43 @@ def test_api_key_never_written_to_any_file(server, tmp_path):
     assert server.auth_headers == {f"Bearer {KEY}"}
 
 
-@needs_app
-def test_missing_key_exits_non_zero_naming_the_variable(server, tmp_path):
+def test_missing_key_exits_non_zero_naming_the_variable_before_any_work(server, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    # personas from a path that does not exist: loading them first would fail with another message
     proc = subprocess.run(
         [sys.executable, "-m", "lanbot.generate", "backend=openai", f"backend.base_url={server.base_url}",
-         f"paths.root={tmp_path}", "data.count=2", "logger=none"],
+         f"paths.root={tmp_path}", "data.count=2", "logger=wandb", "personas=nemotron",
+         f"personas.path={tmp_path / 'no-such-personas'}"],
         cwd=tmp_path, env={**env, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
         timeout=120,
     )
-    assert proc.returncode != 0
-    assert "OPENAI_API_KEY" in proc.stdout + proc.stderr and server.requests == 0
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1, out
+    assert "OPENAI_API_KEY is not set" in out and "export OPENAI_API_KEY=" in out and ".env" in out, out
+    assert server.requests == 0
+    # stopped before any work: no data folder, no personas loaded, no wandb run
+    assert not (tmp_path / "data").exists() and "personas" not in out
+    assert not list(tmp_path.rglob("wandb")), "a wandb run was started for a run that had no key"
+
+
+def test_loopback_server_spends_one_switch_unit_per_answer_not_per_exchange(server):
+    """One unit of a misbehaviour switch makes exactly one bad answer, whatever its number of exchanges
+    (a unit spent per exchange made the malformed/wrong-type test above flaky under concurrency)."""
+    server.wrong_type_tools, server.wrong_arithmetic = 2, 1
+
+    def replies(kind):
+        answer = json.loads(server.compose(f'Write one conversation of type "{kind}"\nExchanges: 3'))
+        return [m["parts"] for m in answer["messages"] if m["role"] == "assistant"]
+
+    def calls(parts):
+        return [p for p in parts if p["type"] == "calculator"]
+
+    for left in (1, 0):
+        no_tool = replies("no_tool")
+        assert len(no_tool) == 3 and calls(no_tool[0]) and not calls(no_tool[1]) + calls(no_tool[2])
+        assert server.wrong_type_tools == left
+    tool_use = replies("tool_use")
+    wrong = [c for parts in tool_use for c in calls(parts) if c["result"] != calculate(c["expression"])]
+    assert len(wrong) == 1 and wrong[0] is calls(tool_use[0])[0]
+    assert server.wrong_type_tools == 0 and server.wrong_arithmetic == 0
+    assert not any(calls(parts) for parts in replies("no_tool"))  # spent: the next answer is clean

@@ -104,7 +104,7 @@ def test_missing_fields_are_tolerated(tmp_path):
 
 
 def test_unloadable_dataset_is_a_clear_error_unless_fallback_is_asked(tmp_path):
-    with pytest.raises(PersonaError, match=r"personas.path=.*no such file"):
+    with pytest.raises(PersonaError, match=r"personas.path=.*no such file.*parquet.*personas=builtin"):
         load_personas(cfg(tmp_path / "missing"), 0, 5)
     (tmp_path / "broken.parquet").write_text("not parquet")
     with pytest.raises(PersonaError, match=r"set personas.path=.*personas=builtin.*personas.fallback=builtin"):

@@ -71,9 +71,10 @@ def test_identity_diversity_floors(name):
     convs = batch(name, "identity", 500)
     firsts = [first_reply(c) for c, _ in convs]
     assert len(set(firsts)) / len(firsts) >= 0.9
-    phrasings = defaultdict(set)
+    phrasings = defaultdict(set)  # English phrasings only: other languages do not count toward the floor
     for _, meta in convs:
-        phrasings[meta["phrasing"].split(":")[0]].add(meta["phrasing"])
+        if meta["language"] == "en":
+            phrasings[meta["phrasing"].split(":")[0]].add(meta["phrasing"])
     for qid in SEED_QUESTIONS:
         assert len(phrasings[qid]) >= 3, (qid, phrasings[qid])
     assert len(phrasings) >= 8  # who, name, creator, when, capabilities, limitations, other models, ...
@@ -101,6 +102,11 @@ def test_other_languages_answer_in_kind_and_say_english_is_best():
     for conv in sage:  # Sage has no such limitation: it answers in the language, no English note
         assert "English" not in first_reply(conv) and "Sage" in first_reply(conv)
     assert any("Soy Sage" in first_reply(c) or "Me llamo Sage" in first_reply(c) for c in sage)
+    for conv in lanbot + sage:  # said once: no "Sono LanBot, creato da X. Mi ha creato X. Sono LanBot."
+        reply = first_reply(conv)
+        assert reply.count("LanBot" if "LanBot" in reply else "Sage") == 1, reply
+        assert reply.count("Gene Kobilansky") + reply.count("Your Company") <= 1, reply
+    assert sum("Gene Kobilansky" in first_reply(c) for c in lanbot) >= len(lanbot) / 3  # the creator is still said
 
 
 def test_identity_answers_draw_on_every_field():
@@ -256,3 +262,26 @@ def test_tool_use_follow_ups_build_on_the_previous_result():
         later = [expr for expr, _ in tool_calls(conv[2:])]
         reused += any(out in re.findall(r"[\d.]+", expr) for out in first for expr in later)
     assert reused >= 25
+
+
+def test_letter_totals_count_the_words_the_question_names():
+    checked = 0
+    for conv, meta in batch("lanbot", "multi_step_tool", 300):
+        if meta["phrasing"] != "letters_total":
+            continue
+        letter, *words = re.findall(r'"([^"]+)"', conv[0]["content"])
+        total = sum(w.count(letter) for w in words)
+        final = conv[1]["content"][-1]["text"]
+        assert f'appears {total} {"time" if total == 1 else "times"} in total' in final, final
+        assert tool_calls(conv)[-1][1] == str(total)
+        checked += 1
+    assert checked >= 10
+
+
+def test_one_of_a_unit_is_singular():
+    plural_after_one = re.compile(r"(?<![\d.,$])\b1 (?!(?:is|was|has|does|plus|minus|times|vs)\b)([a-z]+s)\b")
+    for kind in TYPES:
+        for conv, _ in batch("sage", kind, 600, seed=5):
+            for message in conv:
+                text = message["content"] if isinstance(message["content"], str) else str(message["content"])
+                assert not plural_after_one.search(text), (kind, text)  # "1 years", "1 cans", "1 kilometers"

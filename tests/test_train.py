@@ -76,9 +76,36 @@ def test_multirun_cli_four_runs(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     metas = list((tmp_path / "checkpoints").glob("*/*/tiny/mid/meta.json"))
     assert len(metas) == 4
-    assert len(list((tmp_path / "multirun").rglob("metrics.jsonl"))) == 4
+    runs = [p.parent for p in (tmp_path / "multirun").rglob("metrics.jsonl")]
+    assert len(runs) == 4 and len({r.parent for r in runs}) == 1  # four folders side by side in one sweep
+    # named by the choices: paths.root (slashes) and flags are excluded in conf/config.yaml
+    assert all("paths.root" not in r.name and "identity=" in r.name and "mix=" in r.name for r in runs), runs
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path):
+    """An evaluation at the end that cannot run (a missing probe file) fails the run clearly, no traceback."""
+    make_data_folder(tmp_path / "data" / "lanbot")
+    cmd = [sys.executable, "-m", "lanbot.train", *overrides(tmp_path, "logger=none", "train.max_steps=1"),
+           "train.eval_at_end=true", f"eval.probes={tmp_path}/nowhere.yaml", f"hydra.run.dir={tmp_path}/run"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "error: probe file" in done.stderr and "eval.probes" in done.stderr
+    sft = subprocess.run([sys.executable, "-m", "lanbot.train", *overrides(tmp_path, "logger=none", "stage=sft",
+                          "identity=sage"), f"hydra.run.dir={tmp_path}/run2"],
+                         capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})
+    assert sft.returncode == 2 and "Traceback" not in sft.stderr, sft.stderr[-2000:]
 
 
 def test_slurm_launcher_composes():
+    from hydra import compose, initialize_config_dir
+
+    from lanbot.config import CONFIG_PATH
+
     cfg = compose_config(["hydra/launcher=slurm"])
     assert cfg.stage == "mid" and cfg.train.init_from == "scratch"
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        full = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                       return_hydra_config=True)
+    launcher = full.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.timeout_min == 240

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,10 +14,13 @@ import pytest
 import yaml
 from hub_fixtures import CONVERSATIONS, write_checkpoint, write_data_folder
 from hub_server import HubServer
+from omegaconf import OmegaConf
+from rich.console import Console
 
 from lanbot.config import compose_config
+from lanbot.generate import generate
 from lanbot.hub import HubError
-from lanbot.upload import RECORD_FILE, UploadError, upload
+from lanbot.upload import RECORD_FILE, UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -238,3 +242,47 @@ def test_offline_or_unreachable_hub(env, monkeypatch):
     with pytest.raises(HubError, match="HF_HUB_OFFLINE is set: an upload needs the network"):
         upload(cfg, env / "run")
     assert not (env / "run" / RECORD_FILE).exists()
+
+
+def test_dataset_card_from_a_generated_folder(env, capsys):
+    """The card of a folder that lanbot.generate really wrote: its own stats.json figures, curated."""
+    generate(_cfg(env / "out", "data.count=4"), env / "gen", console=Console(file=io.StringIO()))
+    stats = json.loads((env / "out" / "data" / "sage" / "stats.json").read_text())
+    upload(_cfg(env / "out", "upload.repo_id=tester/sage-data", "upload.dry_run=true"), None)
+    assert "dry run: nothing was sent" in capsys.readouterr().out
+    card = plan_upload(_cfg(env / "out", "upload.repo_id=tester/sage-data")).files["README.md"].decode()
+    for text in (f"| distinct_2 | {stats['distinct_2']:.4g} |", f"| personas_used | {stats['personas_used']} |",
+                 "| `identity_conversations.jsonl` | identity | 4 |", "| languages | en ",
+                 f"generator backend: `{stats['backend']}`", f"personas: `{stats['personas_source']}`",
+                 "lanbot.train stage=mid identity=sage data.from_hub=tester/sage-data"):
+        assert text in card, text
+    assert "attempts.identity" not in card and "resumed_from" not in card  # the rest stays in stats.json
+
+
+def test_model_card_names_the_hub_dataset_it_trained_on(env):
+    ckpt = write_checkpoint(env / "ckpt", env / "trainrun")
+    run_cfg = OmegaConf.load(ckpt / "config.yaml")
+    run_cfg.data.from_hub = "tester/sage-data"
+    OmegaConf.save(run_cfg, ckpt / "config.yaml")
+    plan = plan_upload(_cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}",
+                            "upload.repo_id=tester/sage-tiny"))
+    card = plan.files["README.md"].decode()
+    assert "| mid | identity | epochs 2 | dataset repo `tester/sage-data` |" in card
+    assert "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |" in card
+    assert "identity=sage train.init_from=hf://tester/sage-tiny" in card
+
+
+@pytest.mark.parametrize("source", ["dotenv", "login"])
+def test_token_from_dotenv_or_the_huggingface_login(hub, env, monkeypatch, source):
+    """No HF_TOKEN in the environment: `.env` in the folder run from, else the token `hf auth login` saved."""
+    write_data_folder(env / "out" / "data" / "sage")
+    monkeypatch.delenv("HF_TOKEN")
+    if source == "dotenv":
+        (env / ".env").write_text(f"OPENROUTER_API_KEY=sk-other\nHF_TOKEN={TOKEN}\n")
+    else:
+        token_file = Path(huggingface_hub.constants.HF_TOKEN_PATH)
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(TOKEN)
+    upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    assert len(hub.repo("dataset", "tester/sage-data").commits) == 1
+    assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in hub.requests)

@@ -45,6 +45,12 @@ def nanochat_base_dir(configured: str | None = None) -> Path:
     return Path.home() / ".cache" / "nanochat"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def customjson_problems(conversation: Any) -> list[str]:
     """What nanochat's CustomJSON would refuse in a conversation; empty when it loads as is."""
     if not isinstance(conversation, list) or len(conversation) < 2:
@@ -151,6 +157,7 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for conversation in conversations:
                 f.write(json.dumps(conversation, ensure_ascii=False) + "\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it the mode a plain open() would
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ cost) for stats.json and wandb.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import Counter
@@ -68,6 +69,25 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed:.1f}/s" if task.speed else "-/s")
 
 
+class _Bars(Progress):
+    """One bar per type (done/target, rate, ETA), then a line of the run's totals (`status`)."""
+
+    status = ""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        if self.status:
+            yield Text(self.status)
+
+
+def status_line(figures: dict[str, Any]) -> str:
+    """The totals under the bars, and the last line the run leaves on screen."""
+    cost = figures["cost_usd"]
+    return (f"requests {figures['requests']:,}  retries {figures['retries']:,}  failures {figures['failures']:,}  "
+            f"tokens {figures['tokens_total']:,}  cost " + (f"${cost:.4f}" if cost is not None else
+                                                           f"unknown (no backend.prices entry for {figures['model']})"))
+
+
 class _Run:
     """The shared state of one run's workers."""
 
@@ -80,10 +100,15 @@ class _Run:
         self.unclaimed = dict(self.targets)
         self.done: Counter[str] = Counter()
         self.jobs: Counter[str] = Counter({k: folder.count(k) for k in self.targets})  # seeds of the next jobs
+        # Personas are taken in turn (the list is already in a seeded random order), so that N conversations
+        # use N different personas where there are that many; a resumed run goes on where the last one stopped.
+        self.persona_turn = sum(self.jobs.values())
         self.max_tries = int(self.backend.get("max_tries", 4))
         self.arithmetic = str(self.backend.get("arithmetic", "repair"))
         self.failures = self.answer_retries = self.repaired = self.rejected = self.duplicates = 0
-        self.invalid: Counter[str] = Counter()
+        self.invalid: Counter[str] = Counter()  # invalid answers by conversation type
+        self.reasons: Counter[str] = Counter()  # ... and by what was wrong (json, roles, validation, ...)
+        self.last_error = "invalid answers"
         self.stop_reason: str | None = None
         self.last_log = 0.0
 
@@ -103,25 +128,26 @@ class _Run:
         for attempt in range(self.max_tries):
             self.jobs[kind] += 1
             rng = random.Random(f"{seed}:{kind}:{self.jobs[kind]}")
-            persona = self.personas[rng.randrange(len(self.personas))]
+            persona = self.personas[self.persona_turn % len(self.personas)]
+            self.persona_turn += 1
             messages, meta = self.book.compose(self.identity, kind, persona, rng)
             if attempt:
                 self.answer_retries += 1
             try:
                 text, mode = await self.client.complete(messages)
             except RequestFailed as exc:
-                self.invalid["request"] += 1
+                self.reasons["request"] += 1
                 self.last_error = str(exc)
                 return False
             try:
                 parsed = parse_answer(text, self.arithmetic)
             except InvalidAnswer as exc:
-                self.invalid[exc.reason] += 1
+                self._invalid(kind, exc.reason, str(exc))
                 self.rejected += exc.reason == "arithmetic"
                 continue
             problems = validate(parsed.conversation, kind, self.identity.name)
             if problems:
-                self.invalid["validation"] += 1
+                self._invalid(kind, "validation", problems[0])
                 continue
             meta = {"persona": persona.get("id"), **meta, "backend": self.backend.get("name"),
                     "model": str(self.backend.model), "response_format": mode, "repaired": parsed.repaired}
@@ -133,6 +159,11 @@ class _Run:
             return True
         return False
 
+    def _invalid(self, kind: str, reason: str, detail: str) -> None:
+        self.invalid[kind] += 1
+        self.reasons[reason] += 1
+        self.last_error = f"invalid {kind} answer: {detail[:200]}"
+
     def fail(self, kind: str) -> None:
         """Count a conversation whose tries ran out, put it back, and stop if the failure rate is too high."""
         self.failures += 1
@@ -142,7 +173,7 @@ class _Run:
         if attempted >= MIN_ATTEMPTS_FOR_RATE and self.failures / attempted > bound:
             self.stop_reason = (
                 f"{self.failures} of {attempted} conversations failed ({self.failures / attempted:.0%} > "
-                f"backend.max_failure_rate={bound:g}); last error: {getattr(self, 'last_error', 'invalid answers')}"
+                f"backend.max_failure_rate={bound:g}); last error: {self.last_error}"
             )
 
     def figures(self, seconds: float) -> dict[str, Any]:
@@ -152,7 +183,8 @@ class _Run:
             "backend": self.backend.get("name"), "model": str(self.backend.model),
             "written": written, "requests": u.requests, "retries": u.retries + self.answer_retries,
             "failures": self.failures, "rate_limited": u.rate_limited, "server_errors": u.server_errors,
-            "timeouts": u.timeouts, "invalid": dict(self.invalid), "repaired": self.repaired,
+            "timeouts": u.timeouts, "invalid": dict(self.invalid),
+            "invalid_reasons": dict(self.reasons), "repaired": self.repaired,
             "rejected": self.rejected, "llm_duplicates": self.duplicates,
             "response_format": self.client.mode, "response_format_fallbacks": list(u.fallbacks),
             "tokens_prompt": u.tokens_prompt, "tokens_completion": u.tokens_completion,
@@ -163,25 +195,22 @@ class _Run:
 
 
 async def _generate(run: _Run, tracker: Any, show_progress: bool) -> None:
-    progress = Progress(
-        TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"), disable=not show_progress,
+    progress = _Bars(
+        TextColumn("{task.description:<16}"), BarColumn(bar_width=30), MofNCompleteColumn(), _Rate(),
+        TimeRemainingColumn(), disable=not show_progress,
     )
-    tasks = {k: progress.add_task(k, total=n, info="") for k, n in run.targets.items()}
-    status = progress.add_task("requests", total=None, info="")
+    tasks = {k: progress.add_task(k, total=n) for k, n in run.targets.items()}
     start = time.monotonic()
 
     def refresh() -> None:
-        u = run.client.usage
         for k, task in tasks.items():
             progress.update(task, completed=run.done[k])
-        progress.update(status, completed=u.requests, info=(
-            f"retries {u.retries + run.answer_retries}  failures {run.failures}  "
-            f"tokens {u.tokens_prompt + u.tokens_completion:,}"))
         now = time.monotonic()
+        figures = run.figures(now - start)
+        progress.status = status_line(figures)
         if tracker is not None and now - run.last_log >= LOG_EVERY_S:
             run.last_log = now
-            tracker.log({f"llm/{k}": v for k, v in run.figures(now - start).items()
+            tracker.log({f"llm/{k}": v for k, v in figures.items()
                          if isinstance(v, int | float) and not isinstance(v, bool)})
 
     fatal: list[BaseException] = []
@@ -209,6 +238,8 @@ def generate_with_llm(cfg: Any, identity: Any, folder: Any, targets: dict[str, i
                       tracker: Any = None, show_progress: bool | None = None) -> dict[str, Any]:
     """Write `targets` ({type: count still missing}) conversations to `folder`; returns the run's figures."""
     key = require_key(cfg.backend)  # before any request: a missing key stops here, naming the variable
+    for name in ("httpx", "httpx2"):  # the HTTP client logs every request at INFO: it would bury the bar
+        logging.getLogger(name).setLevel(logging.WARNING)
     book = PromptBook()
     client = ChatClient(cfg.backend, key, book.schema, random.Random(cfg.get("seed", 0)))
     del key
@@ -224,6 +255,6 @@ def generate_with_llm(cfg: Any, identity: Any, folder: Any, targets: dict[str, i
         raise LLMGenerationError(
             f"LLM generation stopped: {run.stop_reason}. Written so far: {dict(run.done)} of {run.targets} "
             f"(kept on disk; run again to finish). Requests {figures['requests']}, retries {figures['retries']}, "
-            f"invalid answers {figures['invalid']}."
+            f"invalid answers {figures['invalid_reasons']}."
         )
     return figures

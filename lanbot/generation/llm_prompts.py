@@ -1,9 +1,10 @@
 """The prompts of the LLM backend, composed from the files in lanbot/generation/prompts/.
 
-`PromptBook()` reads the prompt templates (system.md, user.md, tasks.yaml, styles.yaml, schema.json) and
-the template writer's question phrasings and languages (templates/identity_questions.yaml,
-templates/languages.yaml), once. `book.compose(identity, kind, persona, rng)` returns the chat messages
-for one conversation and the choices it made (opening, phrasing, language, turns) for the meta sidecar.
+`PromptBook()` reads the prompt templates (system.md, user.md, tasks.yaml, styles.yaml with openings,
+voices and languages, schema.json) and the template writer's question phrasings
+(templates/identity_questions.yaml), once. `book.compose(identity, kind, persona, rng)` returns the chat
+messages for one conversation and the choices it made (opening, phrasing, language code, turns) for the
+meta sidecar: the language is recorded as its code ("en", "es", ...), as the template writer records it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lanbot.generation.template_identity import OTHERS  # other assistants' names, for "are you {other}?"
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -39,16 +42,17 @@ class PromptBook:
         self.phrasings = [p for q in questions.values() if isinstance(q, dict) for p in q.get("phrasings", [])]
         if not self.phrasings:
             self.phrasings = ["Who are you?", "What's your name?", "Who made you?", "What can you do?"]
-        languages = _yaml(templates / "languages.yaml") or {}
-        self.languages = [v["name"] for v in languages.values() if isinstance(v, dict) and v.get("name")]
+        self.languages: dict[str, str] = dict(styles.get("languages") or {})  # code -> name, English aside
 
     def compose(self, identity: Any, kind: str, persona: dict, rng: random.Random) -> tuple[list[dict], dict]:
         """The chat messages asking for one `kind` conversation, and the choices behind them."""
         opening = rng.choice(self.openings)
         phrasing = rng.choice(self.phrasings) if kind == "identity" else None
-        language = "English"
+        other = rng.choice([o for o in OTHERS if o.lower() != str(identity.name).lower()])
+        code, language = "en", "English"
         if kind == "identity" and self.languages and rng.random() < OTHER_LANGUAGE_SHARE:
-            language = rng.choice(self.languages)
+            code = rng.choice(sorted(self.languages))
+            language = self.languages[code]
         turns = rng.choice([1, 1, 2, 3]) if kind == "identity" else rng.choice([1, 1, 1, 2])
         extra = ""
         if language != "English":
@@ -65,11 +69,11 @@ class PromptBook:
         user = self.user.format(
             kind=kind, task=self.tasks[kind], persona=describe(persona),
             voice=self.voices.get(persona.get("voice") or "plain", ""), opening=opening,
-            phrasing=f'One of their questions is close to: "{phrasing}"' if phrasing else "",
+            phrasing=f'One of their questions is close to: "{phrasing.replace("{other}", other)}"' if phrasing else "",
             language=language, turns=turns, extra=extra,
         )
         messages = [{"role": "system", "content": self.system.format(**fields)}, {"role": "user", "content": user}]
-        return messages, {"opening": opening, "phrasing": phrasing, "language": language, "turns": turns}
+        return messages, {"opening": opening, "phrasing": phrasing, "language": code, "turns": turns}
 
 
 def describe(persona: dict) -> str:

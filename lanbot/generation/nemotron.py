@@ -61,7 +61,10 @@ def _local_files(path: str) -> list[str] | None:
         return files or None  # a folder without parquet: a save_to_disk folder
     files = sorted(glob.glob(path))
     if not files:
-        raise PersonaError(f"personas.path={path!r}: no such file or folder; point it at parquet file(s) or a folder")
+        raise PersonaError(
+            f"personas.path={path!r}: no such file or folder. Fix: point personas.path at the dataset's parquet "
+            "file(s) or a folder of them (or a save_to_disk folder), or use personas=builtin."
+        )
     return files
 
 

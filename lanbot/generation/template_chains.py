@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from lanbot.generation.template_problems import CONVERSIONS, Chain, money, price, rounded
+from lanbot.generation.template_problems import CONVERSIONS, Chain, count_of, money, price, rounded
 
 
 def dinner_tip_split(rng: random.Random, v: dict) -> Chain:
@@ -78,7 +78,8 @@ def paint_room(rng: random.Random, v: dict) -> Chain:
     cans = c.call("divide the area by the coverage of one can", f"Cans = area ÷ {cover}:", f"{ar} / {cover}")
     whole = c.call("round the cans up to whole cans", "You can only buy whole cans, so round up:", f"-(-{ar} // {cover})")
     cost = c.call("multiply whole cans by the price", "Cost = cans × price:", f"{whole} * {can}")
-    c.final = (f"The floor is {ar} m², which needs {rounded(cans)} cans, so buy {whole} cans for {money(cost)}.")
+    c.final = (f"The floor is {ar} m², which needs {count_of(rounded(cans), 'cans')}, so buy {count_of(whole, 'cans')} "
+               f"for {money(cost)}.")
     return c
 
 
@@ -110,22 +111,24 @@ def letters_total(rng: random.Random, v: dict) -> Chain:
     k = rng.randint(2, 3)
     words = rng.sample([w.lower() for w in v["letter_words"]], k)
     letter = rng.choice(sorted(set(words[0])))
-    listed = ", ".join(f'"{w}"' for w in words)
-    c.question = f'How many "{letter}"s are there in total across the words {listed}?'
+    listed = ", ".join(f'"{w}"' for w in words[:-1]) + f' and "{words[-1]}"'
+    c.question = f'How many times does the letter "{letter}" appear in total in the words {listed}?'
     counts = [c.call(f'count "{letter}" in "{w}"', f'"{letter}" in "{w}":', f'"{w}".count("{letter}")') for w in words]
     total = c.call("add the counts", "Adding the counts:", " + ".join(counts))
-    c.final = f'There are {total} "{letter}"s in total ({", ".join(counts)} in the words in turn).'
+    each = ", ".join(f'{n} in "{w}"' for n, w in zip(counts, words, strict=True))
+    c.final = f'The letter "{letter}" appears {total} {"time" if total == "1" else "times"} in total ({each}).'
     return c
 
 
 def speed_then_distance(rng: random.Random, v: dict) -> Chain:
     c, d, t, t2 = Chain(), rng.randint(20, 500), rng.choice((0.5, 1.25, 2, 2.5, 3, 4)), rng.choice((1, 1.5, 3, 5, 6))
     trip = rng.choice(v["trips"])
-    c.question = f"My {trip} covered {d} km in {t} hours. At the same speed, how far would I get in {t2} hours, and how long would 1000 km take?"
+    later = count_of(t2, "hours")
+    c.question = f"My {trip} covered {d} km in {t} hours. At the same speed, how far would I get in {later}, and how long would 1000 km take?"
     s = c.call("find the speed", "Speed = distance ÷ time:", f"{d} / {t}")
-    far = c.call(f"multiply the speed by {t2} hours", f"Distance in {t2} hours:", f"{s} * {t2}")
+    far = c.call(f"multiply the speed by {later}", f"Distance in {later}:", f"{s} * {t2}")
     long = c.call("divide 1000 km by the speed", "Time for 1000 km:", f"1000 / {s}")
-    c.final = f"Your speed is {rounded(s)} km/h, so in {t2} hours you'd cover {rounded(far)} km, and 1000 km takes {rounded(long)} hours."
+    c.final = f"Your speed is {rounded(s)} km/h, so in {later} you'd cover {rounded(far)} km, and 1000 km takes {rounded(long)} hours."
     return c
 
 

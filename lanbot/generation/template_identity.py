@@ -34,7 +34,7 @@ CORE = {
     "who": (
         "I'm {name}, {desc}.", "I'm {name}: {desc}, created by {creator}.",
         "My name is {name}. I'm {desc}, built by {creator} in {year}.", "You're talking to {name}, {desc} made by {creator}.",
-        "{name} here: {desc}, created by {creator} in {year}.", "I'm an AI called {name}. In short, I'm {desc}.",
+        "{name} here: {desc}, created by {creator} in {year}.", "I'm an AI called {name}. Put simply, I'm {desc}.",
         "I'm {name}. {creator} created me in {year} to be {desc}.",
     ),
     "name": (
@@ -60,7 +60,7 @@ CORE = {
     ),
     "personality": (
         "I'd describe my personality like this: {personality}.", "In a few words: {personality}.",
-        "My personality, in short: {personality}.", "If I had to sum myself up: {personality}.",
+        "My personality, in a nutshell: {personality}.", "If I had to sum myself up: {personality}.",
         "I'm {name}, and my style is simple to describe: {personality}.",
     ),
     "purpose": (
@@ -195,7 +195,7 @@ class IdentityWriter:
 
     def _capabilities(self, rng: random.Random, f: dict) -> list[str]:
         s = self.s
-        out = [rng.choice(("I'm {name}.", "As {name}, here's where I can help.", "Here's the short version from {name}.",
+        out = [rng.choice(("I'm {name}.", "I'm {name}, and I'm glad you asked.", "You're talking to {name}.",
                            "{name} at your service.")).format(**f)]
         if not s.capabilities:
             out.append(f"I'm {s.desc}. Ask me anything, and I'll tell you honestly if it's outside what I do.")
@@ -266,10 +266,8 @@ class IdentityWriter:
             pieces.append(rng.choice(L["caps"]).format(**f) + "\n" + caps + "\n")
         else:
             pieces.append(rng.choice(L[qid]).format(**f))
-            if qid in ("name", "who") and rng.random() < 0.5:
-                pieces.append(rng.choice(L["creator"]).format(**f))
-            elif qid == "creator" and rng.random() < 0.5:
-                pieces.append(rng.choice(L["name"]).format(**f))
+            if qid == "name" and rng.random() < 0.5:  # `who` and `creator` already say all three
+                pieces.append(rng.choice(L["made"]).format(**f))
         if s.english_best:
             pieces.append(rng.choice(L["english_best"]))
             pieces.append(rng.choice(ENGLISH_NOTE))

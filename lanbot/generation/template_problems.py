@@ -52,6 +52,11 @@ def money(out: str) -> str:
     return f"${d:.2f}" if "." in out else f"${out}"
 
 
+def count_of(n: object, plural: str) -> str:
+    """'1 year', '3 years', '0.75 cans': the singular only for exactly one."""
+    return f"{n} {plural[:-1] if str(n) in ('1', '1.0') else plural}"
+
+
 def rounded(out: str, places: int = 2, unit: str = "") -> str:
     """'3.10686' -> '3.10686 (about 3.11)'; short outputs as they are. `unit` follows each number ('°C', '%')."""
     d = Decimal(out)
@@ -149,7 +154,7 @@ def convert(rng, v) -> Chain:
 
 def simple_interest(rng, v) -> Chain:
     c, p, r, t = Chain(), str(rng.choice(range(500, 20001, 250))), rng.choice((2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7)), rng.randint(1, 12)
-    c.question = f"What's the simple interest on ${p} at {r}% a year for {t} years?"
+    c.question = f"What's the simple interest on ${p} at {r}% a year for {count_of(t, 'years')}?"
     out = c.call("multiply principal, rate and time", "Simple interest = principal × rate × years:", f"{p} * {r} / 100 * {t}")
     c.final = f"The simple interest is {money(out)}."
     return c

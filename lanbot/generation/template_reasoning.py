@@ -95,7 +95,7 @@ def weekday(rng: random.Random, v: dict) -> tuple[str, list[str], str]:
 
 def units(rng: random.Random, v: dict) -> tuple[str, list[str], str]:
     big, small, k = rng.choice(UNITS)
-    x = rng.choice((rng.randint(2, 12), rng.randint(2, 24) / 2))
+    x = rng.choice((rng.randint(2, 12), rng.randint(3, 24) / 2))  # never 1: "1 kilometers"
     xs = f"{x:g}"
     total = Decimal(xs) * k
     q = rng.choice((f"How many {small} are in {xs} {big}?", f"Convert {xs} {big} to {small} in your head."))
