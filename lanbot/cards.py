@@ -236,7 +236,10 @@ def model_card(
         "tags": ["lanbot", "nanochat", "identity", "chat", str(meta.get("stage", "checkpoint"))],
     }
     skip = {"model_config", "identity", "identity_slug", "mix", "model", "run_dir"}
-    training = {k: v for k, v in meta.items() if k not in skip and isinstance(v, (int, float, str)) and v is not None}
+    # the run summary's `val/loss` and `steps` say again meta.json's `val_loss` and `step`: one row each
+    dupes = {k for k in meta if "/" in k and k.replace("/", "_") in meta} | ({"steps"} if "step" in meta else set())
+    training = {k: v for k, v in meta.items()
+                if k not in skip | dupes and isinstance(v, (int, float, str)) and v is not None}
     lines = [
         _front_matter(front),
         f"# {identity.name}: a nanochat-style GPT ({meta.get('stage', '?')} checkpoint)",

@@ -147,6 +147,8 @@ def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
         raise HubError(f"{where} not found, or private and your token cannot read it ({LOGIN_HELP})") from exc
     except HfHubHTTPError as exc:
         raise HubError(f"{where}: the Hub answered {exc}") from exc
+    # the commit says exactly which data / weights a run used, whatever the branch holds later
+    print(f"[hub] {where}: commit {Path(folder).name}{' (offline, from the cache)' if offline() else ''}")
     return Path(folder)
 
 

@@ -124,7 +124,8 @@ class HubServer:
                 if info and what == "revision":
                     siblings = [{"rfilename": name} for name in sorted(files)]
                     return self._reply(200, {"id": repo_id, "sha": oid, "private": bool(repo.private),
-                                             "siblings": siblings, "xetEnabled": False})
+                                             "siblings": siblings, "xetEnabled": False, "downloads": 0, "likes": 0,
+                                             "tags": []})
                 if info:
                     return self._reply(200, [{"type": "file", "path": name, "size": len(data),
                                               "oid": hashlib.sha1(data).hexdigest()} for name, data in sorted(files.items())])

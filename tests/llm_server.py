@@ -8,7 +8,8 @@
 It plays the LLM: from the prompt it receives (the conversation type, the identity's name, the number of
 exchanges) it composes a plausible valid answer in lanbot's JSON shape, with fresh numbers each time, and
 returns `usage`. Switches make it misbehave: latency, 429 + Retry-After, 500, hanging past the client's
-timeout, malformed JSON, wrong arithmetic, calculator calls in a type that forbids them, and refusing
+timeout, malformed JSON, wrong arithmetic, calculator calls in a type that forbids them or none in a type
+that needs them, and refusing
 json_schema (and json_object) response formats. It counts every request it answers.
 """
 
@@ -36,6 +37,7 @@ class LLMServer:
         self.malformed = 0             # next N requests: reply text that is not JSON
         self.wrong_arithmetic = 0      # next N tool answers: stated result off by one
         self.wrong_type_tools = 0      # next N no-tool answers: contain a calculator call anyway
+        self.missing_tools = 0         # next N tool answers: no calculator call at all
         self.always_wrong_type_tools = False
         self.reject_json_schema = False
         self.reject_json_object = False
@@ -131,13 +133,16 @@ class LLMServer:
         # Each switch is decided once per answer (not per exchange), so that one unit = one bad answer.
         tool_kind = kind in ("tool_use", "multi_step_tool", "tool_planning")
         wrong = tool_kind and self._take("wrong_arithmetic")
+        no_calls = tool_kind and self._take("missing_tools")
         stray_call = not tool_kind and (self.always_wrong_type_tools or self._take("wrong_type_tools"))
         messages = []
         for turn in range(turns):
             n = serial * 10 + turn
             messages.append({"role": "user", "content": f"Hi! Question {n}: what about {a} and {b}?"})
-            messages.append({"role": "assistant", "parts": self._parts(
-                kind, name, a + turn, b, c, n, wrong and turn == 0, stray_call and turn == 0)})
+            parts = self._parts(kind, name, a + turn, b, c, n, wrong and turn == 0, stray_call and turn == 0)
+            if no_calls:  # the arithmetic done "in the head": text parts only
+                parts = [p for p in parts if p["type"] == "text"]
+            messages.append({"role": "assistant", "parts": parts})
         return json.dumps({"messages": messages})
 
     def _parts(self, kind: str, name: str, a: int, b: int, c: int, n: int, wrong: bool,

@@ -89,6 +89,10 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
     assert any(d.startswith("GET /datasets/tester/sage-data/resolve/") and d.endswith("/all_conversations.jsonl")
                for d in downloads)
     assert any(d.startswith("GET /tester/sage-mid/resolve/") and d.endswith("/model.pt") for d in downloads)
+    commits = {c["oid"] for repo in hub.repos.values() for c in repo.commits}
+    for line in ("[hub] dataset repo tester/sage-data: commit ", "[hub] model repo tester/sage-mid: commit "):
+        said = [x for x in proc.stdout.splitlines() if x.startswith(line)]
+        assert len(said) == 1 and said[0][len(line):] in commits, proc.stdout  # the run says which commit
     assert not (box / "out" / "data").exists()
     sft = box / "out" / "checkpoints" / "sage" / "default" / "tiny" / "sft"
     assert _meta(sft)["finished"] and _meta(sft)["stage"] == "sft"

@@ -21,7 +21,7 @@ from lanbot.calculator import calculate
 from lanbot.config import compose_config
 from lanbot.conversation import TYPES, dedup_key, file_name, tool_calls, validate
 from lanbot.generation.datafolder import DataFolder
-from lanbot.generation.llm import LLMGenerationError, generate_with_llm
+from lanbot.generation.llm import LLMGenerationError, generate_with_llm, status_line
 from lanbot.generation.llm_parse import InvalidAnswer, parse_answer
 from lanbot.generation.personas import load_personas
 from lanbot.identity import to_identity
@@ -165,6 +165,16 @@ def test_each_conversation_gets_its_own_persona_while_they_last(server, tmp_path
     assert sorted(used) == sorted(p["id"] for p in personas)
 
 
+def test_an_unpriced_model_costs_unknown_until_given_a_price(server, tmp_path):
+    _, figures = run_llm(server, tmp_path, {"identity": 2}, "backend.model=my/local-model")
+    assert figures["cost_usd"] is None and figures["tokens_total"] > 0
+    assert status_line(figures).endswith("cost ? (add my/local-model to backend.prices)")
+    _, figures = run_llm(server, tmp_path / "priced", {"identity": 2}, "backend.model=my/local-model",
+                         "++backend.prices={my/local-model: {prompt: 1.0, completion: 2.0}}")
+    assert figures["cost_usd"] == pytest.approx((figures["tokens_prompt"] + 2 * figures["tokens_completion"]) / 1e6)
+    assert f"cost ${figures['cost_usd']:.4f}" in status_line(figures)
+
+
 def test_429_waits_as_long_as_retry_after_says(server, tmp_path):
     server.fail_429, server.retry_after_s = 1, 0.5
     _, figures = run_llm(server, tmp_path, {"tool_use": 1}, "backend.concurrency=1")
@@ -198,6 +208,24 @@ def test_malformed_json_wrong_type_tools_and_wrong_arithmetic_are_asked_again(se
     for conv in lines(cfg, "tool_use"):
         expression, output = tool_calls(conv)[0]
         assert conv[1]["content"][-1]["text"] == f"The total is {output}."
+
+
+def test_tool_answers_without_calculator_calls_are_asked_again(server, tmp_path):
+    server.missing_tools = 2
+    cfg, figures = run_llm(server, tmp_path, {"tool_use": 2, "multi_step_tool": 2}, "backend.concurrency=2")
+    assert figures["invalid_reasons"] == {"validation": 2} and server.answered == 6
+    assert all(tool_calls(c) for kind in ("tool_use", "multi_step_tool") for c in lines(cfg, kind))
+
+
+def test_connection_errors_back_off_and_a_dead_server_stops_with_a_summary(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dead = type("Dead", (), {"base_url": f"http://127.0.0.1:{port}/v1"})()
+    with pytest.raises(LLMGenerationError, match=r"max_failure_rate.*last error: 2 tries, last: connection error"):
+        run_llm(dead, tmp_path, {"identity": 20}, "backend.max_tries=2", "backend.concurrency=2")
 
 
 def test_response_format_falls_back_to_json_object_then_plain_text(server, tmp_path):

@@ -56,12 +56,17 @@ def require_key(backend: Any) -> str:
         raise LLMGenerationError(f"backend={backend.get('name')}: {exc}") from None
 
 
-def cost_usd(backend: Any, tokens_prompt: int, tokens_completion: int) -> float | None:
-    """Dollars spent, from the price table (USD per 1M tokens) in the backend config; None if unpriced."""
+def price_of(backend: Any) -> tuple[float, float] | None:
+    """(prompt, completion) USD per 1M tokens of `backend.model` from `backend.prices`; None if not listed."""
     price = (backend.get("prices") or {}).get(str(backend.model))
-    if not price:
+    return (float(price["prompt"]), float(price["completion"])) if price else None
+
+
+def cost_usd(price: tuple[float, float] | None, tokens_prompt: int, tokens_completion: int) -> float | None:
+    """Dollars spent at `price` (USD per 1M tokens); None when the model has no price."""
+    if price is None:
         return None
-    return round((tokens_prompt * float(price["prompt"]) + tokens_completion * float(price["completion"])) / 1e6, 6)
+    return round((tokens_prompt * price[0] + tokens_completion * price[1]) / 1e6, 6)
 
 
 class _Rate(ProgressColumn):
@@ -85,7 +90,7 @@ def status_line(figures: dict[str, Any]) -> str:
     cost = figures["cost_usd"]
     return (f"requests {figures['requests']:,}  retries {figures['retries']:,}  failures {figures['failures']:,}  "
             f"tokens {figures['tokens_total']:,}  cost " + (f"${cost:.4f}" if cost is not None else
-                                                           f"unknown (no backend.prices entry for {figures['model']})"))
+                                                           f"? (add {figures['model']} to backend.prices)"))
 
 
 class _Run:
@@ -103,6 +108,7 @@ class _Run:
         # Personas are taken in turn (the list is already in a seeded random order), so that N conversations
         # use N different personas where there are that many; a resumed run goes on where the last one stopped.
         self.persona_turn = sum(self.jobs.values())
+        self.name, self.model, self.price = str(self.backend.get("name")), str(self.backend.model), price_of(self.backend)
         self.max_tries = int(self.backend.get("max_tries", 4))
         self.arithmetic = str(self.backend.get("arithmetic", "repair"))
         self.failures = self.answer_retries = self.repaired = self.rejected = self.duplicates = 0
@@ -149,8 +155,8 @@ class _Run:
             if problems:
                 self._invalid(kind, "validation", problems[0])
                 continue
-            meta = {"persona": persona.get("id"), **meta, "backend": self.backend.get("name"),
-                    "model": str(self.backend.model), "response_format": mode, "repaired": parsed.repaired}
+            meta = {"persona": persona.get("id"), **meta, "backend": self.name, "model": self.model,
+                    "response_format": mode, "repaired": parsed.repaired}
             if not self.folder.add(kind, parsed.conversation, meta):
                 self.duplicates += 1
                 continue
@@ -180,7 +186,7 @@ class _Run:
         u = self.client.usage
         written = sum(self.done.values())
         return {
-            "backend": self.backend.get("name"), "model": str(self.backend.model),
+            "backend": self.name, "model": self.model,
             "written": written, "requests": u.requests, "retries": u.retries + self.answer_retries,
             "failures": self.failures, "rate_limited": u.rate_limited, "server_errors": u.server_errors,
             "timeouts": u.timeouts, "invalid": dict(self.invalid),
@@ -189,7 +195,7 @@ class _Run:
             "response_format": self.client.mode, "response_format_fallbacks": list(u.fallbacks),
             "tokens_prompt": u.tokens_prompt, "tokens_completion": u.tokens_completion,
             "tokens_total": u.tokens_prompt + u.tokens_completion,
-            "cost_usd": cost_usd(self.backend, u.tokens_prompt, u.tokens_completion),
+            "cost_usd": cost_usd(self.price, u.tokens_prompt, u.tokens_completion),
             "llm_seconds": round(seconds, 3), "conversations_per_s": round(written / seconds, 2) if seconds else None,
         }
 
