@@ -305,6 +305,12 @@ def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, t
     assert server.requests - requests_before <= 120 - written_before + 1
     # the first run lost at most its in-flight requests
     assert requests_before <= written_before + 4 + 1
+    # stats.json adds up what both runs spent on the folder, less only the killed run's requests in flight
+    stats = json.loads((data / "stats.json").read_text())
+    spent = stats["folder_spent"]
+    assert server.requests - 4 <= spent["requests"] <= server.requests, (spent, server.requests)
+    assert spent["requests"] > stats["requests"]  # more than the second run sent by itself
+    assert spent["tokens_total"] == spent["tokens_prompt"] + spent["tokens_completion"] > stats["tokens_total"]
 
 
 def test_app_records_tokens_cost_and_invalid_answers_and_never_writes_the_key(server, tmp_path):
@@ -319,6 +325,10 @@ def test_app_records_tokens_cost_and_invalid_answers_and_never_writes_the_key(se
     assert stats["requests"] == server.requests == 18 and stats["invalid_dropped"] == dict.fromkeys(TYPES, 1)
     assert stats["invalid_reasons"] == {"json": 6}
     assert stats["tokens_total"] == stats["tokens_prompt"] + stats["tokens_completion"] > 0
+    # one run from an empty folder: what the folder cost is what the run cost, invalid answers included
+    assert {k: stats["folder_spent"][k] for k in ("requests", "tokens_total")} == {
+        k: stats[k] for k in ("requests", "tokens_total")}
+    assert stats["folder_spent"]["cost_usd"] == pytest.approx(stats["cost_usd"], abs=1e-5)  # per-line rounding
     assert stats["cost_usd"] == pytest.approx(
         (stats["tokens_prompt"] * 0.15 + stats["tokens_completion"] * 0.60) / 1e6, abs=1e-6)  # gpt-4o-mini
     records = _wandb_records(next((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")))

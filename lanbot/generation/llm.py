@@ -117,6 +117,7 @@ class _Run:
         self.last_error = "invalid answers"
         self.stop_reason: str | None = None
         self.last_log = 0.0
+        self.recorded = (0, 0, 0)  # requests and tokens already recorded in a meta line (see spent_since)
 
     def claim(self) -> str | None:
         """The type most in need of a conversation, reserved; None when every target is claimed or stopping."""
@@ -155,15 +156,30 @@ class _Run:
             if problems:
                 self._invalid(kind, "validation", problems[0])
                 continue
+            now, spent = self.spent_since()
             meta = {"persona": persona.get("id"), **meta, "backend": self.name, "model": self.model,
-                    "response_format": mode, "repaired": parsed.repaired}
+                    "response_format": mode, "repaired": parsed.repaired, "spent": spent}
             if not self.folder.add(kind, parsed.conversation, meta):
                 self.duplicates += 1
                 continue
+            self.recorded = now
             self.repaired += parsed.repaired
             self.done[kind] += 1
             return True
         return False
+
+    def spent_since(self) -> tuple[tuple[int, int, int], dict[str, Any]]:
+        """The run's usage now, and what it spent since the last meta line recorded it.
+
+        Each written conversation's meta line carries the requests and tokens spent since the one before
+        (its own, its re-asks, and other requests finished meanwhile), so the sum over a folder's meta
+        files is what every run spent on it, a killed one included, less only the requests in flight.
+        """
+        u = self.client.usage
+        now = (u.requests, u.tokens_prompt, u.tokens_completion)
+        requests, prompt, completion = (a - b for a, b in zip(now, self.recorded, strict=True))
+        return now, {"requests": requests, "tokens_prompt": prompt, "tokens_completion": completion,
+                     "cost_usd": cost_usd(self.price, prompt, completion)}
 
     def _invalid(self, kind: str, reason: str, detail: str) -> None:
         self.invalid[kind] += 1
@@ -196,6 +212,7 @@ class _Run:
             "tokens_prompt": u.tokens_prompt, "tokens_completion": u.tokens_completion,
             "tokens_total": u.tokens_prompt + u.tokens_completion,
             "cost_usd": cost_usd(self.price, u.tokens_prompt, u.tokens_completion),
+            "spent_unrecorded": self.spent_since()[1],  # after the last conversation written: failures, dups
             "llm_seconds": round(seconds, 3), "conversations_per_s": round(written / seconds, 2) if seconds else None,
         }
 

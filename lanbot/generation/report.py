@@ -95,6 +95,17 @@ def print_summary(stats: dict[str, Any], folder_root: Path, combined: Path, run_
         f"unique first replies {stats.get('unique_first_replies')}  personas {stats.get('personas_used')}  "
         f"languages: {langs}  backend {stats.get('backend')} ({stats.get('model')})  {stats.get('seconds')} s"
     )
+    if "requests" in stats:  # an LLM backend: what this run and every run on the folder spent
+        spent = stats.get("folder_spent") or {}
+
+        def dollars(value: Any) -> str:
+            return "?" if value is None else f"${value:.4f}"
+
+        console.print(
+            f"this run: {stats['requests']} requests, {stats.get('tokens_total', 0):,} tokens, "
+            f"{dollars(stats.get('cost_usd'))}; the data folder so far: {spent.get('requests', '?')} requests, "
+            f"{spent.get('tokens_total', 0):,} tokens, {dollars(spent.get('cost_usd'))}"
+        )
     console.print(f"Data folder: {Path(folder_root).resolve()}  ({combined.name}, stats.json)", soft_wrap=True)
     console.print(f"Run folder:  {Path(run_dir).resolve()}", soft_wrap=True)
     if wandb_dir:

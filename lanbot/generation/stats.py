@@ -90,6 +90,8 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
     openings: Counter[str] = Counter()
     personas: set[str] = set()
     phrasings: set[str] = set()
+    spent: Counter[str] = Counter()
+    cost_known = True
     for kind in kinds:
         turns, chars, calls, firsts, n = Counter(), _Lengths(), 0, _Distinct(), 0
         path = root / file_name(kind)
@@ -122,6 +124,11 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
                         personas.add(str(meta["persona"]))
                     if meta.get("phrasing") is not None:
                         phrasings.add(f"{kind}:{meta['phrasing']}")
+                    if isinstance(meta.get("spent"), dict):  # what an LLM backend spent (lanbot.generation.llm)
+                        spent.update({k: v for k, v in meta["spent"].items() if k != "cost_usd" and v})
+                        cost = meta["spent"].get("cost_usd")
+                        cost_known = cost_known and cost is not None
+                        spent["cost_usd"] += cost or 0
         turns_all.update(turns)
         chars_all.counts.update(chars.counts)
         per_type[kind] = {
@@ -152,6 +159,17 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
         "per_type": per_type,
         **extra,
     }
+    if spent or "spent_unrecorded" in extra:  # every run on this folder, killed and resumed ones included
+        late = extra.get("spent_unrecorded") or {}
+        spent.update({k: v for k, v in late.items() if k != "cost_usd" and v})
+        cost_known = cost_known and ("cost_usd" not in late or late["cost_usd"] is not None)
+        spent["cost_usd"] += late.get("cost_usd") or 0
+        stats["folder_spent"] = {
+            "requests": spent["requests"], "tokens_prompt": spent["tokens_prompt"],
+            "tokens_completion": spent["tokens_completion"],
+            "tokens_total": spent["tokens_prompt"] + spent["tokens_completion"],
+            "cost_usd": round(spent["cost_usd"], 6) if cost_known else None,
+        }
     path = root / STATS_FILE
     tmp = path.with_name(f".{STATS_FILE}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
