@@ -65,6 +65,10 @@ def test_bad_input_fails_clearly(tmp_path):
         train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.0.epochs=-1")), tmp_path / "r")
     with pytest.raises(TrainError, match="exceeds the model's sequence_len"):
         train(compose_config(overrides(tmp_path, "logger=none", "train.sequence_len=4096")), tmp_path / "r")
+    with pytest.raises(TrainError, match=r"model=tiny: n_embd=64 must be divisible by n_head=3.*conf/model/tiny.yaml"):
+        train(compose_config(overrides(tmp_path, "logger=none", "model.n_head=3", "model.n_kv_head=3")), tmp_path / "r")
+    with pytest.raises(TrainError, match="train.device=.warp.: expected auto, cuda, mps or cpu"):
+        train(compose_config(overrides(tmp_path, "logger=none", "train.device=warp")), tmp_path / "r")
 
 
 def test_multirun_cli_four_runs(tmp_path):
@@ -80,6 +84,8 @@ def test_multirun_cli_four_runs(tmp_path):
     assert len(runs) == 4 and len({r.parent for r in runs}) == 1  # four folders side by side in one sweep
     # named by the choices: paths.root (slashes) and flags are excluded in conf/config.yaml
     assert all("paths.root" not in r.name and "identity=" in r.name and "mix=" in r.name for r in runs), runs
+    # a dozen overrides would make a name over the 255-byte limit: head + "~" + digest keeps it at 120
+    assert all("~" in r.name and len(r.name.split("_", 1)[1].encode()) <= 120 for r in runs), runs
 
 
 def test_cli_errors_are_one_line_and_exit_2(tmp_path):
