@@ -31,6 +31,7 @@ from rich.table import Table
 
 import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.config import CONFIG_PATH
+from lanbot.files import plain_mode
 
 SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
                  "calculator_accuracy")
@@ -253,6 +254,7 @@ def _save_figure(fig, path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        plain_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

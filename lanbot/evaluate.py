@@ -33,6 +33,7 @@ from lanbot import checkpoint as ckpt
 from lanbot import scores as sc
 from lanbot.config import CONFIG_PATH
 from lanbot.engine import Completion, Engine
+from lanbot.files import plain_mode
 from lanbot.identity import ModelIdentity, slug, to_identity
 from lanbot.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
 from lanbot.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
@@ -148,6 +149,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, ensure_ascii=False, default=str)
+        plain_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -21,6 +21,8 @@ from typing import Any
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from lanbot.files import plain_mode
+
 SPECIALS = [
     "<|bos|>",
     "<|user_start|>",
@@ -89,6 +91,7 @@ class Tokenizer:
         os.close(fd)
         try:
             self._hf.save(tmp)
+            plain_mode(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

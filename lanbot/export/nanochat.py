@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from lanbot.config import CONFIG_PATH
 from lanbot.conversation import TYPES, file_name
+from lanbot.files import plain_mode
 from lanbot.identity import slug
 
 TOOL_CALL_CHOICES = ("skip", "render")
@@ -43,12 +44,6 @@ def nanochat_base_dir(configured: str | None = None) -> Path:
     if os.environ.get("NANOCHAT_BASE_DIR"):
         return Path(os.environ["NANOCHAT_BASE_DIR"]).expanduser()
     return Path.home() / ".cache" / "nanochat"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def customjson_problems(conversation: Any) -> list[str]:
@@ -157,7 +152,7 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for conversation in conversations:
                 f.write(json.dumps(conversation, ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it the mode a plain open() would
+        plain_mode(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

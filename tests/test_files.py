@@ -1,0 +1,21 @@
+"""What lanbot writes atomically (temp file + rename) gets a plain file's mode, not mkstemp's 0600."""
+
+import os
+from pathlib import Path
+
+from lanbot.evaluate import write_json_atomic
+from lanbot.tokenizer import Tokenizer
+
+
+def _plain() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def test_atomic_writes_have_a_plain_files_mode(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "eval.json", {"identity_rate": 1.0})
+    saved = Tokenizer.train(["hello world, who are you?"] * 20, vocab_size=300).save(tmp_path / "ckpt")
+    for path in (tmp_path / "eval.json", saved):
+        assert path.stat().st_mode & 0o777 == _plain(), path
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ckpt", "eval.json", "tokenizer.json"]  # no temp left
