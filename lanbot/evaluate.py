@@ -34,7 +34,7 @@ from lanbot import scores as sc
 from lanbot.config import CONFIG_PATH
 from lanbot.engine import Completion, Engine
 from lanbot.files import plain_mode
-from lanbot.identity import ModelIdentity, slug, to_identity
+from lanbot.identity import IdentityError, ModelIdentity, slug, to_identity
 from lanbot.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
 from lanbot.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
 from lanbot.tokenizer import render_for_completion
@@ -156,27 +156,34 @@ def write_json_atomic(path: Path, data: Any) -> None:
             os.unlink(tmp)
 
 
-def training_data_dir(cfg: DictConfig) -> Path:
-    """The folder the identity's data was trained from: the hub copy when `data.from_hub` is set."""
+def training_data_dir(cfg: DictConfig, checkpoint: Path | None = None) -> Path:
+    """The folder the identity's data was trained from: the hub copy when `data.from_hub` is set here or
+    in the checkpoint's own config (a model trained on a GPU box from the Hub is evaluated on that data)."""
     data = cfg.get("data")
-    if data is not None and data.get("from_hub"):
+    from_hub = data.get("from_hub") if data is not None else None
+    if not from_hub and checkpoint is not None and (Path(checkpoint) / "config.yaml").is_file():
+        from omegaconf import OmegaConf
+
+        trained = OmegaConf.load(Path(checkpoint) / "config.yaml")
+        from_hub = OmegaConf.select(trained, "data.from_hub", default=None)
+    if from_hub:
         from lanbot.hub import HubError, download_data
 
         try:
-            return Path(download_data(str(data.from_hub)))
+            return Path(download_data(str(from_hub)))
         except HubError as exc:
-            raise EvaluationError(f"data.from_hub={data.from_hub}: {exc}") from None
+            raise EvaluationError(f"data.from_hub={from_hub}: {exc}") from None
     return Path(cfg.paths.data_dir)
 
 
-def probes_for(cfg: DictConfig, identity: ModelIdentity) -> tuple[list[Probe], list[str], dict[str, str]]:
+def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None = None) -> tuple[list[Probe], list[str], dict[str, str]]:
     """(probes, the other identities' names, {probe id: where training saw it}) under `eval.overlap`."""
     others = [n for n in identity_names() if n.lower() != identity.name.lower()]
     probes = load_probes(cfg.eval.probes, identity.name, others)
     policy = str(cfg.eval.overlap)
     if policy not in ("exclude", "fail", "skip"):
         raise EvaluationError(f"eval.overlap={policy!r}: use exclude, fail or skip")
-    data_dir = training_data_dir(cfg)
+    data_dir = training_data_dir(cfg, checkpoint)
     seen = {} if policy == "skip" else check_overlap(probes, data_dir)
     if seen and policy == "fail":
         raise EvaluationError("probes found in the training data of " + str(data_dir) + ": "
@@ -191,7 +198,7 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
     start = time.time()
     identity = to_identity(cfg.identity)
     engine, meta = load_engine(cfg, checkpoint, str(cfg.eval.device))
-    probes, others, seen = probes_for(cfg, identity)
+    probes, others, seen = probes_for(cfg, identity, checkpoint)
     answers = sample_answers(engine, probes, cfg.eval)
     result = score_answers(probes, answers, identity, others, seen, float(cfg.eval.limitation_threshold))
     scores = result["scores"]
@@ -254,7 +261,7 @@ def main(cfg: DictConfig) -> None:
         tags = [slug(cfg.identity.name), str(meta.get("mix")), str(meta.get("model")), str(meta.get("stage"))]
         with Tracker(cfg, run_dir, job_type="eval", tags=tags) as tracker:
             evaluate_run(cfg, directory, run_dir, tracker)
-    except (ckpt.CheckpointError, CheckpointMismatch, ProbeError, EvaluationError) as exc:
+    except (ckpt.CheckpointError, CheckpointMismatch, ProbeError, EvaluationError, IdentityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -43,6 +43,8 @@ class Tracker:
             import wandb  # imported here: apps with logger=none never pay for it
 
             os.environ.setdefault("WANDB_SILENT", "true")
+            if not os.environ.get("WANDB_MODE", "x").strip():  # `WANDB_MODE=` (empty) means unset, not an error
+                os.environ.pop("WANDB_MODE")
             self.wandb_run = wandb.init(
                 project=logger.get("project") or "lanbot",
                 entity=logger.get("entity"),

@@ -27,7 +27,7 @@ from lanbot import checkpoint as ckpt
 from lanbot.config import CONFIG_PATH
 from lanbot.device import Runtime, autocast, init_distributed, shutdown_distributed
 from lanbot.evaluate import EvaluationError, evaluate_run
-from lanbot.identity import slug
+from lanbot.identity import IdentityError, slug
 from lanbot.mix import MixError, SourceData, conversation_text, load_mix, mixture
 from lanbot.model import GPT, GPTConfig
 from lanbot.packing import pack_rows, render_all, shuffled_rows, to_batch
@@ -300,7 +300,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
 
 # What a user can cause and fix (the message says how): one line on stderr and exit code 2, no traceback.
 EXPECTED_ERRORS = (TrainError, MixError, ckpt.CheckpointError, ckpt.CheckpointMismatch, ProbeError, EvaluationError,
-                   MissingKeyError)
+                   MissingKeyError, IdentityError)
 
 
 class _null:

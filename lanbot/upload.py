@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from lanbot import cards, hub
 from lanbot.config import CONFIG_PATH
 from lanbot.conversation import COMBINED_FILE, TYPES, file_name
-from lanbot.identity import slug, to_identity
+from lanbot.identity import IdentityError, slug, to_identity
 
 CHECKPOINT_REQUIRED = ("model.pt", "tokenizer.json", "config.yaml", "meta.json")
 RECORD_FILE = "upload.json"
@@ -232,7 +232,7 @@ def main(cfg: DictConfig) -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
     try:
         upload(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (UploadError, hub.HubError, FileNotFoundError) as exc:
+    except (UploadError, hub.HubError, FileNotFoundError, IdentityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
 

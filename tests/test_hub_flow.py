@@ -111,6 +111,10 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
         assert cfg.data.from_hub == "tester/sage-data", preset
         for folder in (data_folder(cfg), training_data_dir(cfg)):
             assert folder.parent == snapshots and (folder / "all_conversations.jsonl").is_file(), preset
+    # evaluating on the box without data.from_hub: the checkpoint's config says which data it was trained on
+    plain = compose_config(["identity=sage", f"paths.root={box / 'out'}"])
+    assert training_data_dir(plain, sft).parent == snapshots
+    assert training_data_dir(plain) == box / "out" / "data" / "sage"  # no checkpoint: the local folder
     folder = lanbot_hub.download_checkpoint("hf://tester/sage-mid")
     assert (folder / "model.pt").read_bytes() == (mid / "model.pt").read_bytes()
 
