@@ -15,9 +15,7 @@ mix) and `report.md` to `compare.out` (default `<first path>/compare`). Works of
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +29,7 @@ from rich.table import Table
 
 import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.config import CONFIG_PATH
-from lanbot.files import plain_mode
+from lanbot.files import atomic_path, write_text_atomic
 
 SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
                  "calculator_accuracy")
@@ -250,15 +248,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def _save_figure(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        plain_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
 def plot_losses(runs: list[Run], path: Path) -> bool:
@@ -339,9 +330,7 @@ def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: s
     text += [f"![{p}]({p})\n" for p in plots]
     text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
     path = out / "report.md"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text("\n".join(text), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(text))
     return path
 
 

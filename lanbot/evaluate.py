@@ -15,10 +15,7 @@ The training app calls `evaluate_run` at the end of a run when `train.eval_at_en
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,7 @@ from lanbot import checkpoint as ckpt
 from lanbot import scores as sc
 from lanbot.config import CONFIG_PATH
 from lanbot.engine import Completion, Engine
-from lanbot.files import plain_mode
+from lanbot.files import write_json_atomic
 from lanbot.identity import IdentityError, ModelIdentity, slug, to_identity
 from lanbot.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
 from lanbot.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
@@ -140,20 +137,6 @@ def _identity_scores(probes: list[Probe], by_probe: dict[str, list[dict]], answe
 def _mean(values) -> float | None:
     values = [float(v) for v in values]
     return round(sum(values) / len(values), 4) if values else None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, default=str)
-        plain_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def training_data_dir(cfg: DictConfig, checkpoint: Path | None = None) -> Path:

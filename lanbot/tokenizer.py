@@ -13,7 +13,6 @@ special tokens; text that merely *spells* one (a user typing "<|bos|>") is encod
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
-from lanbot.files import plain_mode
+from lanbot.files import atomic_path
 
 SPECIALS = [
     "<|bos|>",
@@ -87,15 +86,8 @@ class Tokenizer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / FILE_NAME
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tokenizer.", suffix=".tmp")
-        os.close(fd)
-        try:
-            self._hf.save(tmp)
-            plain_mode(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp:
+            self._hf.save(str(tmp))
         return path
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lanbot.config import to_plain
+from lanbot.files import write_json_atomic
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -75,10 +76,7 @@ class Tracker:
     def summary(self, values: dict[str, Any]) -> None:
         """Final figures of the run: wandb's summary and `summary.json` in the run folder."""
         self._summary.update(values)
-        path = self.run_dir / SUMMARY_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self._summary, indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
+        write_json_atomic(self.run_dir / SUMMARY_FILE, self._summary)
         if self.wandb_run is not None:
             self.wandb_run.summary.update(values)
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from lanbot import cards, hub
 from lanbot.config import CONFIG_PATH
 from lanbot.conversation import COMBINED_FILE, TYPES, file_name
+from lanbot.files import write_json_atomic
 from lanbot.identity import IdentityError, slug, to_identity
 
 CHECKPOINT_REQUIRED = ("model.pt", "tokenizer.json", "config.yaml", "meta.json")
@@ -214,11 +215,7 @@ def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     )
     result.update(repo_id=plan.repo_id, repo_type=plan.repo_type)
     if run_dir is not None:
-        path = Path(run_dir) / RECORD_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        write_json_atomic(Path(run_dir) / RECORD_FILE, result)
     print(f"uploaded {len(plan.files)} files in commit {result['commit']}: {result['url']}")
     return result
 

@@ -22,7 +22,7 @@ from lanbot.compare import (
     wandb_query,
 )
 from lanbot.config import compose_config
-from lanbot.evaluate import write_json_atomic
+from lanbot.files import write_json_atomic
 from lanbot.tracking import Tracker
 
 ROOT = Path(__file__).resolve().parent.parent

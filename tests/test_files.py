@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from lanbot.evaluate import write_json_atomic
+from lanbot.files import write_json_atomic
 from lanbot.tokenizer import Tokenizer
 
 
@@ -19,3 +19,17 @@ def test_atomic_writes_have_a_plain_files_mode(tmp_path: Path) -> None:
     for path in (tmp_path / "eval.json", saved):
         assert path.stat().st_mode & 0o777 == _plain(), path
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["ckpt", "eval.json", "tokenizer.json"]  # no temp left
+
+
+def test_a_failed_atomic_write_keeps_the_last_good_file(tmp_path: Path) -> None:
+    import pytest
+
+    from lanbot.files import atomic_path, write_text_atomic
+
+    target = tmp_path / "report.md"
+    write_text_atomic(target, "good")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from omegaconf import DictConfig
 
 from lanbot.config import CONFIG_PATH
 from lanbot.conversation import TYPES, file_name
-from lanbot.files import plain_mode
+from lanbot.files import atomic_path
 from lanbot.identity import slug
 
 TOOL_CALL_CHOICES = ("skip", "render")
@@ -147,16 +146,9 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
     if not conversations:
         raise ExportError(f"nothing to export from {source} with export.tool_calls={export.tool_calls}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for conversation in conversations:
-                f.write(json.dumps(conversation, ensure_ascii=False) + "\n")
-        plain_mode(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for conversation in conversations:
+            f.write(json.dumps(conversation, ensure_ascii=False) + "\n")
     return target, counts
 
 

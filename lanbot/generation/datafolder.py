@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lanbot.conversation import COMBINED_FILE, TYPES, dedup_key, file_name
+from lanbot.files import atomic_path
 
 STATS_FILE = "stats.json"
 
@@ -154,16 +155,13 @@ class DataFolder:
             f.flush()
         kinds = self.present()
         target = self.root / COMBINED_FILE
-        tmp = target.with_name(f".{COMBINED_FILE}.{os.getpid()}.tmp")
         handles = [(self.root / file_name(k)).open("r", encoding="utf-8") for k in kinds]
         try:
             streams = [_positioned(h, self.count(k), rank) for rank, (k, h) in enumerate(zip(kinds, handles, strict=True))]
-            with tmp.open("w", encoding="utf-8") as out:
+            with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as out:
                 for _, _, line in heapq.merge(*streams):
                     out.write(line)
-            os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise DataFolderError(f"cannot write {target}: {exc.strerror or exc}") from None
         finally:
             for h in handles:

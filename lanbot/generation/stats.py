@@ -13,7 +13,6 @@ nearly flat; a resumed run's stats cover every conversation in the folder.
 from __future__ import annotations
 
 import json
-import os
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from lanbot.conversation import assistant_text, file_name, normalise, tool_calls
+from lanbot.files import write_json_atomic
 from lanbot.generation.datafolder import STATS_FILE, meta_name
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -170,8 +170,5 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
             "tokens_total": spent["tokens_prompt"] + spent["tokens_completion"],
             "cost_usd": round(spent["cost_usd"], 6) if cost_known else None,
         }
-    path = root / STATS_FILE
-    tmp = path.with_name(f".{STATS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(root / STATS_FILE, stats)
     return stats
