@@ -9,7 +9,10 @@ alternating, assistant last. Where the assistant calls the calculator, its conte
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from lanbot.calculator import CalculatorError, calculate
@@ -20,6 +23,28 @@ MIN_CALLS = {"tool_use": 1, "multi_step_tool": 2, "tool_planning": 1}
 PART_TYPES = frozenset({"text", "python", "python_output"})
 
 Conversation = list[dict[str, Any]]
+
+
+class BadLine(ValueError):
+    """A JSONL line that is not valid JSON; the message starts with `<file>:<line>:`."""
+
+
+def read_jsonl(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of every non-blank line of a JSONL file.
+
+    A line that is not JSON raises BadLine naming the file and line, or with `skip_bad` is passed over
+    (the torn last line of an interrupted write, where only reading matters)."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if skip_bad:
+                    continue
+                raise BadLine(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            yield number, value
 
 
 def file_name(kind: str) -> str:

@@ -15,7 +15,6 @@ same conversations are held out in every mix and stage) that is never trained on
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lanbot.conversation import TYPES, Conversation, file_name
+from lanbot.conversation import TYPES, BadLine, Conversation, file_name, read_jsonl
 
 HF_FORMATS = ("conversations", "smoltalk", "gsm8k", "mmlu")
 SOURCE_KEYS = {"name", "epochs", "weight", "path", "hf", "subset", "split", "format", "limit"}
@@ -105,17 +104,17 @@ def parse_sources(entries: Any, where: str) -> list[Source]:
     return sources
 
 
-def read_jsonl(path: Path) -> list[Conversation]:
+def read_conversations(path: Path) -> list[Conversation]:
     """Conversations of a CustomJSON file; a bad line fails naming the file and line."""
     conversations = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    try:
+        for number, value in read_jsonl(path):
             try:
-                conversations.append(to_conversation(json.loads(line), "conversations"))
-            except (json.JSONDecodeError, ValueError) as exc:
+                conversations.append(to_conversation(value, "conversations"))
+            except ValueError as exc:
                 raise MixError(f"{path}:{number}: not a conversation ({exc}); expected a JSON list of messages") from exc
+    except BadLine as exc:
+        raise MixError(f"{exc}; expected a JSON list of messages") from exc
     return conversations
 
 
@@ -133,12 +132,12 @@ def load_source(src: Source, data_dir: Path, identity_slug: str) -> list[Convers
                 f"{path} is missing (source {src.name!r}): generate it with "
                 f"`python -m lanbot.generate identity={identity_slug} data=all`, or drop it from the mix"
             )
-        conversations = read_jsonl(path)
+        conversations = read_conversations(path)
     elif src.hf is None:
         path = Path(src.path)  # type: ignore[arg-type]
         if not path.is_file():
             raise MixError(f"source {src.name!r}: no file at {path} (path: a CustomJSON .jsonl file)")
-        conversations = read_jsonl(path)
+        conversations = read_conversations(path)
     else:
         conversations = [to_conversation(row, src.format) for row in _hf_rows(src)]
     if src.limit is not None:

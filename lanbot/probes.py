@@ -11,7 +11,6 @@ probes with every user message of the identity's data folder, normalised as lanb
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import yaml
 
 from lanbot.calculator import CalculatorError, calculate
 from lanbot.config import CONF_DIR
-from lanbot.conversation import normalise
+from lanbot.conversation import normalise, read_jsonl
 from lanbot.identity import ModelIdentity
 
 PROBES_FILE = Path(__file__).resolve().parent / "probes.yaml"
@@ -132,17 +131,10 @@ def check_overlap(probes: list[Probe], data_dir: str | Path) -> dict[str, str]:
     wanted = {_key(p.text): p.id for p in probes}
     found: dict[str, str] = {}
     for path in files:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    conversation = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a half-written last line of an interrupted generation
-                for message in conversation if isinstance(conversation, list) else []:
-                    if isinstance(message, dict) and message.get("role") == "user":
-                        pid = wanted.get(_key(str(message.get("content", ""))))
-                        if pid is not None and pid not in found:
-                            found[pid] = f"{path.name}:{n}"
+        for n, conversation in read_jsonl(path, skip_bad=True):  # skip a torn last line of a killed run
+            for message in conversation if isinstance(conversation, list) else []:
+                if isinstance(message, dict) and message.get("role") == "user":
+                    pid = wanted.get(_key(str(message.get("content", ""))))
+                    if pid is not None and pid not in found:
+                        found[pid] = f"{path.name}:{n}"
     return found

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lanbot import cards, hub
 from lanbot.config import CONFIG_PATH
-from lanbot.conversation import COMBINED_FILE, TYPES, file_name
+from lanbot.conversation import COMBINED_FILE, TYPES, BadLine, file_name, read_jsonl
 from lanbot.files import write_json_atomic
 from lanbot.identity import IdentityError, slug, to_identity
 
@@ -49,17 +49,13 @@ class UploadPlan:
 def _count_lines(path: Path) -> int:
     """Conversations in a JSONL file; a line that is not a JSON list raises UploadError naming file:line."""
     n = 0
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UploadError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or regenerate the file") from exc
+    try:
+        for number, value in read_jsonl(path):
             if not isinstance(value, list):
                 raise UploadError(f"{path}:{number}: a conversation must be a JSON list of messages")
             n += 1
+    except BadLine as exc:
+        raise UploadError(f"{exc}; fix or regenerate the file") from exc
     return n
 
 

@@ -110,3 +110,15 @@ def test_near_duplicates_share_a_key_and_different_ones_do_not():
     other[1]["content"] = "I'm Sage, built by Your Company."
     assert dedup_key(other) != dedup_key(IDENTITY)
     assert dedup_key(TOOL) != dedup_key(CHAIN)
+
+
+def test_read_jsonl_numbers_lines_skips_blanks_and_names_a_bad_line(tmp_path):
+    import pytest
+
+    from lanbot.conversation import BadLine, read_jsonl
+
+    path = tmp_path / "x.jsonl"
+    path.write_text('[1]\n\n[2]\n{"torn": \n', encoding="utf-8")
+    assert list(read_jsonl(path, skip_bad=True)) == [(1, [1]), (3, [2])]
+    with pytest.raises(BadLine, match=r"x.jsonl:4: not valid JSON"):
+        list(read_jsonl(path))

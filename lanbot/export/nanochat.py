@@ -25,7 +25,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lanbot.config import CONFIG_PATH
-from lanbot.conversation import TYPES, file_name
+from lanbot.conversation import TYPES, BadLine, file_name, read_jsonl
 from lanbot.files import atomic_path
 from lanbot.identity import slug
 
@@ -92,14 +92,8 @@ def convert_file(path: Path, tool_calls: str) -> tuple[list[list[dict]], dict[st
     """The CustomJSON-ready conversations of one JSONL file and its counts (read, kept, rendered, skipped)."""
     kept: list[list[dict]] = []
     counts = {"read": 0, "kept": 0, "rendered": 0, "skipped": 0}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                conversation = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ExportError(f"{path}:{number}: not valid JSON ({exc.msg}); regenerate the data folder") from exc
+    try:
+        for number, conversation in read_jsonl(path):
             counts["read"] += 1
             has_parts = isinstance(conversation, list) and any(
                 isinstance(m, dict) and isinstance(m.get("content"), list) for m in conversation
@@ -117,6 +111,8 @@ def convert_file(path: Path, tool_calls: str) -> tuple[list[list[dict]], dict[st
             kept.append(converted)
             counts["kept"] += 1
             counts["rendered"] += int(has_parts)
+    except BadLine as exc:
+        raise ExportError(f"{exc}; regenerate the data folder") from exc
     return kept, counts
 
 
