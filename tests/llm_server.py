@@ -35,6 +35,7 @@ class LLMServer:
         self.hang = 0                  # next N requests: sleep hang_s before answering
         self.hang_s = 2.0
         self.malformed = 0             # next N requests: reply text that is not JSON
+        self.malformed_types: set[str] = set()  # the first request of each type named here: not JSON
         self.wrong_arithmetic = 0      # next N tool answers: stated result off by one
         self.wrong_type_tools = 0      # next N no-tool answers: contain a calculator call anyway
         self.missing_tools = 0         # next N tool answers: no calculator call at all
@@ -81,6 +82,15 @@ class LLMServer:
                 return True
             return False
 
+    def _take_type(self, prompt: str) -> bool:
+        """True once per type in malformed_types: for the first request that asks for that type."""
+        kind = (re.search(r'type "(\w+)"', prompt) or [None, "no_tool"])[1]
+        with self._lock:
+            if kind in self.malformed_types:
+                self.malformed_types.discard(kind)
+                return True
+            return False
+
     def handle(self, body: dict, auth: str) -> tuple[int, dict, dict]:
         """(status, headers, JSON body) for one request."""
         with self._lock:
@@ -102,7 +112,7 @@ class LLMServer:
         if self.latency_s:
             time.sleep(self.latency_s)
         prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-        if self._take("malformed"):  # decided first, so that it never uses up another switch
+        if self._take("malformed") or self._take_type(prompt):  # decided first: never uses up another switch
             content = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "parts": [...and so on'
         else:
             content = self.compose(prompt)

@@ -316,7 +316,7 @@ def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, t
 def test_app_records_tokens_cost_and_invalid_answers_and_never_writes_the_key(server, tmp_path):
     from test_generate import _wandb_records
 
-    server.malformed = 6  # the first request of each of the six types (6 workers, one type each)
+    server.malformed_types = set(TYPES)  # the first request of each of the six types is not JSON
     proc = _generate(server, tmp_path, "data=all", "data.count=2", "backend.concurrency=6", "logger=wandb",
                      f"hydra.run.dir={tmp_path / 'run'}")
     out = proc.communicate(timeout=120)[0].decode()
