@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,10 @@ def test_two_gloo_ranks_differ_in_data_and_agree_in_weights(tmp_path):
                  "model.n_kv_head=2", "model.sequence_len=96", "model.vocab_size=300", "train.max_steps=2",
                  "train.device_batch_size=2", "train.total_batch_tokens=384", "train.eval_every=2",
                  "train.checkpoint_every=10", "train.device=cpu"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", str(script),
+    with socket.socket() as sock:  # a free port, so that two test runs on one machine don't collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", str(script),
            *overrides]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
