@@ -25,6 +25,7 @@ from lanbot.config import CONFIG_PATH
 from lanbot.conversation import COMBINED_FILE, TYPES, BadLine, file_name, read_jsonl
 from lanbot.files import write_json_atomic
 from lanbot.identity import IdentityError, slug, to_identity
+from lanbot.portable import portable_config, portable_json
 
 CHECKPOINT_REQUIRED = ("model.pt", "tokenizer.json", "config.yaml", "meta.json")
 RECORD_FILE = "upload.json"
@@ -165,10 +166,13 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
     card = cards.model_card(identity, repo_id, {**figures, **meta}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
+    # the text files go as portable copies: no local folder names (see lanbot.portable)
+    files["config.yaml"] = portable_config(folder / "config.yaml")
+    files["meta.json"] = portable_json(folder / "meta.json")
     if cfg.upload.include_optimizer and (folder / "optimizer.pt").is_file():
         files["optimizer.pt"] = folder / "optimizer.pt"
     if scores_path is not None:
-        files["eval.json"] = scores_path
+        files["eval.json"] = portable_json(scores_path)
     files["README.md"] = card.encode("utf-8")
     return UploadPlan(
         repo_id, "model", files, bool(cfg.upload.private),
@@ -192,7 +196,10 @@ def describe(plan: UploadPlan) -> str:
     lines = [f"{where} ({'private' if plan.private else 'public'}), one commit: {plan.message!r}"]
     for path, source in plan.files.items():
         size = len(source) if isinstance(source, bytes) else source.stat().st_size
-        origin = "(generated card)" if isinstance(source, bytes) else str(source)
+        if not isinstance(source, bytes):
+            origin = str(source)
+        else:
+            origin = "(generated card)" if path == "README.md" else "(the local file, less its local paths)"
         lines.append(f"  {path:<36} {size:>12,d} B  <- {origin}")
     return "\n".join(lines)
 

@@ -148,6 +148,41 @@ def test_checkpoint_upload_with_model_card(hub, env):
         assert text in body, text
 
 
+def test_checkpoint_text_files_go_without_local_paths(hub, env, monkeypatch):
+    ckpt = write_checkpoint(env / "out" / "checkpoints" / "sage" / "default" / "tiny" / "sft", env / "trainrun")
+    home = env / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(env / "out")
+    local = compose_config(["identity=sage", f"paths.root={env / 'out'}",  # resolved and absolute, as train saves it
+                            f"train.init_from={home / 'ckpts' / 'base'}"])
+    OmegaConf.save(local, ckpt / "config.yaml", resolve=True)
+    (env / "trainrun" / "eval.json").write_text(json.dumps({"checkpoint": str(ckpt), "identity_rate": 0.875}))
+    upload(_cfg(env / "out", "upload.what=checkpoint", "upload.repo_id=tester/sage-tiny"), env / "run")
+    files = hub.repo("model", "tester/sage-tiny").files
+    for name in ("config.yaml", "meta.json", "eval.json"):
+        assert str(env).encode() not in files[name], name
+    config = OmegaConf.create(files["config.yaml"].decode())
+    assert OmegaConf.to_container(config.paths) == {"root": "outputs", "data_dir": "outputs/data/sage",
+                                                    "checkpoints": "outputs/checkpoints"}
+    assert config.train.init_from == "~/ckpts/base" and config.identity.name == "Sage"
+    assert config.model == local.model and config.mix == local.mix
+    meta = json.loads(files["meta.json"])
+    assert "run_dir" not in meta and meta["step"] == 120 and meta["model_config"]["n_embd"] == 128
+    assert json.loads(files["eval.json"]) == {"identity_rate": 0.875}
+    # the local checkpoint itself is untouched
+    assert str(env).encode() in (ckpt / "config.yaml").read_bytes() and "run_dir" in json.loads((ckpt / "meta.json").read_text())
+
+
+def test_portable_path():
+    from lanbot.portable import portable_path
+
+    cwd, home = Path("/srv/work"), Path("/home/ann")
+    assert portable_path("/srv/work/outputs/data", cwd, home) == "outputs/data"
+    assert portable_path("/home/ann/models/base", cwd, home) == "~/models/base"
+    assert portable_path("/data/shared/smoltalk", cwd, home) == "/data/shared/smoltalk"  # not the user's
+    assert portable_path("outputs/x", cwd, home) == "outputs/x" and portable_path("hf://u/r", cwd, home) == "hf://u/r"
+
+
 def test_missing_token_stops_before_anything(hub, env, monkeypatch):
     write_data_folder(env / "out" / "data" / "sage")
     monkeypatch.delenv("HF_TOKEN")
