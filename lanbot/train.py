@@ -24,12 +24,14 @@ from omegaconf import DictConfig
 
 import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot import checkpoint as ckpt
+from lanbot import optim
 from lanbot.config import CONFIG_PATH
 from lanbot.device import Runtime, autocast, init_distributed, shutdown_distributed
 from lanbot.evaluate import EvaluationError, evaluate_run
 from lanbot.identity import IdentityError, slug
 from lanbot.mix import MixError, SourceData, conversation_text, load_mix, mixture
 from lanbot.model import GPT, GPTConfig
+from lanbot.optim import Optimizers
 from lanbot.packing import pack_rows, render_all, shuffled_rows, to_batch
 from lanbot.probes import ProbeError
 from lanbot.secrets import MissingKeyError
@@ -106,15 +108,11 @@ def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: floa
     return 1.0
 
 
-def build_optimizer(model: GPT, cfg: DictConfig) -> torch.optim.Optimizer:
-    """AdamW with nanochat's three groups: the block matrices, the embedding and the lm_head."""
-    groups = model.param_groups()
+def build_optimizer(model: GPT, cfg: DictConfig) -> Optimizers:
+    """`train.optimizer` (adamw | muon) with nanochat's three learning rates: matrices, embedding, lm_head."""
     t = cfg.train
-    return torch.optim.AdamW(
-        [{"params": groups["matrix"], "lr": float(t.matrix_lr)},
-         {"params": groups["embedding"], "lr": float(t.embedding_lr)},
-         {"params": groups["lm_head"], "lr": float(t.unembedding_lr)}],
-        betas=tuple(t.betas), weight_decay=float(t.weight_decay))
+    return optim.build_optimizer(model, str(t.get("optimizer", "adamw")), float(t.matrix_lr), float(t.embedding_lr),
+                                 float(t.unembedding_lr), tuple(t.betas), float(t.weight_decay))
 
 
 def token_bytes(tok: Tokenizer) -> torch.Tensor:
@@ -162,6 +160,10 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary."""
     stage, t = str(cfg.stage), cfg.train
     try:
+        optim.check_name(str(t.get("optimizer", "adamw")))
+    except optim.OptimizerError as exc:
+        raise TrainError(str(exc)) from None
+    try:
         rt = init_distributed(str(t.device))
     except (RuntimeError, ValueError) as exc:  # an unavailable or unknown train.device
         raise TrainError(str(exc)) from None
@@ -187,11 +189,14 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                 for i, s in enumerate(sources)}
     model.to(rt.device).train()
     optimizer = build_optimizer(model, cfg)
-    for g in optimizer.param_groups:
-        g["initial_lr"] = g["lr"]
     step = 0
     if resume_from is not None:
-        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", map_location=rt.device, weights_only=True))
+        saved = torch.load(resume_from / "optimizer.pt", map_location=rt.device, weights_only=True)
+        try:
+            optimizer.load_state_dict(saved)
+        except optim.OptimizerError as exc:
+            raise TrainError(f"{resume_from}: {exc}; resume it with the optimizer it was trained with "
+                             "(train.optimizer) or start the stage afresh with train.resume=false") from None
         step = int(ckpt.read_meta(resume_from)["step"])
     raw = model
     if t.compile:
@@ -243,6 +248,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, {
                 "step": step, "stage": stage, "finished": finished, "identity": cfg.identity.name,
                 "identity_slug": slug(cfg.identity.name), "mix": cfg.mix.name, "model": cfg.model.name,
+                "optimizer": optimizer.name,
                 "tokenizer_from": (source_meta or {}).get("tokenizer_from"),
                 "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"),
                 "val_losses": {k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, "run_dir": str(run_dir)})

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lanbot.model import GPT, GPTConfig
-from lanbot.optim import build_optimizers
+from lanbot.optim import OptimizerError, build_optimizer
 
 
 def small_model() -> GPT:
@@ -19,26 +19,35 @@ def small_model() -> GPT:
 @pytest.mark.parametrize("name", ["adamw", "muon"])
 def test_optimizers_cover_every_parameter_once_and_train(name: str) -> None:
     model = small_model()
-    optimizers = build_optimizers(model, name=name, lr=3e-3)
-    covered = [id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]]
+    optimizer = build_optimizer(model, name, matrix_lr=3e-3, embedding_lr=1e-2, unembedding_lr=2e-3)
+    covered = [id(p) for g in optimizer.param_groups for p in g["params"]]
     assert sorted(covered) == sorted(id(p) for p in model.parameters())
-    assert all(g["initial_lr"] == 3e-3 for opt in optimizers for g in opt.param_groups)
+    assert sorted(g["initial_lr"] for g in optimizer.param_groups) == [2e-3, 3e-3, 1e-2]
+    kinds = [type(opt).__name__ for opt in optimizer.optimizers]
+    assert kinds == (["AdamW"] if name == "adamw" else ["AdamW", "Muon"])
     idx = torch.randint(0, 64, (4, 33))
     x, y = idx[:, :-1], idx[:, 1:]
     first = model(x, y).item()
     for _ in range(30):
         model(x, y).backward()
-        for opt in optimizers:
-            opt.step()
-        model.zero_grad(set_to_none=True)
+        optimizer.step()
+        optimizer.zero_grad()
     assert model(x, y).item() < 0.5 * first
-    states = [opt.state_dict() for opt in optimizers]
-    fresh = build_optimizers(small_model(), name=name)
-    for opt, state in zip(fresh, states, strict=True):
-        opt.load_state_dict(state)
-    assert [o.state_dict()["param_groups"] for o in fresh] == [s["param_groups"] for s in states]
+    state = optimizer.state_dict()
+    fresh = build_optimizer(small_model(), name)
+    fresh.load_state_dict(state)
+    assert [o.state_dict()["param_groups"] for o in fresh.optimizers] == [s["param_groups"] for s in state["states"]]
+    other = build_optimizer(small_model(), "muon" if name == "adamw" else "adamw")
+    with pytest.raises(OptimizerError, match=f"the saved optimizer state is {name}'s"):
+        other.load_state_dict(state)
+
+
+def test_a_lone_adamw_state_from_before_train_optimizer_still_loads() -> None:
+    optimizer = build_optimizer(small_model(), "adamw")
+    old = optimizer.optimizers[0].state_dict()  # what optimizer.pt held before
+    build_optimizer(small_model(), "adamw").load_state_dict(old)
 
 
 def test_unknown_optimizer_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
-        build_optimizers(small_model(), name="sgd")
+    with pytest.raises(OptimizerError, match="unknown optimizer 'sgd': train.optimizer is one of adamw, muon"):
+        build_optimizer(small_model(), "sgd")

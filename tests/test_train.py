@@ -53,6 +53,21 @@ def test_finished_checkpoint_needs_overwrite_and_unfinished_resumes(tmp_path):
     assert summary["steps"] == 4 and len(rows) == 2  # only steps 3 and 4 were trained
 
 
+def test_muon_trains_saves_and_resumes_only_as_muon(tmp_path):
+    make_data_folder(tmp_path / "data" / "lanbot")
+    cfg = compose_config(overrides(tmp_path, "logger=none", "train.optimizer=muon"))
+    summary = train(cfg, tmp_path / "a")
+    out = ckpt.checkpoint_dir(cfg)
+    meta = ckpt.read_meta(out)
+    assert meta["optimizer"] == "muon" and summary["val/loss"] < 5.8  # ln(400) = 5.99 untrained; 4 steps: about 5.5
+    (out / "meta.json").write_text(__import__("json").dumps({**meta, "finished": False, "step": 2}))
+    with pytest.raises(TrainError, match=r"saved optimizer state is muon's, not adamw's.*train.optimizer"):
+        train(compose_config(overrides(tmp_path, "logger=none")), tmp_path / "b")
+    assert train(cfg, tmp_path / "c")["steps"] == 4
+    with pytest.raises(TrainError, match="unknown optimizer 'lion': train.optimizer is one of adamw, muon"):
+        train(compose_config(overrides(tmp_path, "logger=none", "train.optimizer=lion")), tmp_path / "d")
+
+
 def test_bad_input_fails_clearly(tmp_path):
     with pytest.raises(MixError, match="python -m lanbot.generate identity=lanbot"):
         train(compose_config(overrides(tmp_path, "logger=none")), tmp_path / "r")
