@@ -43,19 +43,16 @@ def _walk(value: Any, cwd: Path | None, home: Path | None) -> Any:
     return value
 
 
-def portable_json(path: Path, cwd: Path | None = None, home: Path | None = None) -> bytes:
-    """meta.json or eval.json without the local folders (LOCAL_ONLY keys left out, other paths made relative)."""
-    value = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if k not in LOCAL_ONLY}
-    return (json.dumps(_walk(value, cwd, home), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+def portable_json(value: dict[str, Any], cwd: Path | None = None, home: Path | None = None) -> bytes:
+    """meta.json or eval.json, as read, without the local folders (LOCAL_ONLY left out, other paths made relative)."""
+    kept = {k: v for k, v in value.items() if k not in LOCAL_ONLY}
+    return (json.dumps(_walk(kept, cwd, home), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def portable_config(path: Path, cwd: Path | None = None, home: Path | None = None) -> bytes:
-    """A checkpoint's config.yaml with lanbot's default `paths` and no other absolute local path."""
-    cfg = OmegaConf.load(path)
+def portable_config(cfg: DictConfig, cwd: Path | None = None, home: Path | None = None) -> bytes:
+    """A checkpoint's config.yaml, as loaded, with lanbot's default `paths` and no other absolute local path."""
     value = _walk(OmegaConf.to_container(cfg, resolve=False), cwd, home)
-    if isinstance(cfg, DictConfig) and "paths" in cfg:
+    if "paths" in cfg:
         name = OmegaConf.select(cfg, "identity.name", default=None)
         value["paths"] = {"root": "outputs", "data_dir": f"outputs/data/{slug(name) if name else 'default'}",
                           "checkpoints": "outputs/checkpoints"}

@@ -111,7 +111,7 @@ def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: floa
 def build_optimizer(model: GPT, cfg: DictConfig) -> Optimizers:
     """`train.optimizer` (adamw | muon) with nanochat's three learning rates: matrices, embedding, lm_head."""
     t = cfg.train
-    return optim.build_optimizer(model, str(t.get("optimizer", "adamw")), float(t.matrix_lr), float(t.embedding_lr),
+    return optim.build_optimizer(model, str(t.optimizer), float(t.matrix_lr), float(t.embedding_lr),
                                  float(t.unembedding_lr), tuple(t.betas), float(t.weight_decay))
 
 
@@ -160,7 +160,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary."""
     stage, t = str(cfg.stage), cfg.train
     try:
-        optim.check_name(str(t.get("optimizer", "adamw")))
+        optim.check_name(str(t.optimizer))
     except optim.OptimizerError as exc:
         raise TrainError(str(exc)) from None
     try:

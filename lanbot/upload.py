@@ -167,12 +167,12 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     card = cards.model_card(identity, repo_id, {**figures, **meta}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
     # the text files go as portable copies: no local folder names (see lanbot.portable)
-    files["config.yaml"] = portable_config(folder / "config.yaml")
-    files["meta.json"] = portable_json(folder / "meta.json")
+    files["config.yaml"] = portable_config(run_cfg)
+    files["meta.json"] = portable_json(meta)
     if cfg.upload.include_optimizer and (folder / "optimizer.pt").is_file():
         files["optimizer.pt"] = folder / "optimizer.pt"
     if scores_path is not None:
-        files["eval.json"] = portable_json(scores_path)
+        files["eval.json"] = portable_json(scores)
     files["README.md"] = card.encode("utf-8")
     return UploadPlan(
         repo_id, "model", files, bool(cfg.upload.private),

@@ -84,7 +84,7 @@ class LLMServer:
 
     def _take_type(self, prompt: str) -> bool:
         """True once per type in malformed_types: for the first request that asks for that type."""
-        kind = (re.search(r'type "(\w+)"', prompt) or [None, "no_tool"])[1]
+        kind = _kind(prompt)
         with self._lock:
             if kind in self.malformed_types:
                 self.malformed_types.discard(kind)
@@ -133,7 +133,7 @@ class LLMServer:
 
     def compose(self, prompt: str) -> str:
         """A valid answer for the type and identity the prompt asks about, with fresh numbers."""
-        kind = (re.search(r'type "(\w+)"', prompt) or [None, "no_tool"])[1]
+        kind = _kind(prompt)
         name = (re.search(r"- name: (.+)", prompt) or [None, "Assistant"])[1].strip()
         turns = int((re.search(r"Exchanges: (\d+)", prompt) or [None, "1"])[1])
         with self._lock:
@@ -183,6 +183,11 @@ class LLMServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the listen backlog: 5 by default, which drops bursts of new connections
+
+
+def _kind(prompt: str) -> str:
+    """The conversation type a prompt asks for (no_tool when it names none)."""
+    return (re.search(r'type "(\w+)"', prompt) or [None, "no_tool"])[1]
 
 
 def _error(message: str, kind: str) -> dict:
