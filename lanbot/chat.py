@@ -19,12 +19,12 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
-from lanbot import checkpoint as ckpt
-from lanbot.config import CONFIG_PATH
-from lanbot.engine import Engine, Event
-from lanbot.inference import CheckpointMismatch, load_engine, resolve_checkpoint
-from lanbot.tokenizer import render_for_completion
+import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core.config import CONFIG_PATH
+from lanbot.evaluation.engine import Engine, Event
+from lanbot.evaluation.inference import CheckpointMismatch, load_engine, resolve_checkpoint
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.tokenizer import render_for_completion
 
 Message = dict[str, object]
 

@@ -27,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
-from lanbot.config import CONFIG_PATH
-from lanbot.files import atomic_path, write_text_atomic
+import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core.config import CONFIG_PATH
+from lanbot.core.files import atomic_path, write_text_atomic
 
 SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
                  "calculator_accuracy")

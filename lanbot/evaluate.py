@@ -1,6 +1,6 @@
 """Does the trained model say who it is? `python -m lanbot.evaluate identity=sage`
 
-Asks the held-out probes (lanbot/probes.yaml, checked against the identity's training data), samples
+Asks the held-out probes (lanbot/evaluation/probes.yaml, checked against the identity's training data), samples
 `eval.samples` answers each with the calculator in the loop, and scores them: identity_rate (the name
 said), creator_rate, wrong_identity_rate (another model's or identity's name claimed), distinct_2 and
 distinct_answers (wording diversity per probe), limitation_honesty and calculator_accuracy. The scores go
@@ -25,16 +25,16 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
-from lanbot import checkpoint as ckpt
-from lanbot import scores as sc
-from lanbot.config import CONFIG_PATH
-from lanbot.engine import Completion, Engine
-from lanbot.files import write_json_atomic
-from lanbot.identity import IdentityError, ModelIdentity, slug, to_identity
-from lanbot.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
-from lanbot.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
-from lanbot.tokenizer import render_for_completion
+import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core.config import CONFIG_PATH
+from lanbot.core.files import write_json_atomic
+from lanbot.core.identity import IdentityError, ModelIdentity, slug, to_identity
+from lanbot.evaluation import scores as sc
+from lanbot.evaluation.engine import Completion, Engine
+from lanbot.evaluation.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
+from lanbot.evaluation.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.tokenizer import render_for_completion
 
 EVAL_FILE = "eval.json"
 # The headline scores, in the order they are printed and logged.
@@ -150,7 +150,7 @@ def training_data_dir(cfg: DictConfig, checkpoint: Path | None = None) -> Path:
         trained = OmegaConf.load(Path(checkpoint) / "config.yaml")
         from_hub = OmegaConf.select(trained, "data.from_hub", default=None)
     if from_hub:
-        from lanbot.hub import HubError, download_data
+        from lanbot.sharing.hub import HubError, download_data
 
         try:
             return Path(download_data(str(from_hub)))
@@ -234,7 +234,7 @@ def _fmt(value) -> str:
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from lanbot.tracking import Tracker
+    from lanbot.core.tracking import Tracker
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

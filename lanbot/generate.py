@@ -25,14 +25,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from lanbot.config import CONF_DIR, CONFIG_PATH
-from lanbot.conversation import TYPES, validate
+from lanbot.core.config import CONF_DIR, CONFIG_PATH
+from lanbot.core.conversation import TYPES, validate
+from lanbot.core.identity import IdentityError, ModelIdentity, to_identity
+from lanbot.core.tracking import Tracker
 from lanbot.generation.datafolder import DataFolder, DataFolderError
-from lanbot.generation.personas import PersonaError, load_personas
+from lanbot.generation.personas.builtin import PersonaError, load_personas
 from lanbot.generation.report import SAMPLES_PER_TYPE, log_to_tracker, print_summary, sample_rows
 from lanbot.generation.stats import compute_stats
-from lanbot.identity import IdentityError, ModelIdentity, to_identity
-from lanbot.tracking import Tracker
 
 PROGRESS_EVERY = 250  # conversations between progress-bar updates: the bar must not slow the writer
 
@@ -77,7 +77,7 @@ def write_with_templates(identity: ModelIdentity, personas: list[dict], seed: in
     Indexes continue where the folder's last conversation left off, so a resumed run writes exactly
     what an uninterrupted one would have. Every conversation is validated before it is written.
     """
-    from lanbot.generation.template import TemplateWriter
+    from lanbot.generation.template.writer import TemplateWriter
 
     writer = TemplateWriter(identity, personas, seed=seed)
     invalid: Counter[str] = Counter()
@@ -123,7 +123,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
     preset = preset or cfg.data.get("name") or "custom"
     targets = plan_targets(cfg.data)  # every check before anything is written or removed
     if cfg.backend.name != "template":  # a missing API key stops the run before any folder, dataset or wandb run
-        from lanbot.generation.llm import LLMGenerationError, require_key
+        from lanbot.generation.llm.writer import LLMGenerationError, require_key
 
         try:
             require_key(cfg.backend)
@@ -174,7 +174,7 @@ def _write(cfg: DictConfig, identity: ModelIdentity, personas: list[dict], folde
         with Progress(console=console, transient=True) as progress:
             return write_with_templates(identity, personas, int(cfg.seed), folder, missing,
                                         int(cfg.backend.get("max_attempts", 5)), progress)
-    from lanbot.generation.llm import LLMGenerationError, generate_with_llm
+    from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm
 
     try:
         return generate_with_llm(cfg, identity, folder, missing, personas, tracker)

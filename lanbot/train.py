@@ -22,20 +22,20 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
 
-import lanbot.identity  # noqa: F401  (schema and `slug` resolver)
-from lanbot import checkpoint as ckpt
-from lanbot import optim
-from lanbot.config import CONFIG_PATH
-from lanbot.device import Runtime, autocast, init_distributed, shutdown_distributed
+import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core.config import CONFIG_PATH
+from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed
+from lanbot.core.identity import IdentityError, slug
+from lanbot.core.secrets import MissingKeyError
 from lanbot.evaluate import EvaluationError, evaluate_run
-from lanbot.identity import IdentityError, slug
-from lanbot.mix import MixError, SourceData, conversation_text, load_mix, mixture
-from lanbot.model import GPT, GPTConfig
-from lanbot.optim import Optimizers
-from lanbot.packing import pack_rows, render_all, shuffled_rows, to_batch
-from lanbot.probes import ProbeError
-from lanbot.secrets import MissingKeyError
-from lanbot.tokenizer import Tokenizer
+from lanbot.evaluation.probes import ProbeError
+from lanbot.training import checkpoint as ckpt
+from lanbot.training import optim
+from lanbot.training.mix import MixError, SourceData, conversation_text, load_mix, mixture
+from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.optim import Optimizers
+from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
+from lanbot.training.tokenizer import Tokenizer
 
 
 class TrainError(RuntimeError):
@@ -45,7 +45,7 @@ class TrainError(RuntimeError):
 def data_folder(cfg: DictConfig) -> Path:
     """The identity's data folder, or the hub copy when `data.from_hub` is set."""
     if cfg.get("data") is not None and cfg.data.get("from_hub"):
-        from lanbot.hub import HubError, download_data
+        from lanbot.sharing.hub import HubError, download_data
 
         try:
             return Path(download_data(cfg.data.from_hub))
@@ -86,7 +86,7 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
         model.init_weights()
         return model, tok, None
     if str(init).startswith("hf://"):
-        from lanbot.hub import HubError, download_checkpoint
+        from lanbot.sharing.hub import HubError, download_checkpoint
 
         try:
             init = str(download_checkpoint(init))
@@ -211,7 +211,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     accum = total_tokens // (per_step_rows * seq)
     tracker = None
     if rt.master:
-        from lanbot.tracking import Tracker
+        from lanbot.core.tracking import Tracker
 
         print(f"[train] {stage}: {raw.num_params():,} parameters, {raw.flops_per_token():,} FLOPs/token, "
               f"device {rt.device} x{rt.world_size}, grad accumulation {accum}, checkpoint {out_dir}"

@@ -7,7 +7,7 @@
 Everything is checked locally first (repo id, folder, files, JSON lines); then the repo is created if
 missing (private unless upload.private=false) and every file plus README.md goes up in ONE commit, which
 the Hub applies whole or not at all. Only after it succeeds is `upload.json` written to the run folder.
-The token comes from HF_TOKEN or `hf auth login` (see lanbot.hub) and is never written anywhere.
+The token comes from HF_TOKEN or `hf auth login` (see lanbot.sharing.hub) and is never written anywhere.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lanbot import cards, hub
-from lanbot.config import CONFIG_PATH
-from lanbot.conversation import COMBINED_FILE, TYPES, BadLine, file_name, read_jsonl
-from lanbot.files import write_json_atomic
-from lanbot.identity import IdentityError, slug, to_identity
-from lanbot.portable import portable_config, portable_json
+from lanbot.core.config import CONFIG_PATH
+from lanbot.core.conversation import COMBINED_FILE, TYPES, BadLine, file_name, read_jsonl
+from lanbot.core.files import write_json_atomic
+from lanbot.core.identity import IdentityError, slug, to_identity
+from lanbot.sharing import cards, hub
+from lanbot.sharing.portable import portable_config, portable_json
 
 CHECKPOINT_REQUIRED = ("model.pt", "tokenizer.json", "config.yaml", "meta.json")
 RECORD_FILE = "upload.json"
@@ -113,9 +113,9 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
 
 
 def newest_checkpoint(cfg: DictConfig, stage: str) -> Path:
-    """The identity's newest checkpoint: lanbot.checkpoint.find_checkpoint, or the same rule if absent."""
+    """The identity's newest checkpoint: lanbot.training.checkpoint.find_checkpoint, or the same rule if absent."""
     try:
-        from lanbot.checkpoint import find_checkpoint
+        from lanbot.training.checkpoint import find_checkpoint
     except ImportError:
         find_checkpoint = None
     if find_checkpoint is not None:
@@ -166,7 +166,7 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
     card = cards.model_card(identity, repo_id, {**figures, **meta}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
-    # the text files go as portable copies: no local folder names (see lanbot.portable)
+    # the text files go as portable copies: no local folder names (see lanbot.sharing.portable)
     files["config.yaml"] = portable_config(run_cfg)
     files["meta.json"] = portable_json(meta)
     if cfg.upload.include_optimizer and (folder / "optimizer.pt").is_file():

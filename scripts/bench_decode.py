@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench_decode.py --models d4 --batch 1 5 --new-tokens 256
     .venv/bin/python scripts/bench_decode.py --eval-checkpoint outputs/checkpoints/lanbot/default/tiny/sft
 
-Decoding runs through lanbot.engine.Engine (greedy, 256 new tokens after a 32-token prompt) on a randomly
+Decoding runs through lanbot.evaluation.engine.Engine (greedy, 256 new tokens after a 32-token prompt) on a randomly
 initialised GPT of each `conf/model/<name>.yaml` shape: with the cache each step feeds one token; without
 it every step recomputes the whole sequence. A model that would stop early is kept going by banning the
 stop tokens, so both paths decode exactly `--new-tokens` tokens. The evaluation timing runs lanbot.evaluate's
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from lanbot.config import CONF_DIR, compose_config
-from lanbot.device import detect_device
-from lanbot.engine import Engine
-from lanbot.model import GPT, GPTConfig
-from lanbot.tokenizer import Tokenizer
+from lanbot.core.config import CONF_DIR, compose_config
+from lanbot.core.device import detect_device
+from lanbot.evaluation.engine import Engine
+from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.tokenizer import Tokenizer
 
 TEXTS = ["Hello, I am a small model; 2 + 2 = 4 and the sky is blue."] * 8
 
@@ -80,9 +80,9 @@ def bench_decode(models: list[str], batches: list[int], new_tokens: int, repeats
 
 
 def bench_eval(checkpoint: Path, overrides: list[str]) -> None:
+    from lanbot.core.identity import slug, to_identity
     from lanbot.evaluate import probes_for, sample_answers, score_answers
-    from lanbot.identity import slug, to_identity
-    from lanbot.inference import load_engine
+    from lanbot.evaluation.inference import load_engine
 
     meta = OmegaConf.load(checkpoint / "config.yaml")
     cfg = compose_config([f"identity={slug(meta.identity.name)}", f"paths.root={meta.paths.root}", *overrides])

@@ -28,14 +28,14 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
 
 from llm_server import LLMServer  # noqa: E402
 
-from lanbot.config import compose_config  # noqa: E402
-from lanbot.conversation import validate  # noqa: E402
+from lanbot.core.config import compose_config  # noqa: E402
+from lanbot.core.conversation import validate  # noqa: E402
+from lanbot.core.identity import to_identity  # noqa: E402
 from lanbot.generation.datafolder import DataFolder  # noqa: E402
-from lanbot.generation.llm import generate_with_llm  # noqa: E402
-from lanbot.generation.llm_parse import parse_answer  # noqa: E402
-from lanbot.generation.llm_prompts import PromptBook  # noqa: E402
-from lanbot.generation.personas import load_personas  # noqa: E402
-from lanbot.identity import to_identity  # noqa: E402
+from lanbot.generation.llm.parse import parse_answer  # noqa: E402
+from lanbot.generation.llm.prompt_book import PromptBook  # noqa: E402
+from lanbot.generation.llm.writer import generate_with_llm  # noqa: E402
+from lanbot.generation.personas.builtin import load_personas  # noqa: E402
 
 
 def lanbot_run(base_url: str, root: Path, count: int, concurrency: int) -> float:

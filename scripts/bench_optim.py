@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lanbot.config import compose_config
+from lanbot.core.config import compose_config
 from lanbot.generate import generate
 from lanbot.train import train
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from lanbot.model import GPT, GPTConfig
+from lanbot.training.model import GPT, GPTConfig
 
 CONF_MODEL = Path(__file__).resolve().parent.parent / "conf" / "model"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from lanbot.checkpoint import save_checkpoint
-from lanbot.identity import slug
-from lanbot.model import GPT, GPTConfig
-from lanbot.tokenizer import Tokenizer
+from lanbot.core.identity import slug
+from lanbot.training.checkpoint import save_checkpoint
+from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.tokenizer import Tokenizer
 
 TEXTS = [
     "I am LanBot, a helpful AI agent made by Gene Kobilansky.",

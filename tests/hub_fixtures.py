@@ -8,9 +8,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lanbot.calculator import calculate
-from lanbot.config import compose_config
-from lanbot.conversation import COMBINED_FILE, file_name, validate
+from lanbot.core.calculator import calculate
+from lanbot.core.config import compose_config
+from lanbot.core.conversation import COMBINED_FILE, file_name, validate
 
 
 def _tool_conversation(expr: str, question: str) -> list[dict]:

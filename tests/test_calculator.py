@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from lanbot.calculator import MAX_CHARS, CalculatorError, calculate, evaluate, format_number
+from lanbot.core.calculator import MAX_CHARS, CalculatorError, calculate, evaluate, format_number
 
 
 @pytest.mark.parametrize("expression, expected", [

@@ -14,9 +14,9 @@ from engine_fixtures import ScriptedModel, random_gpt, save_random_checkpoint, t
 from rich.console import Console
 
 from lanbot.chat import chat_loop, fit_history
-from lanbot.config import compose_config
-from lanbot.engine import Engine, run_tool
-from lanbot.tokenizer import render_for_completion
+from lanbot.core.config import compose_config
+from lanbot.evaluation.engine import Engine, run_tool
+from lanbot.training.tokenizer import render_for_completion
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT = {"max_tokens": 80, "temperature": 0.0, "top_k": None, "seed": 1}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lanbot import checkpoint as ckpt
-from lanbot.config import compose_config
-from lanbot.model import GPT, GPTConfig
-from lanbot.tokenizer import Tokenizer
+from lanbot.core.config import compose_config
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.tokenizer import Tokenizer
 
 
 def small():

@@ -21,9 +21,9 @@ from lanbot.compare import (
     sort_rows,
     wandb_query,
 )
-from lanbot.config import compose_config
-from lanbot.files import write_json_atomic
-from lanbot.tracking import Tracker
+from lanbot.core.config import compose_config
+from lanbot.core.files import write_json_atomic
+from lanbot.core.tracking import Tracker
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"

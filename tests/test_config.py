@@ -8,10 +8,10 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from lanbot.config import CONF_DIR, compose_config
-from lanbot.conversation import TYPES
+from lanbot.core.config import CONF_DIR, compose_config
+from lanbot.core.conversation import TYPES
+from lanbot.core.identity import IdentityError, ModelIdentity, to_identity
 from lanbot.generate import GenerationError, plan_targets
-from lanbot.identity import IdentityError, ModelIdentity, to_identity
 
 IDENTITIES = sorted(p.stem for p in (CONF_DIR / "identity").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))

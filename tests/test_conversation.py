@@ -1,4 +1,4 @@
-"""The data format's rules (lanbot.conversation): what validate accepts and refuses, and near-duplicate keys."""
+"""The data format's rules (lanbot.core.conversation): what validate accepts and refuses, and near-duplicate keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from lanbot.conversation import (
+from lanbot.core.conversation import (
     COMBINED_FILE,
     TYPES,
     assistant_text,
@@ -115,7 +115,7 @@ def test_near_duplicates_share_a_key_and_different_ones_do_not():
 def test_read_jsonl_numbers_lines_skips_blanks_and_names_a_bad_line(tmp_path):
     import pytest
 
-    from lanbot.conversation import BadLine, read_jsonl
+    from lanbot.core.conversation import BadLine, read_jsonl
 
     path = tmp_path / "x.jsonl"
     path.write_text('[1]\n\n[2]\n{"torn": \n', encoding="utf-8")

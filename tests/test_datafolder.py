@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lanbot.conversation import COMBINED_FILE, file_name
+from lanbot.core.conversation import COMBINED_FILE, file_name
 from lanbot.generation.datafolder import DataFolder, DataFolderError, meta_name
 from lanbot.generation.stats import compute_stats
 

@@ -14,7 +14,7 @@ from train_fixtures import make_data_folder
 SCRIPT = """
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, {tests!r})
-import lanbot.packing as packing
+import lanbot.training.packing as packing
 seen = []
 orig = packing.to_batch
 def spy(rows, device):
@@ -27,7 +27,7 @@ orig_opt = T.build_optimizer
 def keep(model, cfg):
     models.append(model); return orig_opt(model, cfg)
 T.build_optimizer = keep
-from lanbot.config import compose_config
+from lanbot.core.config import compose_config
 cfg = compose_config(sys.argv[1:])
 T.train(cfg, __import__("pathlib").Path({root!r}) / "run")
 rank = dist.get_rank() if dist.is_initialized() else int(__import__("os").environ["RANK"])

@@ -6,8 +6,8 @@ import pytest
 import torch
 from engine_fixtures import ScriptedModel, random_gpt, tokenizer
 
-from lanbot.engine import Engine, run_tool, sample
-from lanbot.tokenizer import render_for_completion
+from lanbot.evaluation.engine import Engine, run_tool, sample
+from lanbot.training.tokenizer import render_for_completion
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3 * 4?"}]
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from engine_fixtures import save_random_checkpoint, tokenizer
 
-from lanbot import scores as sc
-from lanbot.checkpoint import CheckpointError
-from lanbot.config import compose_config
-from lanbot.engine import Completion
+from lanbot.core.config import compose_config
+from lanbot.core.identity import to_identity
+from lanbot.core.tracking import Tracker
 from lanbot.evaluate import EVAL_FILE, EvaluationError, evaluate_run, probes_for, score_answers
-from lanbot.identity import to_identity
-from lanbot.inference import CheckpointMismatch, load_engine, resolve_checkpoint
-from lanbot.probes import ProbeError, check_overlap, load_probes
-from lanbot.tokenizer import Tokenizer
-from lanbot.tracking import Tracker
+from lanbot.evaluation import scores as sc
+from lanbot.evaluation.engine import Completion
+from lanbot.evaluation.inference import CheckpointMismatch, load_engine, resolve_checkpoint
+from lanbot.evaluation.probes import ProbeError, check_overlap, load_probes
+from lanbot.training.checkpoint import CheckpointError
+from lanbot.training.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 OTHERS = ["Dev", "Sage", "YourBot"]

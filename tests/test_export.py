@@ -13,8 +13,8 @@ import pytest
 from hub_fixtures import CONVERSATIONS, write_data_folder
 from rich.console import Console
 
-from lanbot.config import compose_config
-from lanbot.conversation import TYPES
+from lanbot.core.config import compose_config
+from lanbot.core.conversation import TYPES
 from lanbot.export.nanochat import ExportError, export_nanochat, report
 from lanbot.generate import generate
 

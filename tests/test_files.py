@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from lanbot.files import write_json_atomic
-from lanbot.tokenizer import Tokenizer
+from lanbot.core.files import write_json_atomic
+from lanbot.training.tokenizer import Tokenizer
 
 
 def _plain() -> int:
@@ -24,7 +24,7 @@ def test_atomic_writes_have_a_plain_files_mode(tmp_path: Path) -> None:
 def test_a_failed_atomic_write_keeps_the_last_good_file(tmp_path: Path) -> None:
     import pytest
 
-    from lanbot.files import atomic_path, write_text_atomic
+    from lanbot.core.files import atomic_path, write_text_atomic
 
     target = tmp_path / "report.md"
     write_text_atomic(target, "good")

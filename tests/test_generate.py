@@ -20,9 +20,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lanbot.calculator import calculate, format_number
-from lanbot.config import CONF_DIR, compose_config
-from lanbot.conversation import COMBINED_FILE, TOOL_TYPES, TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.core.calculator import calculate, format_number
+from lanbot.core.config import CONF_DIR, compose_config
+from lanbot.core.conversation import (
+    COMBINED_FILE,
+    TOOL_TYPES,
+    TYPES,
+    dedup_key,
+    file_name,
+    tool_calls,
+    validate,
+)
 from lanbot.generate import generate
 from lanbot.generation.datafolder import meta_name
 from lanbot.generation.report import flatten
@@ -214,7 +222,7 @@ def test_cli_logs_the_stats_to_an_offline_wandb_run_without_importing_torch(tmp_
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "lanbot.generation.template" in imported and "wandb" in imported
+    assert "lanbot.generation.template.writer" in imported and "wandb" in imported
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "lanbot.generate imported torch"
     folder = tmp_path / "data" / "sage"
     out = " ".join(proc.stdout.split())

@@ -1,4 +1,4 @@
-"""lanbot.hub downloads, offline (HF_HUB_OFFLINE=1), from a Hub cache the test lays out as huggingface_hub
+"""lanbot.sharing.hub downloads, offline (HF_HUB_OFFLINE=1), from a Hub cache the test lays out as huggingface_hub
 does: <cache>/<type>s--<ns>--<name>/blobs/<hash>, snapshots/<commit>/<file> -> ../../blobs/<hash>,
 refs/<branch-or-tag> holding the commit."""
 
@@ -12,7 +12,7 @@ import pytest
 from hub_fixtures import write_checkpoint, write_data_folder
 from hub_server import HubServer
 
-from lanbot.hub import HubError, download_checkpoint, download_data, parse_hf_uri
+from lanbot.sharing.hub import HubError, download_checkpoint, download_data, parse_hf_uri
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"

@@ -22,10 +22,10 @@ import pytest
 from hub_server import HubServer
 from rich.console import Console
 
-from lanbot import hub as lanbot_hub
-from lanbot.config import CONFIG_PATH, compose_config
+from lanbot.core.config import CONFIG_PATH, compose_config
 from lanbot.evaluate import training_data_dir
 from lanbot.generate import generate
+from lanbot.sharing import hub as lanbot_hub
 from lanbot.train import data_folder, train
 from lanbot.upload import upload
 

@@ -7,7 +7,7 @@ import os
 import pytest
 from train_fixtures import make_data_folder
 
-from lanbot.config import compose_config
+from lanbot.core.config import compose_config
 from lanbot.train import train
 
 os.environ["WANDB_MODE"] = "offline"

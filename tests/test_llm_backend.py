@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from lanbot.calculator import calculate
-from lanbot.config import compose_config
-from lanbot.conversation import TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.core.calculator import calculate
+from lanbot.core.config import compose_config
+from lanbot.core.conversation import TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.core.identity import to_identity
 from lanbot.generation.datafolder import DataFolder
-from lanbot.generation.llm import LLMGenerationError, generate_with_llm, status_line
-from lanbot.generation.llm_parse import InvalidAnswer, parse_answer
-from lanbot.generation.personas import load_personas
-from lanbot.identity import to_identity
+from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
+from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, status_line
+from lanbot.generation.personas.builtin import load_personas
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import LLMServer  # noqa: E402
@@ -118,8 +118,8 @@ def test_prompts_name_real_languages_and_record_their_codes_as_the_template_writ
 
     import yaml
 
-    from lanbot.generation.llm_prompts import TEMPLATES, PromptBook
-    from lanbot.generation.template_identity import OTHERS
+    from lanbot.generation.llm.prompt_book import TEMPLATES, PromptBook
+    from lanbot.generation.template.identity import OTHERS
 
     book = PromptBook()
     codes = set(yaml.safe_load((TEMPLATES / "languages.yaml").read_text(encoding="utf-8")))

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lanbot.config import compose_config
-from lanbot.mix import (
+from lanbot.core.config import compose_config
+from lanbot.training.mix import (
     MixError,
     Source,
     SourceData,

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from lanbot.config import CONF_DIR
-from lanbot.model import GPT, GPTConfig, KVCache, SoftcapCrossEntropy
+from lanbot.core.config import CONF_DIR
+from lanbot.training.model import GPT, GPTConfig, KVCache, SoftcapCrossEntropy
 
 
 def make_model(seed: int = 0, **overrides) -> GPT:

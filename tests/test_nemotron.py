@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lanbot.config import compose_config
-from lanbot.generation.llm_prompts import describe
-from lanbot.generation.nemotron import load_nemotron_personas
-from lanbot.generation.personas import PersonaError, load_personas
+from lanbot.core.config import compose_config
+from lanbot.generation.llm.prompt_book import describe
+from lanbot.generation.personas.builtin import PersonaError, load_personas
+from lanbot.generation.personas.nemotron import load_nemotron_personas
 
 ROWS = 2000
 STATES = ["CA", "TX", "NY", "OH", "WA"]
@@ -114,7 +114,7 @@ def test_unloadable_dataset_is_a_clear_error_unless_fallback_is_asked(tmp_path):
 
 
 def test_streaming_path_shuffles_shards_and_buffer_not_first_rows(parquet_dir):
-    from lanbot.generation.nemotron import _sample_hub  # the hub path, pointed at a local folder
+    from lanbot.generation.personas.nemotron import _sample_hub  # the hub path, pointed at a local folder
 
     picked = [int(row["uuid"].split("-")[1]) for _, row in _sample_hub(str(parquet_dir), "train", 3, 100, 500)]
     assert len(set(picked)) == 100 and picked != sorted(picked)
@@ -122,7 +122,7 @@ def test_streaming_path_shuffles_shards_and_buffer_not_first_rows(parquet_dir):
 
 
 def test_hub_unreachable_is_a_clear_error(tmp_path):
-    code = ("from lanbot.generation.nemotron import load_nemotron_personas\n"
+    code = ("from lanbot.generation.personas.nemotron import load_nemotron_personas\n"
             "load_nemotron_personas({'id': 'nvidia/Nemotron-Personas-USA', 'split': 'train'}, 0, 5)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

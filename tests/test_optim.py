@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lanbot.model import GPT, GPTConfig
-from lanbot.optim import OptimizerError, build_optimizer
+from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.optim import OptimizerError, build_optimizer
 
 
 def small_model() -> GPT:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lanbot.packing import Doc, pack_rows, to_batch
+from lanbot.training.packing import Doc, pack_rows, to_batch
 
 
 def test_pack_rows_keeps_every_conversation_whole():
@@ -20,7 +20,7 @@ def test_pack_rows_keeps_every_conversation_whole():
 
 
 def test_row_order_is_seeded_and_reproducible():
-    from lanbot.packing import shuffled_rows
+    from lanbot.training.packing import shuffled_rows
 
     docs = [Doc([100 + i] * (2 + i % 5), [1] * (2 + i % 5), source=0) for i in range(40)]
     packed = pack_rows(docs, row_len=10, pad_id=0)

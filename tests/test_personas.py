@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from lanbot.config import compose_config
-from lanbot.generation.personas import VOICES, PersonaError, load_personas, read_builtin
+from lanbot.core.config import compose_config
+from lanbot.generation.personas.builtin import VOICES, PersonaError, load_personas, read_builtin
 
 
 def test_builtin_list_is_large_varied_and_well_formed():
@@ -38,14 +38,14 @@ def test_unknown_source_is_a_clear_error():
 
 def test_nemotron_source_is_delegated(monkeypatch):
     calls = []
-    fake = types.ModuleType("lanbot.generation.nemotron")
+    fake = types.ModuleType("lanbot.generation.personas.nemotron")
 
     def load_nemotron_personas(cfg, seed, needed):
         calls.append((cfg["source"], seed, needed))
         return [{"id": "n1", "persona": "a sailor", "voice": None}]
 
     fake.load_nemotron_personas = load_nemotron_personas
-    monkeypatch.setitem(sys.modules, "lanbot.generation.nemotron", fake)
+    monkeypatch.setitem(sys.modules, "lanbot.generation.personas.nemotron", fake)
     assert load_personas({"source": "nemotron"}, seed=5, needed=20)[0]["id"] == "n1"
     assert calls == [("nemotron", 5, 20)]
 

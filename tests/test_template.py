@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from lanbot.calculator import calculate
-from lanbot.config import CONF_DIR, compose_config
-from lanbot.conversation import TOOL_TYPES, TYPES, assistant_text, tool_calls, validate
-from lanbot.generation.personas import load_personas, read_builtin
-from lanbot.generation.template import TemplateWriter, load_templates
-from lanbot.identity import ModelIdentity, to_identity
+from lanbot.core.calculator import calculate
+from lanbot.core.config import CONF_DIR, compose_config
+from lanbot.core.conversation import TOOL_TYPES, TYPES, assistant_text, tool_calls, validate
+from lanbot.core.identity import ModelIdentity, to_identity
+from lanbot.generation.personas.builtin import load_personas, read_builtin
+from lanbot.generation.template.writer import TemplateWriter, load_templates
 
 IDENTITIES = sorted(p.stem for p in Path(CONF_DIR, "identity").glob("*.yaml"))
 SEED_QUESTIONS = {"who": "Who are you?", "name": "What is your name?", "creator": "Who created you?",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanbot.tokenizer import SPECIALS, Tokenizer, render_conversation, render_for_completion
+from lanbot.training.tokenizer import SPECIALS, Tokenizer, render_conversation, render_for_completion
 
 CORPUS = [
     "Hello! I'm Sage, made by the Lantern lab in 2025. How can I help you today?",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from train_fixtures import make_data_folder
 
-from lanbot import checkpoint as ckpt
-from lanbot.config import compose_config
-from lanbot.mix import MixError
+from lanbot.core.config import compose_config
 from lanbot.train import TrainError, train
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.mix import MixError
 
 os.environ["WANDB_MODE"] = "offline"
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
@@ -120,7 +120,7 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
 def test_slurm_launcher_composes():
     from hydra import compose, initialize_config_dir
 
-    from lanbot.config import CONFIG_PATH
+    from lanbot.core.config import CONFIG_PATH
 
     cfg = compose_config(["hydra/launcher=slurm"])
     assert cfg.stage == "mid" and cfg.train.init_from == "scratch"

@@ -17,9 +17,9 @@ from hub_server import HubServer
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from lanbot.config import compose_config
+from lanbot.core.config import compose_config
 from lanbot.generate import generate
-from lanbot.hub import HubError
+from lanbot.sharing.hub import HubError
 from lanbot.upload import RECORD_FILE, UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
@@ -174,7 +174,7 @@ def test_checkpoint_text_files_go_without_local_paths(hub, env, monkeypatch):
 
 
 def test_portable_path():
-    from lanbot.portable import portable_path
+    from lanbot.sharing.portable import portable_path
 
     cwd, home = Path("/srv/work"), Path("/home/ann")
     assert portable_path("/srv/work/outputs/data", cwd, home) == "outputs/data"

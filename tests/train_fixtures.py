@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lanbot.conversation import TYPES, file_name
+from lanbot.core.conversation import TYPES, file_name
 
 QUESTIONS = ["who are you?", "what is your name?", "who made you?", "tell me about yourself", "hi, who is this?"]
 

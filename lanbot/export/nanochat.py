@@ -24,10 +24,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from lanbot.config import CONFIG_PATH
-from lanbot.conversation import TYPES, BadLine, file_name, read_jsonl
-from lanbot.files import atomic_path
-from lanbot.identity import slug
+from lanbot.core.config import CONFIG_PATH
+from lanbot.core.conversation import TYPES, BadLine, file_name, read_jsonl
+from lanbot.core.files import atomic_path
+from lanbot.core.identity import slug
 
 TOOL_CALL_CHOICES = ("skip", "render")
 

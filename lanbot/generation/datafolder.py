@@ -26,8 +26,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lanbot.conversation import COMBINED_FILE, TYPES, dedup_key, file_name
-from lanbot.files import atomic_path
+from lanbot.core.conversation import COMBINED_FILE, TYPES, dedup_key, file_name
+from lanbot.core.files import atomic_path
 
 STATS_FILE = "stats.json"
 
@@ -123,7 +123,7 @@ class DataFolder:
     def add(self, kind: str, conversation: list[dict], meta: dict) -> bool:
         """Append one conversation (and its meta) unless it duplicates one in the folder; False = dropped.
 
-        Does not validate: callers run `lanbot.conversation.validate` first.
+        Does not validate: callers run `lanbot.core.conversation.validate` first.
         """
         key = dedup_key(conversation)
         if key in self._keys:

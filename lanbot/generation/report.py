@@ -10,7 +10,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from lanbot.conversation import file_name
+from lanbot.core.conversation import file_name
 from lanbot.generation.stats import LENGTH_BIN
 
 SAMPLES_PER_TYPE = 3  # rows of the wandb sample table per conversation type

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from lanbot.conversation import assistant_text, file_name, normalise, tool_calls
-from lanbot.files import write_json_atomic
+from lanbot.core.conversation import assistant_text, file_name, normalise, tool_calls
+from lanbot.core.files import write_json_atomic
 from lanbot.generation.datafolder import STATS_FILE, meta_name
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -124,7 +124,7 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
                         personas.add(str(meta["persona"]))
                     if meta.get("phrasing") is not None:
                         phrasings.add(f"{kind}:{meta['phrasing']}")
-                    if isinstance(meta.get("spent"), dict):  # what an LLM backend spent (lanbot.generation.llm)
+                    if isinstance(meta.get("spent"), dict):  # what an LLM backend spent (lanbot.generation.llm.writer)
                         spent.update({k: v for k, v in meta["spent"].items() if k != "cost_usd" and v})
                         cost = meta["spent"].get("cost_usd")
                         cost_known = cost_known and cost is not None

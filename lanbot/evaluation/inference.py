@@ -1,0 +1,59 @@
+"""Loading a trained checkpoint for chat and evaluation: find it, check it, build an Engine.
+
+A checkpoint is refused when it was trained for another identity than the configured one, or when its
+tokenizer does not fit its model; both messages name the two sides and the fix.
+
+    directory = resolve_checkpoint(cfg, cfg.chat.checkpoint, cfg.chat.stage)
+    engine, meta = load_engine(cfg, directory, device="auto")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from lanbot.core.device import detect_device
+from lanbot.core.identity import slug
+from lanbot.evaluation.engine import Engine
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.checkpoint import CheckpointMismatch, tokenizer_sha256  # noqa: F401  (re-exported)
+
+
+def resolve_checkpoint(cfg: DictConfig, path: str | None, stage: str = "sft") -> Path:
+    """`path` if given, else the newest `stage` checkpoint of the configured identity (find_checkpoint).
+
+    A missing one raises CheckpointError naming the train command that makes it."""
+    if path:
+        directory = Path(path)
+        if ckpt.read_meta(directory) is None:
+            raise ckpt.CheckpointError(
+                f"no checkpoint at {directory} (no meta.json): train one with "
+                f"`{ckpt.train_command(cfg, stage)}` or point to a folder that holds model.pt and meta.json")
+        return directory
+    return ckpt.find_checkpoint(cfg, stage=stage)
+
+
+def check_meta(cfg: DictConfig, directory: Path, meta: dict) -> None:
+    """Refuse a checkpoint of another identity (meta `identity_slug` vs the configured identity)."""
+    want = slug(cfg.identity.name)
+    have = meta.get("identity_slug") or (slug(meta["identity"]) if meta.get("identity") else None)
+    if have is not None and have != want:
+        raise CheckpointMismatch(
+            f"checkpoint {directory} was trained for identity {meta.get('identity', have)!r} ({have}), but the "
+            f"configured identity is {cfg.identity.name!r} ({want}): pass identity={have} to use it, or train "
+            f"{want} with `{ckpt.train_command(cfg, str(meta.get('stage', 'sft')))}`")
+
+
+def load_engine(cfg: DictConfig, directory: str | Path, device: str = "auto") -> tuple[Engine, dict]:
+    """An Engine over the checked checkpoint at `directory`, on `device` (auto: cuda, mps, cpu)."""
+    directory = Path(directory)
+    meta = ckpt.read_meta(directory)
+    if meta is None:
+        raise ckpt.CheckpointError(f"no checkpoint at {directory}: train one with "
+                                   f"`{ckpt.train_command(cfg, str(cfg.get('stage', 'sft')))}`")
+    check_meta(cfg, directory, meta)
+    dev = detect_device(device)
+    model, tokenizer, meta = ckpt.load_checkpoint(directory, dev)  # refuses another checkpoint's tokenizer
+    return Engine(model, tokenizer, torch.device(dev)), meta

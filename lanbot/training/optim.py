@@ -1,0 +1,94 @@
+"""Optimizers for lanbot's GPT (`train.optimizer`): AdamW for everything, or Muon for the block matrices.
+
+Both keep nanochat's three learning rates: the block matrices (`matrix_lr`), the embedding
+(`embedding_lr`) and the lm_head (`unembedding_lr`). Muon (torch.optim.Muon, torch>=2.9: momentum
+orthogonalised by Newton-Schulz) only suits 2-D weight matrices, so with `muon` the embedding and the
+lm_head stay on AdamW, as nanochat does; its learning rate is on AdamW's scale
+(`adjust_lr_fn="match_rms_adamw"`), so the same `matrix_lr` carries over.
+
+    optimizer = build_optimizer(model, "muon", matrix_lr=3e-3, embedding_lr=1e-2, unembedding_lr=3e-3)
+    loss.backward(); optimizer.step(); optimizer.zero_grad()
+
+Every param group carries `initial_lr`, so a schedule sets `lr = initial_lr * factor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lanbot.training.model import GPT
+
+NAMES = ("adamw", "muon")
+
+
+class OptimizerError(ValueError):
+    """An unknown optimizer, one this torch lacks, or a saved state of another optimizer."""
+
+
+class Optimizers:
+    """Several torch optimizers stepped, scheduled and saved as one."""
+
+    def __init__(self, name: str, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.name = name
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.name, "states": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "states" not in state:  # a lone AdamW's state, as checkpoints before train.optimizer held
+            state = {"optimizer": "adamw", "states": [state]}
+        if state.get("optimizer") != self.name or len(state["states"]) != len(self.optimizers):
+            raise OptimizerError(f"the saved optimizer state is {state.get('optimizer')}'s, not {self.name}'s")
+        for opt, saved in zip(self.optimizers, state["states"], strict=True):
+            opt.load_state_dict(saved)
+
+
+def check_name(name: str) -> None:
+    """Raise OptimizerError unless `name` is an optimizer this torch has."""
+    if name not in NAMES:
+        raise OptimizerError(f"unknown optimizer {name!r}: train.optimizer is one of {', '.join(NAMES)}")
+    if name == "muon" and not hasattr(torch.optim, "Muon"):
+        raise OptimizerError(f"train.optimizer=muon needs torch>=2.9 (torch.optim.Muon); this is torch "
+                             f"{torch.__version__}: upgrade torch or use train.optimizer=adamw")
+
+
+def build_optimizer(
+    model: GPT,
+    name: str = "adamw",
+    matrix_lr: float = 3e-3,
+    embedding_lr: float = 1e-2,
+    unembedding_lr: float = 3e-3,
+    betas: tuple[float, float] = (0.9, 0.95),
+    weight_decay: float = 0.0,
+) -> Optimizers:
+    """The optimizer(s) that together cover every parameter of `model` exactly once."""
+    check_name(name)
+    groups = model.param_groups()
+    rest = [{"params": groups["embedding"], "lr": embedding_lr}, {"params": groups["lm_head"], "lr": unembedding_lr}]
+    matrices = {"params": groups["matrix"], "lr": matrix_lr}
+    if name == "adamw":
+        optimizers = [torch.optim.AdamW([matrices, *rest], betas=betas, weight_decay=weight_decay)]
+    else:
+        optimizers = [
+            torch.optim.AdamW(rest, betas=betas, weight_decay=weight_decay),
+            torch.optim.Muon([matrices], momentum=0.95, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw"),
+        ]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+    return Optimizers(name, optimizers)
