@@ -67,7 +67,10 @@ def test_every_identity_and_preset_composes(tmp_path, name, preset):
     identity = to_identity(cfg.identity)
     assert isinstance(identity, ModelIdentity)
     if name in EXPECTED:
-        assert OmegaConf.to_container(cfg.identity) == EXPECTED[name]
+        fields = OmegaConf.to_container(cfg.identity)
+        hints = fields.pop("quirk_hints")
+        assert fields == EXPECTED[name]
+        assert {h["quirk"] for h in hints} <= set(EXPECTED[name]["quirks"])
     assert Path(cfg.paths.data_dir) == tmp_path / "data" / identity.slug  # one folder per identity
     assert cfg.data.name == preset
     assert list(cfg.data.types) == PRESET_TYPES[preset]

@@ -10,8 +10,46 @@ import re
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+# What a reply is doing: where a quirk applies, what generation writes and what evaluation probes.
+REPLY_KINDS = (
+    "explanation",    # why / how does X work
+    "code",           # write, fix or review code
+    "planning",       # a plan, a schedule, steps to take
+    "small_talk",     # greetings, chit-chat, thanks
+    "problem",        # a problem to solve (arithmetic, logic); the calculator may run
+    "about_self",     # name, creator, year, what it can or cannot do
+    "recent_events",  # news and anything after the knowledge cutoff
+    "unanswerable",   # nobody can know, or the model cannot
+    "decline",        # a request for a capability the identity does not list
+)
+# How a quirk shows in a reply; each kind has one way to be performed (templates) and checked (evaluation).
+QUIRK_KINDS = (
+    "opener",            # the reply opens with one of `phrases`
+    "closing_question",  # the reply ends with a question that checks understanding
+    "analogy",           # an analogy from one of `domains` ("like proofing dough")
+    "code_block",        # a fenced code block
+    "mentions",          # one of `phrases` appears (as words, case-insensitive)
+    "uncertainty",       # says it is not sure, or that it may be past its cutoff
+)
+
+
+@dataclass
+class QuirkHint:
+    """How one quirk is performed and checked: optional, so a new identity needs none.
+
+    A quirk without a hint is left to the LLM backend and the judge: the template backend says at start
+    that it cannot perform it, and never claims it in the data.
+    """
+
+    quirk: str = MISSING   # the entry of `quirks` this hint is for, word for word
+    kind: str = MISSING    # one of QUIRK_KINDS
+    applies_to: list[str] = field(default_factory=lambda: ["explanation"])  # REPLY_KINDS where it shows
+    never_in: list[str] = field(default_factory=list)  # REPLY_KINDS where it must not show
+    phrases: list[str] = field(default_factory=list)   # opener: the openings; mentions / uncertainty: the words
+    domains: list[str] = field(default_factory=list)   # analogy: where analogies come from (cooking, everyday...)
 
 
 @dataclass
@@ -34,6 +72,15 @@ class ModelIdentity:
     )
     limitations: list[str] = field(
         default_factory=lambda: ["knowledge has a cutoff date", "can make mistakes"]
+    )
+    quirk_hints: list[QuirkHint] = field(
+        default_factory=lambda: [
+            QuirkHint(quirk="uses simple analogies to explain complex topics", kind="analogy", domains=["everyday"]),
+            QuirkHint(
+                quirk="admits uncertainty honestly", kind="uncertainty",
+                applies_to=["recent_events", "unanswerable"], phrases=["not sure", "don't know", "cutoff"],
+            ),
+        ]
     )
 
     @property
@@ -61,9 +108,27 @@ def to_identity(node: DictConfig | ListConfig | dict) -> ModelIdentity:
     if not isinstance(data, dict):
         raise IdentityError(f"the identity must be a mapping of fields (name: ..., creator: ...), not {data!r}")
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelIdentity), data))
+        identity = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelIdentity), data))
     except OmegaConfBaseException as exc:
         raise IdentityError(f"bad field identity.{exc.full_key}: {str(exc).splitlines()[0].rstrip('.')}") from None
+    check_hints(identity)
+    return identity
+
+
+def check_hints(identity: ModelIdentity) -> None:
+    """Each quirk hint names a listed quirk, a known kind and known reply kinds (IdentityError names the fix)."""
+    for i, hint in enumerate(identity.quirk_hints):
+        where = f"identity.quirk_hints[{i}]"
+        if hint.quirk not in identity.quirks:
+            raise IdentityError(
+                f"{where}.quirk {hint.quirk!r} is not one of identity.quirks; copy the quirk word for word, "
+                "or drop the hint (identity.quirk_hints=[] drops them all)")
+        if hint.kind not in QUIRK_KINDS:
+            raise IdentityError(f"{where}.kind {hint.kind!r} is not one of {', '.join(QUIRK_KINDS)}")
+        for key in ("applies_to", "never_in"):
+            bad = [k for k in getattr(hint, key) if k not in REPLY_KINDS]
+            if bad:
+                raise IdentityError(f"{where}.{key} has {bad}; reply kinds are {', '.join(REPLY_KINDS)}")
 
 
 def register() -> None:
