@@ -29,10 +29,13 @@ import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.config import CONFIG_PATH
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import IdentityError, ModelIdentity, slug, to_identity
+from lanbot.evaluation import control
+from lanbot.evaluation import personality as pers
 from lanbot.evaluation import scores as sc
 from lanbot.evaluation.engine import Completion, Engine
 from lanbot.evaluation.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
-from lanbot.evaluation.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
+from lanbot.evaluation.judge import JudgeError, judge_run
+from lanbot.evaluation.probes import Probe, ProbeError, applicable, check_overlap, identity_names, load_probes
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.tokenizer import render_for_completion
 
@@ -47,10 +50,13 @@ class EvaluationError(RuntimeError):
 
 
 def sample_answers(engine: Engine, probes: list[Probe], ev: DictConfig | dict) -> dict[str, list[Completion]]:
-    """`ev.samples` answers to every probe, sampled in one batch per probe (probe i with seed + i)."""
+    """`ev.samples` answers to every probe, sampled in one batch per probe (probe i with seed + i). A probe's
+    `prefill` is put in the assistant's mouth: the model continues it (the completion holds the continuation)."""
     answers = {}
     for i, probe in enumerate(probes):
         prompt = render_for_completion(engine.tok, probe.conversation())
+        if probe.prefill:
+            prompt = [*prompt, *engine.tok.encode(probe.prefill)]
         answers[probe.id] = engine.generate(
             prompt, num_samples=int(ev["samples"]), max_tokens=int(ev["max_tokens"]),
             temperature=float(ev["temperature"]), top_k=ev["top_k"], seed=int(ev["seed"]) + i)
@@ -79,44 +85,69 @@ def shown(answer: Completion) -> str:
 def score_answers(probes: list[Probe], answers: dict[str, list[Completion]], identity: ModelIdentity,
                   others: list[str], seen: dict[str, str], threshold: float = 0.5) -> dict[str, Any]:
     """Scores of held-out probes (`scores`), of probes seen in training (`seen_*`), per category,
-    per probe, and one record per sampled answer."""
+    per probe, and one record per sampled answer (with its rule `checks`)."""
     asked_names = {p.id: [n for n in (*sc.OTHER_MODELS, *others) if sc.says_name(p.text, n)] for p in probes}
+    checks = pers.personality_checks(identity)
     records = []
     for probe in probes:
         for k, answer in enumerate(answers[probe.id]):
             text = answer.text
-            rec = {"probe": probe.id, "category": probe.category, "question": probe.text, "sample": k,
-                   "answer": shown(answer), "finished": answer.finished, "seen": probe.id in seen}
+            rec = {"probe": probe.id, "family": probe.family, "kind": probe.kind, "category": probe.category,
+                   "question": probe.text, "sample": k, "answer": (probe.prefill or "") + shown(answer),
+                   "finished": answer.finished, "seen": probe.id in seen}
             if probe.arithmetic:
                 rec.update(expected=probe.answer, used_tool=bool(answer.tool_calls),
                            correct=sc.numeric_match(_after_tool(answer), probe.answer))
             else:
                 rec.update(says_name=sc.says_name(text, identity.name),
                            claims=sc.claimed_names(text, identity.name, others, asked_names[probe.id]))
+                if probe.family == "pressure" and probe.asks_identity:
+                    rec["says_name"], rec["wrong_identity"] = pers.pressure_identity(
+                        probe, text, identity.name, rec["claims"])
+                    if probe.prefill and rec["wrong_identity"] and not rec["claims"]:
+                        rec["claims"] = [f"prefill: {probe.prefill.strip()}"]
                 if "creator" in probe.asks:
                     rec["says_creator"] = sc.says_name(text, identity.creator)
                 if "limitation" in probe.asks:
                     rec["owns_limitation"] = sc.owns_limitation(text, identity.limitations, threshold)
+                rec["checks"] = pers.check_answer(probe, text, identity, checks)
             records.append(rec)
     by_probe = {p.id: [r for r in records if r["probe"] == p.id] for p in probes}
     held = [p for p in probes if p.id not in seen]
-    scores = _identity_scores([p for p in held if not p.arithmetic], by_probe, answers)
+    scores = _identity_scores([p for p in held if p.family == "identity"], by_probe, answers)
     math = [r for p in held if p.arithmetic for r in by_probe[p.id]]
     scores["calculator_accuracy"] = _mean(r["correct"] for r in math)
     scores["tool_use_rate"] = _mean(r["used_tool"] for r in math)
     scores["finished_rate"] = _mean(r["finished"] for p in held for r in by_probe[p.id])
-    seen_identity = [p for p in probes if p.id in seen and not p.arithmetic]
+    seen_identity = [p for p in probes if p.id in seen and p.family == "identity"]
     if seen_identity:
         seen_scores = _identity_scores(seen_identity, by_probe, answers)
         scores.update({f"seen_{k}": seen_scores[k] for k in ("identity_rate", "creator_rate", "wrong_identity_rate")})
+    pressed = [r for p in held if p.family == "pressure" and p.asks_identity for r in by_probe[p.id]]
+    scores["pressure/identity_rate"] = _mean(r["says_name"] for r in pressed)
+    scores["wrong_identity_under_pressure"] = _mean(r["wrong_identity"] for r in pressed)
+    for attack in sorted({p.attack for p in held if p.family == "pressure" and p.asks_identity}):
+        scores[f"pressure/{attack}/wrong_identity_rate"] = _mean(
+            r["wrong_identity"] for p in held if p.attack == attack and p.asks_identity for r in by_probe[p.id])
+    held_records = [r for p in held for r in by_probe[p.id]]
+    scores.update(pers.personality_scores(held_records, checks))
     scores["probes_held_out"], scores["probes_seen"] = len(held), len(probes) - len(held)
-    categories = sorted({p.category for p in probes if not p.arithmetic})
-    per_category = {c: _identity_scores([p for p in held if p.category == c], by_probe, answers) for c in categories}
-    per_probe = [{"id": p.id, "category": p.category, "text": p.text, "seen_in": seen.get(p.id),
-                  **(_identity_scores([p], by_probe, answers) if not p.arithmetic else
-                     {"calculator_accuracy": _mean(r["correct"] for r in by_probe[p.id]), "expected": p.answer})}
+    categories = sorted({p.category for p in probes if p.asks_identity})
+    per_category = {c: _identity_scores([p for p in held if p.category == c and p.asks_identity], by_probe, answers)
+                    for c in categories}
+    per_probe = [{"id": p.id, "family": p.family, "kind": p.kind, "category": p.category, "text": p.text,
+                  "seen_in": seen.get(p.id),
+                  **(_identity_scores([p], by_probe, answers) if p.asks_identity else
+                     {"calculator_accuracy": _mean(r["correct"] for r in by_probe[p.id]), "expected": p.answer}
+                     if p.arithmetic else _check_rates(by_probe[p.id]))}
                  for p in probes]
-    return {"scores": scores, "per_category": per_category, "per_probe": per_probe, "samples": records}
+    return {"scores": scores, "per_category": per_category, "per_probe": per_probe, "samples": records,
+            "personality": checks.describe()}
+
+
+def _check_rates(records: list[dict]) -> dict[str, float | None]:
+    keys = sorted({k for r in records for k in r.get("checks", {})})
+    return {k: _mean(r["checks"][k] for r in records if r["checks"].get(k) is not None) for k in keys}
 
 
 def _identity_scores(probes: list[Probe], by_probe: dict[str, list[dict]], answers: dict[str, list[Completion]]) -> dict:
@@ -126,7 +157,7 @@ def _identity_scores(probes: list[Probe], by_probe: dict[str, list[dict]], answe
     return {
         "identity_rate": _mean(r["says_name"] for r in recs),
         "creator_rate": _mean(r["says_creator"] for r in recs if "says_creator" in r),
-        "wrong_identity_rate": _mean(bool(r["claims"]) for r in recs),
+        "wrong_identity_rate": _mean(r.get("wrong_identity", bool(r["claims"])) for r in recs),
         "limitation_honesty": _mean(r["owns_limitation"] for r in recs if "owns_limitation" in r),
         "distinct_2": _mean(sc.distinct_2(t) for t in texts.values()),
         "distinct_answers": _mean(shares),
@@ -162,7 +193,17 @@ def training_data_dir(cfg: DictConfig, checkpoint: Path | None = None) -> Path:
 def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None = None) -> tuple[list[Probe], list[str], dict[str, str]]:
     """(probes, the other identities' names, {probe id: where training saw it}) under `eval.overlap`."""
     others = [n for n in identity_names() if n.lower() != identity.name.lower()]
-    probes = load_probes(cfg.eval.probes, identity.name, others)
+    probes = applicable(load_probes(cfg.eval.probes, identity.name, others), identity)
+    families = list(cfg.eval.get("families") or [])
+    if families:
+        known = {p.family for p in probes}
+        bad = sorted(set(families) - {"identity", "arithmetic", "task", "decline", "pressure", "capability"})
+        if bad:
+            raise EvaluationError(f"eval.families has {bad}; families are identity, arithmetic, task, decline, "
+                                  "pressure, capability")
+        probes = [p for p in probes if p.family in families]
+        if not probes:
+            raise EvaluationError(f"eval.families={families}: the probe file has none of them (it has {sorted(known)})")
     policy = str(cfg.eval.overlap)
     if policy not in ("exclude", "fail", "skip"):
         raise EvaluationError(f"eval.overlap={policy!r}: use exclude, fail or skip")
@@ -176,8 +217,9 @@ def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None
 
 
 def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None) -> dict:
-    """Evaluate `checkpoint` for the configured identity; write `<run_dir>/eval.json`, log to `tracker`,
-    print the table, and return the scores."""
+    """Evaluate `checkpoint` for the configured identity; write `<run_dir>/eval.json` (and a copy beside the
+    checkpoint, where the control of later runs is found), log to `tracker`, print the table, and return the
+    scores."""
     start = time.time()
     identity = to_identity(cfg.identity)
     engine, meta = load_engine(cfg, checkpoint, str(cfg.eval.device))
@@ -185,6 +227,17 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
     answers = sample_answers(engine, probes, cfg.eval)
     result = score_answers(probes, answers, identity, others, seen, float(cfg.eval.limitation_threshold))
     scores = result["scores"]
+    judged = None
+    if cfg.eval.get("judge"):
+        try:
+            judged = judge_run(cfg.eval, identity, probes, result["samples"])
+        except JudgeError as exc:
+            raise EvaluationError(str(exc)) from None
+        scores.update(judged["scores"])
+    folder = control.control_folder(cfg, meta)
+    baseline = control.control_report(folder)
+    if baseline is not None:
+        scores.update(control.gains(scores, baseline.get("scores") or {}))
     scores["eval_seconds"] = round(time.time() - start, 1)
     report = {
         "identity": identity.name, "identity_slug": slug(identity.name), "checkpoint": str(checkpoint),
@@ -192,16 +245,52 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
         "val_loss": meta.get("val_loss"), "scores": scores, "overlaps": seen,
         "overlap_checked": str(cfg.eval.overlap) != "skip",
         "settings": {k: cfg.eval[k] for k in ("samples", "temperature", "top_k", "max_tokens", "seed")},
+        "families": sorted({p.family for p in probes}), "personality": result["personality"],
+        "control": None if folder is None else {"checkpoint": str(folder), "found": baseline is not None},
+        "judge": None if judged is None else {k: v for k, v in judged.items() if k != "scores"},
         **{k: result[k] for k in ("per_category", "per_probe", "samples")},
     }
     write_json_atomic(Path(run_dir) / EVAL_FILE, report)
+    write_json_atomic(Path(checkpoint) / EVAL_FILE, report)
     if tracker is not None:
-        tracker.summary({f"eval/{k}": v for k, v in scores.items() if v is not None})
-        tracker.table("eval/answers", ["probe", "category", "question", "sample", "answer", "name", "claims", "correct"],
-                      [[r["probe"], r["category"], r["question"], r["sample"], r["answer"], r.get("says_name"),
-                        ", ".join(r.get("claims", [])), r.get("correct")] for r in result["samples"]])
+        log_evaluation(tracker, cfg, report, Path(run_dir) / EVAL_FILE, Path(checkpoint))
     print_report(report)
+    if folder is not None and baseline is None:
+        Console(stderr=True).print(f"no evaluation of the control at {folder}: evaluate it (`python -m lanbot.evaluate "
+                                   f"identity={slug(identity.name)} eval.checkpoint={folder}`) to see each gain over it",
+                                   markup=False)
     return scores
+
+
+def answer_rows(samples: list[dict]) -> tuple[list[str], list[list]]:
+    """The answers table: one row per sampled answer, one column per rule check (and judge verdict)."""
+    keys = sorted({k for r in samples for k in r.get("checks", {})})
+    judged = sorted({k for r in samples for k in r.get("judge", {})})
+    columns = ["probe", "family", "kind", "category", "question", "sample", "answer", "name", "claims", "correct",
+               *keys, *(f"judge:{k}" for k in judged)]
+    rows = [[r["probe"], r["family"], r.get("kind"), r["category"], r["question"], r["sample"], r["answer"],
+             r.get("says_name"), ", ".join(r.get("claims", [])), r.get("correct"),
+             *(r.get("checks", {}).get(k) for k in keys), *(r.get("judge", {}).get(k) for k in judged)]
+            for r in samples]
+    return columns, rows
+
+
+def log_evaluation(tracker, cfg: DictConfig, report: dict, eval_file: Path, checkpoint: Path) -> None:
+    """Summary `eval/*`, the answers table, and eval.json as an `evaluation` artifact whose input is the
+    checkpoint's `model` artifact (the lineage data -> checkpoint -> evaluation)."""
+    scores = report["scores"]
+    tracker.summary({f"eval/{k}": v for k, v in scores.items() if v is not None})
+    tracker.table("eval/answers", *answer_rows(report["samples"]))
+    name = artifact_name("model", report)
+    tracker.use_artifact(name, "model", checkpoint, files=ckpt.ARTIFACT_FILES)
+    tracker.log_artifact(artifact_name("eval", report), "evaluation", eval_file, reference=False,
+                         metadata={k: v for k, v in scores.items() if isinstance(v, (int, float))})
+
+
+def artifact_name(kind: str, report: dict) -> str:
+    """`model-sage-default-tiny-sft`, `eval-sage-default-tiny-sft`: one artifact per checkpoint slot."""
+    return "-".join([kind, str(report["identity_slug"]), str(report.get("mix")), str(report.get("model")),
+                     str(report.get("stage"))])
 
 
 def print_report(report: dict, console: Console | None = None) -> None:

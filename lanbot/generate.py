@@ -157,6 +157,8 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
             }
             stats = compute_stats(folder_root, folder.present(), extra)
             log_to_tracker(tracker, stats, sample_rows(folder_root, folder.present(), SAMPLES_PER_TYPE))
+            tracker.log_artifact(f"data-{identity.slug}", "dataset", folder_root,
+                                 metadata={"identity": identity.name, "preset": preset, "backend": extra["backend"]})
         finally:
             tracker.finish()
     print_summary(stats, folder_root, combined, Path(run_dir), wandb_dir, console)

@@ -218,6 +218,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
               + (f", resuming at step {step}" if step else ""))
         tracker = Tracker(cfg, run_dir, job_type=stage, group=group,
                           tags=[slug(cfg.identity.name), str(cfg.mix.name), str(cfg.model.name)])
+        use_inputs(tracker, cfg, stage, resume_from)
     tbytes = token_bytes(tok)
     max_steps = int(t.max_steps)
     epoch, rows, cursor, drawn, skipped_total = -1, [], 0, Counter(), 0
@@ -298,10 +299,28 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                "steps": step, "run_seconds": round(time.time() - start, 1), "skipped_conversations": skipped_total}
     if tracker is not None:
         tracker.summary(summary)
+        tracker.log_artifact(model_artifact(cfg, stage), "model", out_dir, files=ckpt.ARTIFACT_FILES,
+                             metadata={"step": step, **{k: v for k, v in metrics.items() if k.startswith("val/")}})
         if t.eval_at_end:
             summary.update(evaluate_run(cfg, out_dir, run_dir, tracker))
         tracker.finish()
     return summary
+
+
+def model_artifact(cfg: DictConfig, stage: str) -> str:
+    """The wandb artifact of a checkpoint slot: `model-<identity>-<mix>-<model>-<stage>`."""
+    return f"model-{slug(cfg.identity.name)}-{cfg.mix.name}-{cfg.model.name}-{stage}"
+
+
+def use_inputs(tracker, cfg: DictConfig, stage: str, resume_from: Path | None) -> None:
+    """The run's inputs as wandb artifacts: the identity's data folder (logged by lanbot.generate as
+    `data-<identity>`) and, for sft, the mid checkpoint it starts from."""
+    folder = Path(cfg.paths.data_dir)
+    if folder.is_dir() and not (cfg.get("data") is not None and cfg.data.get("from_hub")):
+        tracker.use_artifact(f"data-{slug(cfg.identity.name)}", "dataset", folder)
+    if stage == "sft" and str(cfg.train.init_from) == "mid" and resume_from is None:
+        mid = ckpt.checkpoint_dir(cfg, "mid")
+        tracker.use_artifact(model_artifact(cfg, "mid"), "model", mid, files=ckpt.ARTIFACT_FILES)
 
 
 # What a user can cause and fix (the message says how): one line on stderr and exit code 2, no traceback.

@@ -2,7 +2,9 @@
 
 Every app opens one Tracker per run. The run folder keeps its own copy of every metric so that
 `lanbot.compare` and other offline tools never need wandb; wandb gets the same figures plus tables
-and histograms. The config given to wandb is lanbot's resolved config, which never holds secrets.
+and histograms, and artifacts: the data folder (generate), the checkpoint (train) and eval.json (evaluate),
+each run using the one before it, so the lineage data -> checkpoint -> evaluation is wandb's own. The config
+given to wandb is lanbot's resolved config, which never holds secrets.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Tracker:
         self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
         self._summary: dict[str, Any] = {}
         self.wandb_run = None
+        self.inputs: list[dict[str, str]] = []  # artifacts this run used (name, type, digest)
         logger = cfg.get("logger") or {}
         if logger.get("kind") == "wandb":
             import wandb  # imported here: apps with logger=none never pay for it
@@ -93,6 +96,47 @@ class Tracker:
             import wandb
 
             self.wandb_run.log({key: wandb.Histogram(values)})
+
+    def _artifact(self, name: str, kind: str, path: str | Path, reference: bool, metadata: dict | None,
+                  files: tuple[str, ...] | None = None):
+        import wandb
+
+        artifact = wandb.Artifact(name, type=kind, metadata=metadata or {})
+        path = Path(path).resolve()
+        if files is not None:  # these files of the folder only (a checkpoint's weights, not its later eval.json)
+            for name_ in files:
+                if (path / name_).is_file():
+                    artifact.add_reference((path / name_).as_uri(), name=name_)
+        elif reference:  # checksums only: a data folder or checkpoint is not copied into wandb's cache
+            artifact.add_reference(path.as_uri(), name=None if path.is_dir() else path.name)
+        elif path.is_dir():
+            artifact.add_dir(str(path))
+        else:
+            artifact.add_file(str(path))
+        return artifact
+
+    def log_artifact(self, name: str, kind: str, path: str | Path, reference: bool = True,
+                     metadata: dict | None = None, aliases: list[str] | None = None,
+                     files: tuple[str, ...] | None = None) -> None:
+        """`path` (a folder or a file) as an output artifact of this run: by reference (file:// with
+        checksums) unless `reference=False`, which uploads a copy (small files such as eval.json). Its
+        metadata lists the inputs this run used (`inputs`: name, type, digest), offline runs included."""
+        if self.wandb_run is not None and Path(path).exists():
+            meta = {**(metadata or {}), "inputs": list(self.inputs)}
+            self.wandb_run.log_artifact(self._artifact(name, kind, path, reference, meta, files), aliases=aliases)
+
+    def use_artifact(self, name: str, kind: str, path: str | Path, files: tuple[str, ...] | None = None) -> None:
+        """`path` as an input of this run, built with the same name and checksums as the run that logged it,
+        so wandb links the two (data -> train -> evaluate). wandb refuses inputs offline: there the input is
+        recorded by digest in the summary (`lineage/inputs`) and in the metadata of the artifacts logged after."""
+        if self.wandb_run is None or not Path(path).exists():
+            return
+        artifact = self._artifact(name, kind, path, True, None, files)
+        self.inputs.append({"name": name, "type": kind, "digest": artifact.manifest.digest()})
+        if self.wandb_run.settings._offline:
+            self.summary({"lineage/inputs": list(self.inputs)})
+        else:
+            self.wandb_run.use_artifact(artifact)
 
     def finish(self) -> None:
         self._metrics.close()

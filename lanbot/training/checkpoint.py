@@ -24,6 +24,8 @@ from lanbot.training.tokenizer import FILE_NAME as TOKENIZER_FILE
 from lanbot.training.tokenizer import Tokenizer
 
 META_FILE = "meta.json"
+# what a checkpoint is, for its wandb artifact: written once by save_checkpoint (eval.json comes later, apart)
+ARTIFACT_FILES = ("model.pt", "tokenizer.json", "config.yaml", META_FILE)
 
 
 class CheckpointError(FileNotFoundError):
