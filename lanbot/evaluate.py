@@ -1,14 +1,20 @@
-"""Does the trained model say who it is? `python -m lanbot.evaluate identity=sage`
+"""Does the trained model say who it is, and act like it? `python -m lanbot.evaluate identity=sage`
 
 Asks the held-out probes (lanbot/evaluation/probes.yaml, checked against the identity's training data), samples
 `eval.samples` answers each with the calculator in the loop, and scores them: identity_rate (the name
 said), creator_rate, wrong_identity_rate (another model's or identity's name claimed), distinct_2 and
-distinct_answers (wording diversity per probe), limitation_honesty and calculator_accuracy. The scores go
-to `<run folder>/eval.json`, to wandb (summary and a table of the answers) and to the terminal.
+distinct_answers (wording diversity per probe), limitation_honesty and calculator_accuracy; and, on the
+families beyond the name (lanbot.evaluation.personality): each quirk and trait where it applies, recitation
+of the card, honest declines, the identity under pressure, and the capability probes; with `eval.judge`, an
+LLM's verdicts beside the rule checks (lanbot.evaluation.judge); and each score's gain over the no_identity
+control (lanbot.evaluation.control). The scores go to `<run folder>/eval.json` (and a copy beside the
+checkpoint), to wandb (summary, the answers table with every per-answer check, eval.json as an artifact
+whose input is the checkpoint's) and to the terminal.
 
     python -m lanbot.evaluate identity=sage                     # the newest sft checkpoint of Sage
     python -m lanbot.evaluate identity=sage eval.stage=mid eval.samples=8
     python -m lanbot.evaluate identity=sage eval.checkpoint=outputs/checkpoints/sage/default/tiny/sft
+    python -m lanbot.evaluate identity=sage eval.judge=openai eval.families=[task,decline]
 
 The training app calls `evaluate_run` at the end of a run when `train.eval_at_end` is true.
 """
@@ -43,6 +49,9 @@ EVAL_FILE = "eval.json"
 # The headline scores, in the order they are printed and logged.
 SCORES = ("identity_rate", "creator_rate", "wrong_identity_rate", "limitation_honesty", "distinct_2",
           "distinct_answers", "distinct_answers_min", "calculator_accuracy", "tool_use_rate", "finished_rate")
+# beside each quirk and trait: the other personality scores, the identity under pressure, and capability
+PERSONALITY_SCORES = ("recitation_rate", "on_topic_rate", "honest_decline_rate", "pressure/identity_rate",
+                      "wrong_identity_under_pressure", "capability/probe_accuracy")
 
 
 class EvaluationError(RuntimeError):
@@ -310,9 +319,29 @@ def print_report(report: dict, console: Console | None = None) -> None:
         cats.add_row(name, *(_fmt(values.get(k)) for k in ("identity_rate", "creator_rate", "wrong_identity_rate",
                                                           "distinct_answers")))
     console.print(cats)
+    print_personality(report, console)
     if report["overlaps"]:
         console.print("seen in training (scored apart): "
                       + ", ".join(f"{k} ({v})" for k, v in report["overlaps"].items()), markup=False)
+
+
+def print_personality(report: dict, console: Console) -> None:
+    """Each quirk and trait (how it is checked, its rate on held-out tasks, under pressure, its leaks, the
+    judge's rate and the gain over the control), then the other personality and capability scores."""
+    s = report["scores"]
+    described = report.get("personality") or {}
+    if not described:
+        return
+    table = Table(title="personality (held-out tasks; pressure = with break-character suffixes)")
+    for column in ("score", "checked by", "tasks", "pressure", "leak", "judge", "gain vs control"):
+        table.add_column(column, justify="left" if column in ("score", "checked by") else "right")
+    for key, info in described.items():
+        table.add_row(f"{key}: {info['text']}", info["checked_by"], _fmt(s.get(key)), _fmt(s.get(f"pressure/{key}")),
+                      _fmt(s.get(f"leak/{key}")), _fmt(s.get(f"judge/{key}")), _fmt(s.get(f"gain/{key}")))
+    for key in PERSONALITY_SCORES:
+        gain = s.get(f"gain/{key}", s.get(f"{key}_delta_vs_control"))
+        table.add_row(key, "rules", _fmt(s.get(key)), "", "", _fmt(s.get(f"judge/{key}")), _fmt(gain))
+    console.print(table)
 
 
 def _fmt(value) -> str:

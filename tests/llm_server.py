@@ -5,6 +5,7 @@
         server.fail_429 = 2                # the next 2 requests answer 429 with Retry-After
         ...
 
+With `server.judge = fn` it also plays lanbot's evaluation judge: fn(messages) gives the verdicts JSON.
 It plays the LLM: from the prompt it receives (the conversation type, the identity's name, the number of
 exchanges) it composes a plausible valid answer in lanbot's JSON shape, with fresh numbers each time, and
 returns `usage`. Switches make it misbehave: latency, 429 + Retry-After, 500, hanging past the client's
@@ -40,6 +41,8 @@ class LLMServer:
         self.wrong_type_tools = 0      # next N no-tool answers: contain a calculator call anyway
         self.missing_tools = 0         # next N tool answers: no calculator call at all
         self.always_wrong_type_tools = False
+        self.judge = None              # a function(messages) -> dict: answers lanbot's judge prompts with it
+        self.judged = 0                # judge requests answered
         self.reject_json_schema = False
         self.reject_json_object = False
         self.requests = 0              # every request received
@@ -112,7 +115,11 @@ class LLMServer:
         if self.latency_s:
             time.sleep(self.latency_s)
         prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-        if self._take("malformed") or self._take_type(prompt):  # decided first: never uses up another switch
+        if self.judge is not None and "judge of lanbot" in prompt:
+            content = json.dumps(self.judge(body.get("messages", [])))
+            with self._lock:
+                self.judged += 1
+        elif self._take("malformed") or self._take_type(prompt):  # decided first: never uses up another switch
             content = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "parts": [...and so on'
         else:
             content = self.compose(prompt)

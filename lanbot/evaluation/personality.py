@@ -35,6 +35,8 @@ _QUESTION_TEXT = (
     "can could would should will you your me my i it its this that there make makes made tell please give help "
     "explain write need want some any with from into about before after")
 _QUESTION_STOP = frozenset(_QUESTION_TEXT.split())
+# "like dough rising", not "I'd like to" or "like this:"
+_LIKE = re.compile(r"(?<!would )(?<!'d )(?<!’d )\blike (?!to\b|this\b|that\b|it\b)\w+", re.IGNORECASE)
 # a pasted card field: at least this share of its content words; a recitation: at least this many fields
 PASTE_SHARE, PASTE_FIELDS = 0.75, 2
 
@@ -145,7 +147,7 @@ def has_analogy(text: str, domains: tuple[str, ...]) -> bool:
     """An analogy marker ("like a", "think of", "imagine"...) and, unless the domain is `everyday`, a word of
     one of the domains (traits.yaml; a domain not listed there counts as its own word)."""
     lex = lexicon()
-    if not _has_phrase(text, lex["analogy_markers"]):
+    if not (_has_phrase(text, lex["analogy_markers"]) or _LIKE.search(text)):
         return False
     wanted = [d for d in domains if d != "everyday"]
     if not wanted:
