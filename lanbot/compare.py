@@ -2,10 +2,13 @@
 
 Reads run folders (a training or evaluation run's `.hydra/config.yaml`, `metrics.jsonl`, `summary.json`,
 `eval.json`; a sweep folder stands for every run folder below it) and shows one row per run: identity, mix,
-model, stage, final val loss, the evaluation scores and run time, sorted by `compare.sort`. Saves
-`loss.png` (every run's loss curve on one chart), `scores.png` (scores as grouped bars by identity and
-mix) and `report.md` to `compare.out` (default `<first path>/compare`). Works offline; with
-`compare.source=wandb` the same rows come from the wandb API.
+model, stage, final val loss, the evaluation scores (with the personality families: fidelity, wrong identity
+under pressure, recitation, honest declines, capability and its cost against the no_identity control) and run
+time, sorted by `compare.sort`. Saves `loss.png` (every run's loss curve on one chart), `scores.png` (scores as
+grouped bars by identity and mix), `fidelity.png` (fidelity against capability cost, one point per run, the
+control marked), `quirks.png` (each quirk and trait per run) and `report.md` to `compare.out` (default
+`<first path>/compare`). Works offline; with `compare.source=wandb` the same rows come from the wandb API
+(config, summary with every per-quirk score and gain, history, group).
 
     python -m lanbot.compare outputs/multirun/2026-11-24/21-00-00
     python -m lanbot.compare outputs/multirun/A outputs/multirun/B compare.sort=wrong_identity_rate
@@ -30,10 +33,15 @@ from rich.table import Table
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.config import CONFIG_PATH
 from lanbot.core.files import atomic_path, write_text_atomic
+from lanbot.evaluation import tradeoff
 
 SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
                  "calculator_accuracy")
-LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds"}
+# shown where any compared run has them (lanbot.evaluate's personality families)
+PERSONALITY_COLUMNS = ("fidelity", "wrong_identity_under_pressure", "recitation_rate", "honest_decline_rate",
+                       "capability/probe_accuracy", "capability_cost")
+LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds", "wrong_identity_under_pressure",
+                   "recitation_rate", "capability_cost"}
 RUN_FILES = ("metrics.jsonl", "summary.json", "eval.json")
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir",
                "-cd", "--info", "-i", "--experimental-rerun"}
@@ -188,12 +196,16 @@ def run_from_wandb(run: Any) -> Run:
                val_curve=val_curve, train_curve=train_curve)
 
 
+def _is_generate(run: Any) -> bool:
+    return getattr(run, "job_type", None) == "generate"  # a data run: nothing to compare
+
+
 def read_wandb(compare: DictConfig | dict) -> list[Run]:
     """The runs of the configured wandb project/group (needs the network and WANDB_API_KEY)."""
     import wandb
 
     path, filters = wandb_query(compare)
-    runs = [run_from_wandb(r) for r in wandb.Api().runs(path, filters=filters)]
+    runs = [run_from_wandb(r) for r in wandb.Api().runs(path, filters=filters) if not _is_generate(r)]
     if not runs:
         raise CompareError(f"no wandb runs in {path} matching {filters}: check compare.project/entity/group")
     return runs
@@ -221,10 +233,27 @@ def _fmt(value: Any, column: str = "") -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def with_personality(runs: list[Run]) -> list[dict]:
+    """The rows, with the personality columns that any run has: fidelity, capability cost vs the control..."""
+    rows = [r.row() for r in runs]
+    extra = {"fidelity": [tradeoff.fidelity(r.scores) for r in runs],
+             "capability_cost": [tradeoff.capability_cost(r, runs)[0] for r in runs]}
+    for key in PERSONALITY_COLUMNS:
+        values = extra.get(key) or [r.scores.get(key) for r in runs]
+        if any(v is not None for v in values) and (key != "capability_cost" or any(v for v in values)):
+            for row, value in zip(rows, values, strict=True):
+                row[key] = value
+    for row in rows:  # run time stays the last column
+        row["run_seconds"] = row.pop("run_seconds")
+    return rows
+
+
 # short headers for the terminal table (report.md keeps the full names)
 SHORT = {"val_loss": "val loss", "identity_rate": "name", "creator_rate": "creator", "wrong_identity_rate": "wrong id",
          "distinct_answers": "distinct", "limitation_honesty": "limits", "calculator_accuracy": "calc",
-         "run_seconds": "time s"}
+         "run_seconds": "time s", "fidelity": "fidelity", "wrong_identity_under_pressure": "wrong id pressed",
+         "recitation_rate": "recites", "honest_decline_rate": "declines", "capability/probe_accuracy": "capability",
+         "capability_cost": "cap. cost"}
 
 
 def print_table(rows: list[dict], sort: str, console: Console | None = None) -> None:
@@ -322,11 +351,22 @@ def plot_scores(runs: list[Run], path: Path) -> bool:
     return True
 
 
-def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: str, out: Path) -> Path:
+def quirk_rows(runs: list[Run]) -> list[dict]:
+    """One row per run: each quirk and trait on held-out tasks and its gain over the control."""
+    keys = tradeoff.quirk_keys(runs)
+    return [{"run": r.name, "label": r.label, **{k: r.scores.get(k) for k in keys},
+             **{f"gain/{k}": r.scores.get(f"gain/{k}") for k in keys}} for r in runs] if keys else []
+
+
+def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: str, out: Path,
+                 quirks: list[dict] | None = None) -> Path:
     """report.md beside the plots (written atomically)."""
     text = [f"# lanbot runs compared ({datetime.now():%Y-%m-%d %H:%M})", "",
             f"{len(rows)} runs, sorted by `{sort}`. Scores are on held-out probes (`lanbot.evaluate`).", "",
             markdown_table(rows), ""]
+    if quirks:
+        text += ["Each quirk and trait on held-out tasks (rule checks), and its gain over the no_identity control:", "",
+                 markdown_table(quirks), ""]
     text += [f"![{p}]({p})\n" for p in plots]
     text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
     path = out / "report.md"
@@ -347,7 +387,7 @@ def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> P
     else:
         raise CompareError(f"compare.source={source!r}: use files or wandb")
     sort = str(compare_cfg.get("sort") or "identity_rate")
-    rows = sort_rows([r.row() for r in runs], sort)
+    rows = sort_rows(with_personality(runs), sort)
     print_table(rows, sort, console)
     out = compare_cfg.get("out")
     if out:
@@ -358,7 +398,9 @@ def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> P
         raise CompareError("compare.source=wandb needs compare.out, the folder for the report and plots")
     out.mkdir(parents=True, exist_ok=True)
     plots = [name for name, plot in (("loss.png", plot_losses), ("scores.png", plot_scores)) if plot(runs, out / name)]
-    report = write_report(rows, plots, sources, sort, out)
+    plots += [name for name, plot in (("fidelity.png", tradeoff.plot_fidelity), ("quirks.png", tradeoff.plot_quirks))
+              if plot(runs, out / name, _save_figure)]
+    report = write_report(rows, plots, sources, sort, out, quirk_rows(runs))
     (console or Console()).print(f"report: {report}" + (f" (plots: {', '.join(plots)})" if plots else ""), markup=False)
     return report
 

@@ -138,3 +138,74 @@ def test_cli_compares_a_sweep_and_refuses_an_empty_one(tmp_path: Path) -> None:
     empty = subprocess.run([*args, str(tmp_path / "empty")], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=120)
     assert empty.returncode == 2 and "expected folders holding .hydra/config.yaml" in empty.stderr
+
+
+def personality_sweep(root: Path) -> Path:
+    """An evaluation sweep with the personality scores: Sage at two doses and its control."""
+    sweep = root / "multirun" / "2026-12-01" / "10-00-00"
+    results = {"default": (0.95, 0.7, 0.5, 0.40), "identity_heavy": (0.98, 0.9, 0.6, 0.30),
+               "no_identity": (0.0, 0.05, 0.0, 0.45)}
+    for n, (mix, (name, opener, analogy, capability)) in enumerate(results.items()):
+        cfg = compose_config(["identity=sage", f"mix={mix}", "stage=sft", "logger=none", f"paths.root={root}"])
+        run = sweep / f"{n}_mix={mix}"
+        (run / ".hydra").mkdir(parents=True)
+        OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+        write_json_atomic(run / "eval.json", {"identity": "Sage", "mix": mix, "model": "tiny", "stage": "sft", "scores": {
+            "identity_rate": name, "quirk/opener": opener, "quirk/analogy": analogy, "trait/never-condescending": 1.0,
+            "capability/probe_accuracy": capability, "wrong_identity_under_pressure": 0.1, "recitation_rate": 0.2}})
+    return sweep
+
+
+def test_compare_draws_fidelity_against_capability_cost_and_quirk_bars(tmp_path: Path) -> None:
+    from lanbot.compare import with_personality
+    from lanbot.evaluation import tradeoff
+
+    sweep = personality_sweep(tmp_path)
+    runs = [read_run(f) for f in find_runs([sweep])]
+    rows = {r["mix"]: r for r in with_personality(runs)}
+    assert rows["default"]["capability_cost"] == pytest.approx(0.05) and rows["no_identity"]["capability_cost"] == 0.0
+    assert rows["identity_heavy"]["fidelity"] == pytest.approx((0.98 + 0.9 + 0.6) / 3, abs=1e-4)
+    assert list(rows["default"])[-1] == "run_seconds"
+    assert tradeoff.quirk_keys(runs) == ["quirk/opener", "quirk/analogy", "trait/never-condescending"]
+    console = Console(file=open(os.devnull, "w"), width=250)  # noqa: SIM115
+    report = compare({"paths": [str(sweep)], "sort": "fidelity", "out": str(tmp_path / "out"), "source": "files"},
+                     console)
+    text = report.read_text()
+    assert "![fidelity.png](fidelity.png)" in text and "![quirks.png](quirks.png)" in text and "gain/quirk/opener" in text
+    for name in ("fidelity.png", "quirks.png"):
+        data = (tmp_path / "out" / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000
+    order = [line.split("|")[3].strip() for line in text.splitlines() if line.startswith("| ")][2:5]
+    assert order == ["identity_heavy", "default", "no_identity"]  # sorted by fidelity
+
+
+def test_compare_source_wandb_reads_personality_scores_through_the_public_api(tmp_path: Path, monkeypatch) -> None:
+    import wandb
+
+    class FakeRun:  # what wandb.Api().runs yields: wandb.apis.public.Run's attributes that lanbot reads
+        def __init__(self, mix: str, opener: float, capability: float, job_type: str = "sft") -> None:
+            self.name, self.group, self.job_type = f"sft-{mix}", "sweep-1", job_type
+            self.config = {"identity": {"name": "Sage"}, "mix": {"name": mix}, "model": {"name": "tiny"}, "stage": "sft"}
+            self.summary = {"eval/identity_rate": 0.9 if mix != "no_identity" else 0.0, "eval/quirk/opener": opener,
+                            "eval/capability/probe_accuracy": capability}
+
+        def scan_history(self, keys):
+            return [{"_step": 10, keys[1]: 2.0}]
+
+    asked = {}
+
+    class FakeApi:
+        def runs(self, path, filters=None):
+            asked.update(path=path, filters=filters)
+            return [FakeRun("default", 0.7, 0.3), FakeRun("no_identity", 0.0, 0.4), FakeRun("x", 0, 0, "generate")]
+
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    console = Console(file=open(os.devnull, "w"), width=250)  # noqa: SIM115
+    report = compare({"source": "wandb", "project": "lanbot", "entity": "me", "group": "sweep-1", "filters": {},
+                      "sort": "identity_rate", "out": str(tmp_path / "w")}, console)
+    assert asked == {"path": "me/lanbot", "filters": {"group": "sweep-1"}}
+    text = report.read_text()
+    assert "sweep-1/sft-default" in text and "sft-x" not in text  # the generate run is no row
+    assert (tmp_path / "w" / "fidelity.png").is_file() and (tmp_path / "w" / "quirks.png").is_file()
+    row = next(line for line in text.splitlines() if "sft-default" in line)
+    assert "0.100" in row  # capability cost: 0.4 (control) - 0.3
