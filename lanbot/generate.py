@@ -173,7 +173,7 @@ def _write(cfg: DictConfig, identity: ModelIdentity, personas: list[dict], folde
 
         with Progress(console=console, transient=True) as progress:
             return write_with_templates(identity, personas, int(cfg.seed), folder, missing,
-                                        int(cfg.backend.get("max_attempts", 5)), progress)
+                                        int(cfg.backend.max_attempts), progress)
     from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm
 
     try:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf, open_dict
 from train_fixtures import make_data_folder
 
 from lanbot.core.config import compose_config
@@ -75,9 +76,12 @@ def test_bad_input_fails_clearly(tmp_path):
     with pytest.raises(TrainError, match="stage=mid"):
         train(compose_config(overrides(tmp_path, "logger=none", "stage=sft")), tmp_path / "r")
     with pytest.raises(MixError, match="unknown source 'jokes'"):
-        train(compose_config(overrides(tmp_path, "logger=none", "+mix.mid=[{name: jokes, epochs: 1}]")), tmp_path / "r")
+        cfg = compose_config(overrides(tmp_path, "logger=none"))
+        with open_dict(cfg):  # as a mix file that adds a source would
+            cfg.mix = OmegaConf.merge(cfg.mix, {"mid": {"jokes": {"epochs": 1}}})
+        train(cfg, tmp_path / "r")
     with pytest.raises(MixError, match="must be a number >= 0"):
-        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.0.epochs=-1")), tmp_path / "r")
+        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.identity.epochs=-1")), tmp_path / "r")
     with pytest.raises(TrainError, match="exceeds the model's sequence_len"):
         train(compose_config(overrides(tmp_path, "logger=none", "train.sequence_len=4096")), tmp_path / "r")
     with pytest.raises(TrainError, match=r"model=tiny: n_embd=64 must be divisible by n_head=3.*conf/model/tiny.yaml"):
