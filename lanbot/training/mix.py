@@ -24,13 +24,14 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lanbot.core.conversation import TYPES, BadLine, Conversation, file_name, read_jsonl
+from lanbot.core.errors import LanbotError
 from lanbot.core.schemas import MixSource
 
 HF_FORMATS = ("conversations", "smoltalk", "gsm8k", "mmlu")
 SOURCE_KEYS = {"name"} | {f.name for f in fields(MixSource)}
 
 
-class MixError(ValueError):
+class MixError(LanbotError, ValueError):
     """A mix that cannot be used: the message names the entry and the fix."""
 
 
@@ -62,15 +63,22 @@ class SourceData:
         return self.source.name
 
 
+def source_list(entries: Any) -> list:
+    """A stage's sources as a list, each `{name, ...settings}` (the config keys them by name; a list is kept)."""
+    if isinstance(entries, DictConfig | ListConfig):
+        entries = OmegaConf.to_container(entries, resolve=True)
+    if isinstance(entries, dict):
+        return [{"name": name, **{k: v for k, v in (settings or {}).items() if v is not None}}
+                for name, settings in entries.items()]
+    return list(entries or [])
+
+
 def parse_sources(entries: Any, where: str) -> list[Source]:
     """The checked sources of one stage (`where` = 'mix.mid' names the list in errors).
 
     `entries` maps each source's name to its settings (the config's form), or lists them with a `name`.
     """
-    if isinstance(entries, DictConfig | ListConfig):
-        entries = OmegaConf.to_container(entries, resolve=True)
-    if isinstance(entries, dict):
-        entries = [{"name": name, **(settings or {})} for name, settings in entries.items()]
+    entries = source_list(entries)
     if not entries:
         raise MixError(f"{where} is empty: name at least one source, e.g. `identity: {{epochs: 2}}`")
     sources, seen = [], set()

@@ -18,14 +18,16 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from lanbot.core.errors import LanbotError
+
 MODES = ("json_schema", "json_object", "text")
 
 
-class FatalBackendError(RuntimeError):
+class FatalBackendError(LanbotError, RuntimeError):
     """An error no retry can fix (bad key, unknown model, bad URL); the run stops with this message."""
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(LanbotError, RuntimeError):
     """One request failed after its tries; counted, the conversation is attempted again later."""
 
 

@@ -32,6 +32,7 @@ from rich.progress import (
 from rich.text import Text
 
 from lanbot.core.conversation import validate
+from lanbot.core.errors import LanbotError
 from lanbot.core.secrets import MissingKeyError, api_key
 from lanbot.generation.llm.client import ChatClient, FatalBackendError, RequestFailed
 from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
@@ -41,7 +42,7 @@ MIN_ATTEMPTS_FOR_RATE = 10  # the failure-rate bound applies once this many conv
 LOG_EVERY_S = 2.0
 
 
-class LLMGenerationError(RuntimeError):
+class LLMGenerationError(LanbotError, RuntimeError):
     """The LLM run cannot go on (missing key, fatal server answer, failure rate past the bound)."""
 
 
