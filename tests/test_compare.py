@@ -11,11 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from lanbot.compare import (
+from lanbot.comparison.run import (
     CompareError,
     compare,
     find_runs,
-    paths_to_override,
     read_run,
     run_from_wandb,
     sort_rows,
@@ -101,12 +100,6 @@ def test_sort_rows_direction_and_bad_key() -> None:
         sort_rows(rows, "accuracy")
 
 
-def test_paths_become_one_hydra_override() -> None:
-    assert paths_to_override(["outputs/multirun/a", "compare.sort=val_loss", "it's/b"]) == [
-        "compare.sort=val_loss", "compare.paths=['outputs/multirun/a','it\\'s/b']"]
-    assert paths_to_override(["--cfg", "job", "x"]) == ["--cfg", "job", "compare.paths=['x']"]
-
-
 def test_wandb_query_and_run_mapping() -> None:
     cfg = compose_config(["compare.source=wandb", "compare.entity=me", "compare.group=2026-11-24-21-00-00",
                           "+compare.filters.tags={$in: [sage]}"])
@@ -157,7 +150,7 @@ def personality_sweep(root: Path) -> Path:
 
 
 def test_compare_draws_fidelity_against_capability_cost_and_quirk_bars(tmp_path: Path) -> None:
-    from lanbot.compare import with_personality
+    from lanbot.comparison.run import with_personality
     from lanbot.evaluation import tradeoff
 
     sweep = personality_sweep(tmp_path)

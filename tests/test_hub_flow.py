@@ -23,11 +23,11 @@ from hub_server import HubServer
 from rich.console import Console
 
 from lanbot.core.config import CONFIG_PATH, compose_config
-from lanbot.evaluate import training_data_dir
-from lanbot.generate import generate
+from lanbot.evaluation.run import training_data_dir
+from lanbot.generation.run import generate
 from lanbot.sharing import hub as lanbot_hub
-from lanbot.train import data_folder, train
-from lanbot.upload import upload
+from lanbot.sharing.upload import upload
+from lanbot.training.run import data_folder, train
 
 TOKEN = "hf_FlowSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent

@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 
 from lanbot.core.config import compose_config
 from lanbot.core.identity import to_identity
-from lanbot.evaluate import EVAL_FILE, EvaluationError, evaluate_run
 from lanbot.evaluation import judge as jd
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation.probes import Probe
+from lanbot.evaluation.run import EVAL_FILE, EvaluationError, evaluate_run
 
 SAGE = to_identity(compose_config(["identity=sage"]).identity)
 
@@ -39,8 +39,8 @@ def always_yes(messages: list[dict]) -> dict:
 
 
 def backend(server: LLMServer, **extra) -> OmegaConf:
-    return jd.judge_backend({"judge": "local", "judge_backend": {"base_url": server.base_url, "max_tries": 2,
-                                                                 "backoff_s": 0.01, **extra}})
+    return jd.judge_backend({"judge": "openai", "judge_backend": {"base_url": server.base_url, "api_key_env": None,
+                                                                  "max_tries": 2, "backoff_s": 0.01, **extra}})
 
 
 def test_criteria_follow_the_reply_kind() -> None:
@@ -91,7 +91,7 @@ def test_judge_falls_back_when_the_server_refuses_json_schema() -> None:
 
 
 def test_unknown_judge_backend_and_missing_key_name_the_fix(monkeypatch) -> None:
-    with pytest.raises(jd.JudgeError, match="conf/backend/nope.yaml.*local"):
+    with pytest.raises(jd.JudgeError, match="conf/backend/nope.yaml.*openai"):
         jd.judge_backend({"judge": "nope"})
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(Path("/"))  # no .env to find
@@ -104,11 +104,12 @@ def test_evaluation_with_a_judge_writes_its_verdicts_and_agreement(tmp_path: Pat
         server.judge = sloppy_judge
         cfg = compose_config(["identity=sage", f"paths.root={tmp_path}", "logger=none", "eval.samples=2",
                               "eval.max_tokens=6", "eval.overlap=skip", "eval.families=[task,decline]",
-                              "eval.judge=local", f"+eval.judge_backend.base_url={server.base_url}"])
+                              "eval.judge=openai", f"+eval.judge_backend.base_url={server.base_url}",
+                              "+eval.judge_backend.api_key_env=null"])
         directory = save_random_checkpoint(cfg)
         scores = evaluate_run(cfg, directory, tmp_path / "run")
     report = json.loads((tmp_path / "run" / EVAL_FILE).read_text())
-    assert report["families"] == ["decline", "task"] and report["judge"]["backend"] == "local"
+    assert report["families"] == ["decline", "task"] and report["judge"]["backend"] == "openai"
     assert report["judge"]["calibration"]["judge_vs_labels"]["quirk/opener"] == 1.0
     judged = [s for s in report["samples"] if s["judge"]]
     assert len(judged) == len(report["samples"]) == 2 * (20 + 8)

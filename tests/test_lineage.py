@@ -19,7 +19,7 @@ TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head
 
 
 def test_generate_train_evaluate_lineage_in_offline_run_files(tmp_path: Path, monkeypatch) -> None:
-    from lanbot.train import train
+    from lanbot.training.run import train
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     data = make_data_folder(tmp_path / "data" / "lanbot")

@@ -10,11 +10,11 @@ import pytest
 
 from lanbot.core.config import compose_config
 from lanbot.core.identity import to_identity
-from lanbot.evaluate import score_answers
 from lanbot.evaluation import control
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation.engine import Completion
 from lanbot.evaluation.probes import Probe, ProbeError, applicable, check_overlap, load_probes
+from lanbot.evaluation.run import score_answers
 
 OTHERS = ["Dev", "LanBot", "YourBot"]
 

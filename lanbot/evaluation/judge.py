@@ -27,6 +27,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lanbot.core.config import CONF_DIR
+from lanbot.core.errors import LanbotError
 from lanbot.core.identity import ModelIdentity
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation.probes import Probe
@@ -55,22 +56,32 @@ FIXED_CRITERIA = {
 }
 
 
-class JudgeError(RuntimeError):
+class JudgeError(LanbotError, RuntimeError):
     """A judge that cannot run (unknown backend, no key, a server that refuses); the message says the fix."""
 
 
 def judge_backend(ev: DictConfig | dict) -> DictConfig:
-    """conf/backend/<eval.judge>.yaml with eval.judge_backend's overrides merged in."""
+    """The backend config `backend=<eval.judge>` composes (its schema's defaults included), with
+    eval.judge_backend's overrides merged in, at temperature 0 unless they say otherwise."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lanbot.core.config import compose_config
+
     name = str(ev["judge"])
     path = CONF_DIR / "backend" / f"{name}.yaml"
     if not path.is_file() or name == "template":
         known = sorted(p.stem for p in (CONF_DIR / "backend").glob("*.yaml") if p.stem != "template")
         raise JudgeError(f"eval.judge={name!r}: no OpenAI-compatible backend conf/backend/{name}.yaml; use one of "
                          f"{', '.join(known)} (or eval.judge=null for rule checks only)")
-    overrides = ev.get("judge_backend") or {}
-    merged = OmegaConf.merge(OmegaConf.load(path), overrides)
-    merged.temperature = merged.get("judge_temperature", 0.0)  # a judge should be repeatable
-    return merged
+    backend = compose_config([f"backend={name}"]).backend
+    overrides = OmegaConf.create(dict(ev.get("judge_backend") or {}))
+    if "temperature" not in overrides:
+        overrides.temperature = 0.0  # a judge should be repeatable
+    try:
+        return OmegaConf.merge(backend, overrides)
+    except OmegaConfBaseException as exc:
+        raise JudgeError(f"eval.judge_backend.{exc.full_key}: {str(exc).splitlines()[0]} (the fields of "
+                         f"conf/backend/{name}.yaml are the ones to override)") from None
 
 
 def criteria_for(probe: Probe, checks: pers.PersonalityChecks) -> dict[str, str]:

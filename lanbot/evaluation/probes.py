@@ -24,6 +24,7 @@ import yaml
 from lanbot.core.calculator import CalculatorError, calculate
 from lanbot.core.config import CONF_DIR
 from lanbot.core.conversation import normalise, read_jsonl
+from lanbot.core.errors import LanbotError
 from lanbot.core.identity import REPLY_KINDS, ModelIdentity
 
 PROBES_FILE = Path(__file__).resolve().parent / "probes.yaml"
@@ -36,7 +37,7 @@ SECTIONS = {"identity": ("identity", "about_self"), "arithmetic": ("arithmetic",
             "capability": ("capability", None)}
 
 
-class ProbeError(ValueError):
+class ProbeError(LanbotError, ValueError):
     """A probe file that cannot be used; the message names the file, the probe and the fix."""
 
 
