@@ -186,3 +186,14 @@ def test_gains_over_the_control(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "eval.json").write_text(json.dumps({"scores": base}))
     assert control.control_report(folder)["scores"] == base
+
+
+def test_eval_families_choose_what_is_asked(tmp_path: Path) -> None:
+    from lanbot.evaluation.run import EvaluationError, probes_for
+
+    cfg = compose_config(["identity=sage", f"paths.root={tmp_path}", "eval.overlap=skip",
+                          "eval.families=[decline,capability]"])
+    probes, _, _ = probes_for(cfg, SAGE)
+    assert {p.family for p in probes} == {"decline", "capability"} and len(probes) == 8 + 10
+    with pytest.raises(EvaluationError, match="eval.families has \\['presure'\\]"):
+        probes_for(compose_config(["identity=sage", "eval.overlap=skip", "eval.families=[presure]"]), SAGE)
