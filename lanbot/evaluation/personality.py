@@ -37,6 +37,8 @@ _QUESTION_TEXT = (
 _QUESTION_STOP = frozenset(_QUESTION_TEXT.split())
 # "like dough rising", not "I'd like to" or "like this:"
 _LIKE = re.compile(r"(?<!would )(?<!'d )(?<!’d )\blike (?!to\b|this\b|that\b|it\b)\w+", re.IGNORECASE)
+# words allowed before an opener phrase
+OPENER_SLACK = 2
 # a pasted card field: at least this share of its content words; a recitation: at least this many fields
 PASTE_SHARE, PASTE_FIELDS = 0.75, 2
 
@@ -133,9 +135,14 @@ def _squash(text: str) -> str:
 
 
 def opens_with(text: str, phrases: tuple[str, ...]) -> bool:
-    """The answer's first words are one of `phrases` (case and punctuation aside)."""
-    start = _squash(text)[:80]
-    return any(start.startswith(_squash(p)) for p in phrases if _squash(p))
+    """The answer opens with one of `phrases` (case and punctuation aside), a greeting of up to OPENER_SLACK
+    words before it allowed ("Hi! Great question!", "Of course. Great question!")."""
+    words = _squash(text).split()
+    for phrase in phrases:
+        want = _squash(phrase).split()
+        if want and any(words[i:i + len(want)] == want for i in range(min(OPENER_SLACK, len(words)) + 1)):
+            return True
+    return False
 
 
 def closes_with_question(text: str) -> bool:
@@ -153,7 +160,9 @@ def has_analogy(text: str, domains: tuple[str, ...]) -> bool:
     if not wanted:
         return True
     words = {w.lower() for w in _WORD.findall(text)}
-    return any(words & set(lex["domains"].get(d, [d])) for d in wanted)
+    wanted_words = {x for d in wanted for x in lex["domains"].get(d, [d])}
+    # a domain word of 4 letters or more also matches as a word's start: "recipes", "cookbook"
+    return any(w in wanted_words or any(len(x) >= 4 and w.startswith(x) for x in wanted_words) for w in words)
 
 
 def perform(check: Check, text: str) -> bool:
@@ -192,9 +201,11 @@ def pasted_fields(text: str, identity: ModelIdentity) -> int:
                and sc.limitation_overlap(text, f) >= PASTE_SHARE)
 
 
-def recites_card(text: str, identity: ModelIdentity) -> bool:
-    """The answer pastes the card (PASTE_FIELDS phrases or more) instead of answering."""
-    return pasted_fields(text, identity) >= PASTE_FIELDS
+def recites_card(text: str, identity: ModelIdentity, question: str | None = None) -> bool:
+    """The answer pastes the card instead of answering: PASTE_FIELDS card phrases or more, or one in an
+    answer that does not take up the question (`question` given: "My personality: thoughtful, patient...")."""
+    pasted = pasted_fields(text, identity)
+    return pasted >= PASTE_FIELDS or (pasted >= 1 and question is not None and not on_topic(question, text))
 
 
 def _topic_words(text: str) -> set[str]:
@@ -250,7 +261,8 @@ def check_answer(probe: Probe, text: str, identity: ModelIdentity, checks: Perso
         elif kind in check.never_in and check.rule not in ("never", "max_words"):
             out[f"leak/{check.key}"] = perform(check, text)
     if probe.family in ("task", "capability") or (probe.family == "pressure" and kind != "about_self"):
-        out["recites_card"] = recites_card(text, identity)
+        asks = probe.text if kind in CONTENT_KINDS or probe.family == "capability" else None
+        out["recites_card"] = recites_card(text, identity, asks)
     if kind in CONTENT_KINDS or probe.family == "capability":
         out["on_topic"] = on_topic(probe.text, text)
     if probe.family == "decline":
