@@ -29,11 +29,11 @@ from rich.table import Table
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path, write_text_atomic
+from lanbot.core.layout import EVAL_FILE, HYDRA_CONFIG, METRICS_FILE, REPORT_FILE, RUN_FILES, SUMMARY_FILE
 
 SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
                  "calculator_accuracy")
 LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds"}
-RUN_FILES = ("metrics.jsonl", "summary.json", "eval.json")
 
 
 class CompareError(LanbotError, ValueError):
@@ -69,7 +69,7 @@ class Run:
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / ".hydra" / "config.yaml").is_file() and any((path / f).is_file() for f in RUN_FILES)
+    return (path / HYDRA_CONFIG).is_file() and any((path / f).is_file() for f in RUN_FILES)
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -118,10 +118,10 @@ def _get(tree: dict, dotted: str) -> Any:
 
 def read_run(folder: Path, name: str | None = None) -> Run:
     """A run from its folder; eval.json's checkpoint facts win over the app's config (an evaluation run)."""
-    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text(encoding="utf-8")) or {}
-    summary, report = _load_json(folder / "summary.json"), _load_json(folder / "eval.json")
+    config = yaml.safe_load((folder / HYDRA_CONFIG).read_text(encoding="utf-8")) or {}
+    summary, report = _load_json(folder / SUMMARY_FILE), _load_json(folder / EVAL_FILE)
     val_curve, train_curve, first, last = [], [], None, None
-    metrics = folder / "metrics.jsonl"
+    metrics = folder / METRICS_FILE
     if metrics.is_file():
         for line in metrics.read_text(encoding="utf-8").splitlines():
             try:
@@ -326,7 +326,7 @@ def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: s
             markdown_table(rows), ""]
     text += [f"![{p}]({p})\n" for p in plots]
     text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
-    path = out / "report.md"
+    path = out / REPORT_FILE
     write_text_atomic(path, "\n".join(text))
     return path
 

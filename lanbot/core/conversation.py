@@ -48,12 +48,8 @@ def read_jsonl(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, 
             yield number, value
 
 
-def file_name(kind: str) -> str:
-    """The JSONL file of one type, named as the seed names them: `identity_conversations.jsonl`."""
-    return f"{kind}_conversations.jsonl"
 
 
-COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what training reads by default
 
 
 def text_of(content: str | list[dict[str, str]]) -> str:

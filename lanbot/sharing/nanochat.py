@@ -22,10 +22,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lanbot.core.conversation import TYPES, BadLine, file_name, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, read_jsonl
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path
 from lanbot.core.identity import slug
+from lanbot.core.layout import conversations_file
 
 TOOL_CALL_CHOICES = ("skip", "render")
 
@@ -123,7 +124,7 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
     if unknown or not export.types:
         raise ExportError(f"export.types: unknown {unknown or 'empty list'}; choose from {', '.join(TYPES)}")
     source = Path(export.source or cfg.paths.data_dir)
-    missing = [file_name(t) for t in export.types if not (source / file_name(t)).is_file()]
+    missing = [conversations_file(t) for t in export.types if not (source / conversations_file(t)).is_file()]
     if missing:
         raise ExportError(
             f"{source} has no {', '.join(missing)}: generate it with "
@@ -135,7 +136,7 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
     conversations: list[list[dict]] = []
     counts: dict[str, dict[str, int]] = {}
     for kind in export.types:
-        kept, counts[kind] = convert_file(source / file_name(kind), str(export.tool_calls))
+        kept, counts[kind] = convert_file(source / conversations_file(kind), str(export.tool_calls))
         conversations.extend(kept)
     if not conversations:
         raise ExportError(f"nothing to export from {source} with export.tool_calls={export.tool_calls}")

@@ -23,8 +23,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lanbot.core.conversation import TYPES, BadLine, Conversation, file_name, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, Conversation, read_jsonl
 from lanbot.core.errors import LanbotError
+from lanbot.core.layout import conversations_file
 from lanbot.core.schemas import MixSource
 
 HF_FORMATS = ("conversations", "smoltalk", "gsm8k", "mmlu")
@@ -131,7 +132,7 @@ def read_conversations(path: Path) -> list[Conversation]:
 def load_source(src: Source, data_dir: Path, identity_slug: str) -> list[Conversation]:
     """Every conversation of one source (before the validation split)."""
     if src.generated:
-        path = Path(data_dir) / file_name(src.name)
+        path = Path(data_dir) / conversations_file(src.name)
         if not Path(data_dir).is_dir():
             raise MixError(
                 f"no data folder at {data_dir} for identity {identity_slug!r}: make it with "
