@@ -25,6 +25,7 @@ from rich.table import Table
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core import layout
+from lanbot.core.conversation import render_parts
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import ModelIdentity, slug, to_identity
@@ -63,15 +64,7 @@ def _after_tool(answer: Completion) -> str:
 
 def shown(answer: Completion) -> str:
     """The answer as a reader sees it, tool calls inline: `[calc 2+3 = 5]`."""
-    out = []
-    for part in answer.parts:
-        if part["type"] == "text":
-            out.append(part["text"])
-        elif part["type"] == "python":
-            out.append(f" [calc {part['text']}")
-        else:
-            out.append(f" = {part['text']}] ")
-    return "".join(out).strip()
+    return render_parts(answer.parts)
 
 
 def score_answers(probes: list[Probe], answers: dict[str, list[Completion]], identity: ModelIdentity,

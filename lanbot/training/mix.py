@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lanbot.core.conversation import TYPES, BadLine, Conversation, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, Conversation, merge_system, read_jsonl
 from lanbot.core.errors import LanbotError
 from lanbot.core.layout import conversations_file
 from lanbot.core.schemas import MixSource
@@ -196,10 +196,7 @@ def to_conversation(row: Any, fmt: str) -> Conversation:
         if not isinstance(messages, list) or not messages:
             raise ValueError("no list of messages")
         messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-        if messages[0]["role"] == "system" and len(messages) > 1:
-            # SmolTalk's optional system prompt goes in front of the first user message, as nanochat does
-            system, first = messages[0], messages[1]
-            messages = [{"role": "user", "content": f"{system['content']}\n\n{first['content']}"}, *messages[2:]]
+        messages = merge_system(messages)  # SmolTalk's optional system prompt, as nanochat folds it
         if messages[0]["role"] != "user" or messages[-1]["role"] != "assistant":
             raise ValueError("a conversation starts with the user and ends with the assistant")
         return messages
