@@ -72,7 +72,8 @@ def test_calibration_reports_agreement_with_labels_and_rules() -> None:
         yes = jd.calibrate(jd.Judge(backend(server)))
     assert result["items"] == len(items)
     assert result["rules_vs_labels"]["all"] >= 0.9  # the rule checks, measured on the labelled set
-    assert result["judge_vs_labels"]["quirk/opener"] == 1.0
+    # the sloppy judge misses the opener after a greeting ("Hi! Great question!"), the rules do not
+    assert 0.5 < result["judge_vs_labels"]["quirk/opener"] < result["rules_vs_labels"]["quirk/opener"] == 1.0
     # an always-yes judge agrees with the labels exactly where the label is yes
     opener = [lab["quirk/opener"] for lab in labels if "quirk/opener" in lab]
     assert yes["judge_vs_labels"]["quirk/opener"] == round(sum(opener) / len(opener), 4) < 1.0
@@ -110,7 +111,7 @@ def test_evaluation_with_a_judge_writes_its_verdicts_and_agreement(tmp_path: Pat
         scores = evaluate_run(cfg, directory, tmp_path / "run")
     report = json.loads((tmp_path / "run" / EVAL_FILE).read_text())
     assert report["families"] == ["decline", "task"] and report["judge"]["backend"] == "openai"
-    assert report["judge"]["calibration"]["judge_vs_labels"]["quirk/opener"] == 1.0
+    assert 0.5 < report["judge"]["calibration"]["judge_vs_labels"]["quirk/opener"] < 1.0
     judged = [s for s in report["samples"] if s["judge"]]
     assert len(judged) == len(report["samples"]) == 2 * (20 + 8)
     assert 0.0 <= scores["judge/agreement_with_rules"] <= 1.0 and scores["judge/failed_requests"] == 0

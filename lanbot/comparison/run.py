@@ -32,16 +32,17 @@ from rich.table import Table
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path, write_text_atomic
+from lanbot.core.layout import EVAL_FILE, HYDRA_CONFIG, METRICS_FILE, REPORT_FILE, RUN_FILES, SUMMARY_FILE
 from lanbot.evaluation import tradeoff
+from lanbot.evaluation.scores import SCORES
 
-SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
-                 "calculator_accuracy")
-# shown where any compared run has them (lanbot.evaluate's personality families)
+SCORE_COLUMNS = tuple(name for name, s in SCORES.items() if s.compared)  # lanbot.evaluation.scores owns them
+# shown where any compared run has them: fidelity and capability cost (lanbot.evaluation.tradeoff) and the
+# personality scores of lanbot.evaluate's families
 PERSONALITY_COLUMNS = ("fidelity", "wrong_identity_under_pressure", "recitation_rate", "honest_decline_rate",
                        "capability/probe_accuracy", "capability_cost")
-LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds", "wrong_identity_under_pressure",
-                   "recitation_rate", "capability_cost"}
-RUN_FILES = ("metrics.jsonl", "summary.json", "eval.json")
+LOWER_IS_BETTER = ({"val_loss", "run_seconds", "capability_cost"}
+                   | {name for name, s in SCORES.items() if s.lower_is_better})
 
 
 class CompareError(LanbotError, ValueError):
@@ -77,7 +78,7 @@ class Run:
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / ".hydra" / "config.yaml").is_file() and any((path / f).is_file() for f in RUN_FILES)
+    return (path / HYDRA_CONFIG).is_file() and any((path / f).is_file() for f in RUN_FILES)
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -126,10 +127,10 @@ def _get(tree: dict, dotted: str) -> Any:
 
 def read_run(folder: Path, name: str | None = None) -> Run:
     """A run from its folder; eval.json's checkpoint facts win over the app's config (an evaluation run)."""
-    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text(encoding="utf-8")) or {}
-    summary, report = _load_json(folder / "summary.json"), _load_json(folder / "eval.json")
+    config = yaml.safe_load((folder / HYDRA_CONFIG).read_text(encoding="utf-8")) or {}
+    summary, report = _load_json(folder / SUMMARY_FILE), _load_json(folder / EVAL_FILE)
     val_curve, train_curve, first, last = [], [], None, None
-    metrics = folder / "metrics.jsonl"
+    metrics = folder / METRICS_FILE
     if metrics.is_file():
         for line in metrics.read_text(encoding="utf-8").splitlines():
             try:
@@ -246,11 +247,8 @@ def with_personality(runs: list[Run]) -> list[dict]:
 
 
 # short headers for the terminal table (report.md keeps the full names)
-SHORT = {"val_loss": "val loss", "identity_rate": "name", "creator_rate": "creator", "wrong_identity_rate": "wrong id",
-         "distinct_answers": "distinct", "limitation_honesty": "limits", "calculator_accuracy": "calc",
-         "run_seconds": "time s", "fidelity": "fidelity", "wrong_identity_under_pressure": "wrong id pressed",
-         "recitation_rate": "recites", "honest_decline_rate": "declines", "capability/probe_accuracy": "capability",
-         "capability_cost": "cap. cost"}
+SHORT = {"val_loss": "val loss", "run_seconds": "time s", "fidelity": "fidelity", "capability_cost": "cap. cost",
+         **{name: s.short for name, s in SCORES.items()}}
 
 
 def print_table(rows: list[dict], sort: str, console: Console | None = None) -> None:
@@ -366,7 +364,7 @@ def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: s
                  markdown_table(quirks), ""]
     text += [f"![{p}]({p})\n" for p in plots]
     text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
-    path = out / "report.md"
+    path = out / REPORT_FILE
     write_text_atomic(path, "\n".join(text))
     return path
 
