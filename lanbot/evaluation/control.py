@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from omegaconf import DictConfig
 
-from lanbot.core.identity import slug
+from lanbot.core import layout
 
 CONTROL_MIX = "no_identity"
 # personality scores whose gain over the control a summary states (plus every quirk/ and trait/ score)
@@ -32,20 +33,21 @@ def control_folder(cfg: DictConfig, meta: dict) -> Path | None:
         return None
     if str(setting) != "auto":
         return Path(str(setting))
-    return (Path(cfg.paths.checkpoints) / slug(cfg.identity.name) / CONTROL_MIX / str(meta.get("model"))
-            / str(meta.get("stage")))
+    slot = SimpleNamespace(paths=cfg.paths, identity=cfg.identity, mix=SimpleNamespace(name=CONTROL_MIX),
+                           model=SimpleNamespace(name=meta.get("model")), stage=meta.get("stage"))
+    return layout.checkpoint_dir(slot)
 
 
 def control_report(folder: Path | None) -> dict | None:
     """The control's eval.json (beside its checkpoint, else in the run folder its meta.json names)."""
     if folder is None:
         return None
-    candidates = [folder / "eval.json"]
-    meta_path = folder / "meta.json"
+    candidates = [folder / layout.EVAL_FILE]
+    meta_path = folder / layout.META_FILE
     if meta_path.is_file():
         run_dir = json.loads(meta_path.read_text(encoding="utf-8")).get("run_dir")
         if run_dir:
-            candidates.append(Path(run_dir) / "eval.json")
+            candidates.append(Path(run_dir) / layout.EVAL_FILE)
     for path in candidates:
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))

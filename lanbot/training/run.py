@@ -305,7 +305,7 @@ def use_inputs(tracker, cfg: DictConfig, stage: str, resume_from: Path | None) -
     if folder.is_dir() and not (cfg.get("data") is not None and cfg.data.get("from_hub")):
         tracker.use_artifact(f"data-{slug(cfg.identity.name)}", "dataset", folder)
     if stage == "sft" and str(cfg.train.init_from) == "mid" and resume_from is None:
-        mid = ckpt.checkpoint_dir(cfg, "mid")
+        mid = layout.checkpoint_dir(cfg, "mid")
         tracker.use_artifact(model_artifact(cfg, "mid"), "model", mid, files=layout.CHECKPOINT_REQUIRED)
 
 
