@@ -30,6 +30,7 @@ from lanbot.core.config import CONFIG_PATH
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import IdentityError, ModelIdentity, slug, to_identity
 from lanbot.evaluation import scores as sc
+from lanbot.evaluation.capability import capability_scores
 from lanbot.evaluation.engine import Completion, Engine
 from lanbot.evaluation.inference import CheckpointMismatch, check_meta, load_engine, resolve_checkpoint
 from lanbot.evaluation.probes import Probe, ProbeError, check_overlap, identity_names, load_probes
@@ -39,7 +40,8 @@ from lanbot.training.tokenizer import render_for_completion
 EVAL_FILE = "eval.json"
 # The headline scores, in the order they are printed and logged.
 SCORES = ("identity_rate", "creator_rate", "wrong_identity_rate", "limitation_honesty", "distinct_2",
-          "distinct_answers", "distinct_answers_min", "calculator_accuracy", "tool_use_rate", "finished_rate")
+          "distinct_answers", "distinct_answers_min", "calculator_accuracy", "tool_use_rate", "finished_rate",
+          "capability/corpus_bpb", "capability/base_bpb", "capability/bpb_delta_vs_base")
 
 
 class EvaluationError(RuntimeError):
@@ -185,6 +187,7 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
     answers = sample_answers(engine, probes, cfg.eval)
     result = score_answers(probes, answers, identity, others, seen, float(cfg.eval.limitation_threshold))
     scores = result["scores"]
+    scores.update(capability_scores(cfg, Path(checkpoint), engine.model, engine.tok, meta))  # identity's cost
     scores["eval_seconds"] = round(time.time() - start, 1)
     report = {
         "identity": identity.name, "identity_slug": slug(identity.name), "checkpoint": str(checkpoint),

@@ -62,6 +62,16 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
         if ckpt.read_meta(init) is None:
             raise TrainError(f"sft starts from the mid checkpoint at {init}, which does not exist: "
                              f"run `{ckpt.train_command(cfg, 'mid')}` first (or set train.init_from)")
+    if init == "base":
+        base = ckpt.base_dir(cfg)
+        meta = ckpt.read_meta(base)
+        if meta is None or not meta.get("finished"):
+            state = "is unfinished" if meta is not None else "does not exist"
+            raise TrainError(f"{cfg.stage} starts from the base at {base}, which {state}: run "
+                             f"`{ckpt.base_command(cfg)}` first (or set train.init_from=scratch)")
+        model, tok, meta = ckpt.load_checkpoint(base, "cpu")
+        model.train()
+        return model, tok, {**meta, "base": base_record(base, meta)}
     if init == "scratch":
         texts = [conversation_text(c) for s in sources for c in s.train]
         if rt.master:
@@ -95,6 +105,13 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
     model, tok, meta = ckpt.load_checkpoint(init, "cpu")
     model.train()
     return model, tok, meta
+
+
+def base_record(directory: Path, meta: dict) -> dict:
+    """What a mid or sft checkpoint keeps of the base it grew from (for the capability cost of the identity)."""
+    return {"dir": str(directory), "name": ckpt.checkpoint_name(directory, base=True),
+            "corpus": (meta.get("corpus") or {}).get("name"), "val_bpb": meta.get("val_bpb"),
+            "tokenizer_sha256": meta.get("tokenizer_sha256")}
 
 
 def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: float) -> float:
@@ -159,6 +176,10 @@ def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Te
 def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary."""
     stage, t = str(cfg.stage), cfg.train
+    if stage == "base":
+        from lanbot.training.pretrain import pretrain
+
+        return pretrain(cfg, run_dir, group)
     try:
         optim.check_name(str(t.optimizer))
     except optim.OptimizerError as exc:
@@ -250,6 +271,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                 "identity_slug": slug(cfg.identity.name), "mix": cfg.mix.name, "model": cfg.model.name,
                 "optimizer": optimizer.name,
                 "tokenizer_from": (source_meta or {}).get("tokenizer_from"),
+                "base": (source_meta or {}).get("base"),
                 "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"),
                 "val_losses": {k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, "run_dir": str(run_dir)})
         if rt.ddp:

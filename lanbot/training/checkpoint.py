@@ -34,20 +34,34 @@ class CheckpointMismatch(ValueError):
     """A checkpoint that belongs to another identity, or whose tokenizer is not the one its model learned."""
 
 
+def base_dir(cfg: DictConfig) -> Path:
+    """`<paths.checkpoints>/base/<corpus.name>/<model.name>`: one base per corpus and model, shared by every identity."""
+    return Path(cfg.paths.checkpoints) / "base" / str(cfg.corpus.name) / str(cfg.model.name)
+
+
+def base_command(cfg: DictConfig) -> str:
+    return f"python -m lanbot.train stage=base corpus={cfg.corpus.name} model={cfg.model.name}"
+
+
 def checkpoint_dir(cfg: DictConfig, stage: str | None = None) -> Path:
-    """`<paths.checkpoints>/<identity slug>/<mix.name>/<model.name>/<stage>`."""
+    """`<paths.checkpoints>/<identity slug>/<mix.name>/<model.name>/<stage>` (stage=base: `base_dir`)."""
+    if (stage or str(cfg.stage)) == "base":
+        return base_dir(cfg)
     return (Path(cfg.paths.checkpoints) / slug(cfg.identity.name) / str(cfg.mix.name) / str(cfg.model.name)
             / (stage or str(cfg.stage)))
 
 
 def train_command(cfg: DictConfig, stage: str) -> str:
+    if stage == "base":
+        return base_command(cfg)
     return (f"python -m lanbot.train stage={stage} identity={slug(cfg.identity.name)} "
             f"mix={cfg.mix.name} model={cfg.model.name}")
 
 
-def checkpoint_name(directory: str | Path) -> str:
-    """`<identity>/<mix>/<model>/<stage>`: the last four parts of a checkpoint folder, as people name it."""
-    return "/".join(Path(directory).parts[-4:])
+def checkpoint_name(directory: str | Path, base: bool = False) -> str:
+    """`<identity>/<mix>/<model>/<stage>`: the last four parts of a checkpoint folder, as people name it
+    (a base: `base/<corpus>/<model>`)."""
+    return "/".join(Path(directory).parts[-3 if base else -4:])
 
 
 def tokenizer_sha256(directory: str | Path) -> str:
@@ -56,8 +70,10 @@ def tokenizer_sha256(directory: str | Path) -> str:
 
 
 def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    tokenizer: Tokenizer, cfg: DictConfig, meta: dict[str, Any]) -> Path:
-    """Write the checkpoint to a temp folder beside `directory`, then swap it in by rename."""
+                    tokenizer: Tokenizer, cfg: DictConfig, meta: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint to a temp folder beside `directory`, then swap it in by rename (`extra`: more
+    tensors saved with torch.save, by file name)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
@@ -69,6 +85,8 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     torch.save(model.state_dict(), tmp / "model.pt")
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    for name, value in (extra or {}).items():
+        torch.save(value, tmp / name)
     tokenizer.save(tmp)
     (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     full_meta = {**meta, "model_config": dict(vars(model.config)), "tokenizer_sha256": tokenizer_sha256(tmp)}
