@@ -305,6 +305,10 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         dt = time.time() - t0
         row = {"train/loss": loss_sum, "lr": optimizer.param_groups[0]["lr"], "tok_per_sec": tokens / dt,
                "step_time": dt}
+        if rt.device.type == "cuda":  # model FLOPs utilisation against the GPU's bf16 peak
+            from lanbot.training.pretrain import peak_flops
+
+            row["mfu"] = raw.flops_per_token() * tokens / dt / (peak_flops(rt.device) * rt.world_size)
         if step % int(t.eval_every) == 0 or step == max_steps:
             row.update(evaluate_val(raw, val_rows, rt, tbytes, B))
             metrics = row

@@ -104,8 +104,20 @@ def test_mid_of_two_identities_reuses_the_base_tokenizer(tmp_path):
         assert meta["tokenizer_from"] == "base/local/tiny" and meta["base"]["name"] == "base/local/tiny"
         shas.append(meta["tokenizer_sha256"])
     assert shas[0] == shas[1] == base["tokenizer_sha256"]
-    sft = train(compose_config([*mid, "identity=sage", "stage=sft"]), tmp_path / "r-sft")
+    sft = train(compose_config([*mid, "identity=sage", "stage=sft", "train.eval_at_end=true", "eval.samples=1",
+                                "eval.max_tokens=4", "eval.capability_tokens=2048"]), tmp_path / "r-sft")
     assert ckpt.read_meta(sft["checkpoint"])["tokenizer_sha256"] == base["tokenizer_sha256"]
+    # the identity's cost: held-out corpus bpb of the sft model beside its base's, in eval.json and compare
+    scores = json.loads((tmp_path / "r-sft" / "eval.json").read_text())["scores"]
+    assert scores["capability/corpus_bpb"] > 0 and scores["capability/base_bpb"] > 0
+    assert scores["capability/bpb_delta_vs_base"] == pytest.approx(
+        scores["capability/corpus_bpb"] - scores["capability/base_bpb"], abs=1e-3)
+    from lanbot.compare import read_run
+
+    (tmp_path / "r-sft" / ".hydra").mkdir()
+    (tmp_path / "r-sft" / ".hydra" / "config.yaml").write_text("stage: sft\n")
+    row = read_run(tmp_path / "r-sft").row()
+    assert row["capability/bpb_delta_vs_base"] == scores["capability/bpb_delta_vs_base"]
 
 
 def test_base_resumes_after_a_kill_and_ends_as_if_never_stopped(tmp_path):

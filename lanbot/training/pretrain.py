@@ -326,7 +326,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         row = {"train/loss": loss_sum, "lr": optimizer.param_groups[0]["lr"], "tok_per_sec": tok_s, "step_time": dt,
                "tokens": step * total}
         if rt.device.type == "cuda":
-            row["mfu"] = flops_token * tok_s / (_peak_flops(rt.device) * rt.world_size)
+            row["mfu"] = flops_token * tok_s / (peak_flops(rt.device) * rt.world_size)
         if step % int(t.eval_every) == 0 or step == max_steps:
             row.update(bpb(raw, held, tbytes, rt, B))
             metrics = row
@@ -387,7 +387,7 @@ def _clock(seconds: float) -> str:
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
-def _peak_flops(device: torch.device) -> float:
+def peak_flops(device: torch.device) -> float:
     """bf16 dense peak of the GPU, for MFU (H100/H200 SXM 989 TFLOP/s, A100 312)."""
     name = torch.cuda.get_device_name(device)
     for key, peak in (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L40", 181e12), ("4090", 165e12)):
