@@ -20,8 +20,8 @@ from pathlib import Path
 
 from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
-from lanbot.train import train
 from lanbot.training import checkpoint as ckpt
+from lanbot.training.run import train
 
 PROMPTS = ("The", "Once upon a time", "Question: What is the capital of France? Answer:")
 

@@ -79,9 +79,8 @@ def write_checkpoint(folder: Path, run_dir: Path, with_tokenizer: bool = True) -
         (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE"}}), encoding="utf-8")
     run_cfg = compose_config(["identity=sage"])
     OmegaConf.set_struct(run_cfg, False)
-    run_cfg = OmegaConf.merge(run_cfg, {"mix": {"name": "default", "mid": [{"name": "identity", "epochs": 2}, "reasoning"],
-                                           "sft": [{"name": "smoltalk", "hf": "HuggingFaceTB/smol-smoltalk",
-                                                    "weight": 1.0}]}})
+    run_cfg = OmegaConf.merge(run_cfg, {"mix": {"name": "default", "mid": {"identity": {"epochs": 2}, "reasoning": {"epochs": 1}},
+                                           "sft": {"smoltalk": {"hf": "HuggingFaceTB/smol-smoltalk", "weight": 1.0}}}})
     OmegaConf.save(run_cfg, folder / "config.yaml", resolve=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {

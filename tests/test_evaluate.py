@@ -16,11 +16,11 @@ from engine_fixtures import save_random_checkpoint, tokenizer
 from lanbot.core.config import compose_config
 from lanbot.core.identity import to_identity
 from lanbot.core.tracking import Tracker
-from lanbot.evaluate import EVAL_FILE, EvaluationError, evaluate_run, probes_for, score_answers
 from lanbot.evaluation import scores as sc
 from lanbot.evaluation.engine import Completion
 from lanbot.evaluation.inference import CheckpointMismatch, load_engine, resolve_checkpoint
 from lanbot.evaluation.probes import ProbeError, check_overlap, load_probes
+from lanbot.evaluation.run import EVAL_FILE, EvaluationError, evaluate_run, probes_for, score_answers
 from lanbot.training.checkpoint import CheckpointError
 from lanbot.training.tokenizer import Tokenizer
 
@@ -227,14 +227,14 @@ def test_cli_evaluates_and_refuses_a_missing_checkpoint(tmp_path: Path) -> None:
 def test_training_with_eval_at_end_writes_the_evaluation(tmp_path: Path, monkeypatch) -> None:
     from train_fixtures import make_data_folder
 
-    from lanbot.train import train
+    from lanbot.training.run import train
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     make_data_folder(tmp_path / "data" / "lanbot")
     tiny = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
             "model.vocab_size=400", "train.max_steps=2", "train.total_batch_tokens=1024", "train.eval_every=2",
             "train.log_every=1", "train.eval_at_end=true", "eval.samples=2", "eval.max_tokens=4", "logger=wandb",
-            "train.init_from=scratch", "mix.mid.6.limit=20"]
+            "train.init_from=scratch", "mix.mid.chat.limit=20"]
     summary = train(compose_config([f"paths.root={tmp_path}", *tiny]), tmp_path / "run")
     report = json.loads((tmp_path / "run" / EVAL_FILE).read_text())
     assert report["stage"] == "mid" and report["identity"] == "LanBot" and summary["identity_rate"] is not None

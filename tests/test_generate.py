@@ -31,9 +31,9 @@ from lanbot.core.conversation import (
     tool_calls,
     validate,
 )
-from lanbot.generate import generate
 from lanbot.generation.datafolder import meta_name
 from lanbot.generation.report import flatten
+from lanbot.generation.run import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_COUNTS = {"identity": 500, "tool_use": 400, "multi_step_tool": 300, "no_tool": 200,
@@ -275,13 +275,13 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
                  [f"{conf / 'identity' / 'broken.yaml'}, line 11: not valid YAML", "Fix that line"]),
         "no_schema": (("--config-dir", str(conf), "identity=noschema", *wipe), 2,
                       [f"{conf / 'identity' / 'noschema.yaml'}: bad field identity.nickname", "identity_schema, _self_"]),
-        "personas": (("personas=nemotron", f"personas.path={tmp_path}/no-such-personas", *wipe), 1,
+        "personas": (("personas=nemotron", f"personas.path={tmp_path}/no-such-personas", *wipe), 2,
                      ["personas.path=", "no such file or folder"]),
-        "count": (("data.count=-3", *wipe), 1, ["data.count=-3 is not a count"]),
-        "type_name": (("data.types=[identity,smalltalk]", *wipe), 1,
+        "count": (("data.count=-3", *wipe), 2, ["data.count=-3 is not a count"]),
+        "type_name": (("data.types=[identity,smalltalk]", *wipe), 2,
                       ["unknown type(s) 'smalltalk'", "identity, tool_use, multi_step_tool, no_tool"]),
         "run_dir": ((f"paths.root={blocker}/out", "logger=none"), 2, ["cannot create the run folder", "paths.root"]),
-        "data_dir": ((f"paths.data_dir={blocker}/data", f"hydra.run.dir={tmp_path}/runs/y", "logger=none"), 1,
+        "data_dir": ((f"paths.data_dir={blocker}/data", f"hydra.run.dir={tmp_path}/runs/y", "logger=none"), 2,
                      [f"cannot write the data folder {blocker}/data", "paths.root="]),
     }
     procs = {name: cli(*args) for name, (args, _, _) in cases.items()}

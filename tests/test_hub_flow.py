@@ -23,18 +23,18 @@ from hub_server import HubServer
 from rich.console import Console
 
 from lanbot.core.config import CONFIG_PATH, compose_config
-from lanbot.evaluate import training_data_dir
-from lanbot.generate import generate
+from lanbot.evaluation.run import training_data_dir
+from lanbot.generation.run import generate
 from lanbot.sharing import hub as lanbot_hub
-from lanbot.train import data_folder, train
-from lanbot.upload import upload
+from lanbot.sharing.upload import upload
+from lanbot.training.run import data_folder, train
 
 TOKEN = "hf_FlowSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=256",
         "model.vocab_size=400", "train.max_steps=2", "train.total_batch_tokens=2048", "train.eval_every=2",
         "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false",
-        "mix.mid.6.limit=20"]
+        "mix.mid.chat.limit=20"]
 PRESETS = sorted(p.stem for p in (Path(CONFIG_PATH) / "data").glob("*.yaml"))
 
 

@@ -24,7 +24,7 @@ from lanbot.core.identity import to_identity
 from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
 from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, status_line
-from lanbot.generation.personas.builtin import load_personas
+from lanbot.generation.personas import load_personas
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import LLMServer  # noqa: E402
@@ -356,7 +356,7 @@ def test_missing_key_exits_non_zero_naming_the_variable_before_any_work(server, 
         timeout=120,
     )
     out = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode == 1, out
+    assert proc.returncode == 2, out  # a LanbotError: exit 2 in every app (lanbot.core.app)
     assert "OPENAI_API_KEY is not set" in out and "export OPENAI_API_KEY=" in out and ".env" in out, out
     assert server.requests == 0
     # stopped before any work: no data folder, no personas loaded, no wandb run

@@ -21,11 +21,11 @@ import torch
 from train_fixtures import make_data_folder
 
 from lanbot.core.config import compose_config
-from lanbot.train import TrainError, train
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import corpus as corpora
 from lanbot.training.docpack import pack_documents
 from lanbot.training.pretrain import PretrainError
+from lanbot.training.run import TrainError, train
 
 os.environ["WANDB_MODE"] = "offline"
 NOUNS = ["cat", "dog", "bird", "farmer", "teacher", "river", "city", "garden", "child", "doctor"]
@@ -99,7 +99,7 @@ def test_mid_of_two_identities_reuses_the_base_tokenizer(tmp_path):
     base = ckpt.read_meta(tmp_path / "checkpoints" / "base" / "local" / "tiny")
     shas = []
     for name in ("lanbot", "sage"):
-        summary = train(compose_config([*mid, f"identity={name}", "mix.mid.6.limit=20"]), tmp_path / f"r-{name}")
+        summary = train(compose_config([*mid, f"identity={name}", "mix.mid.chat.limit=20"]), tmp_path / f"r-{name}")
         meta = ckpt.read_meta(summary["checkpoint"])
         assert meta["tokenizer_from"] == "base/local/tiny" and meta["base"]["name"] == "base/local/tiny"
         shas.append(meta["tokenizer_sha256"])
@@ -112,7 +112,7 @@ def test_mid_of_two_identities_reuses_the_base_tokenizer(tmp_path):
     assert scores["capability/corpus_bpb"] > 0 and scores["capability/base_bpb"] > 0
     assert scores["capability/bpb_delta_vs_base"] == pytest.approx(
         scores["capability/corpus_bpb"] - scores["capability/base_bpb"], abs=1e-3)
-    from lanbot.compare import read_run
+    from lanbot.comparison.run import read_run
 
     (tmp_path / "r-sft" / ".hydra").mkdir()
     (tmp_path / "r-sft" / ".hydra" / "config.yaml").write_text("stage: sft\n")
@@ -190,7 +190,7 @@ def spy(self, n, device):
     x, y = orig(self, n, device); seen.append(x.tolist()); return x, y
 P.Rows.batch = spy
 from lanbot.core.config import compose_config
-from lanbot.train import train
+from lanbot.training.run import train
 import torch.distributed as dist
 train(compose_config(sys.argv[1:]), __import__("pathlib").Path({root!r}) / "run")
 rank = dist.get_rank()

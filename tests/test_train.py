@@ -8,18 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf, open_dict
 from train_fixtures import make_data_folder
 
 from lanbot.core.config import compose_config
-from lanbot.train import TrainError, train
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.mix import MixError
+from lanbot.training.run import TrainError, train
 
 os.environ["WANDB_MODE"] = "offline"
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
         "model.vocab_size=400", "train.max_steps=4", "train.total_batch_tokens=1024", "train.eval_every=2",
         "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false",
-        "mix.mid.6.limit=20"]  # the mix's general-conversation source (chitchat), kept small
+        "mix.mid.chat.limit=20"]  # the mix's general-conversation source (chitchat), kept small
 
 
 def overrides(root: Path, *extra: str) -> list[str]:
@@ -78,9 +79,12 @@ def test_bad_input_fails_clearly(tmp_path):
     with pytest.raises(TrainError, match="stage=mid"):
         train(compose_config(overrides(tmp_path, "logger=none", "stage=sft")), tmp_path / "r")
     with pytest.raises(MixError, match="unknown source 'jokes'"):
-        train(compose_config(overrides(tmp_path, "logger=none", "+mix.mid=[{name: jokes, epochs: 1}]")), tmp_path / "r")
+        cfg = compose_config(overrides(tmp_path, "logger=none"))
+        with open_dict(cfg):  # as a mix file that adds a source would
+            cfg.mix = OmegaConf.merge(cfg.mix, {"mid": {"jokes": {"epochs": 1}}})
+        train(cfg, tmp_path / "r")
     with pytest.raises(MixError, match="must be a number >= 0"):
-        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.0.epochs=-1")), tmp_path / "r")
+        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.identity.epochs=-1")), tmp_path / "r")
     with pytest.raises(TrainError, match="exceeds the model's sequence_len"):
         train(compose_config(overrides(tmp_path, "logger=none", "train.sequence_len=4096")), tmp_path / "r")
     with pytest.raises(TrainError, match=r"model=tiny: n_embd=64 must be divisible by n_head=3.*conf/model/tiny.yaml"):
@@ -113,7 +117,7 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
            "train.eval_at_end=true", f"eval.probes={tmp_path}/nowhere.yaml", f"hydra.run.dir={tmp_path}/run"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and "error: probe file" in done.stderr and "eval.probes" in done.stderr
+    assert "Traceback" not in done.stderr and "error lanbot.train: probe file" in done.stderr and "eval.probes" in done.stderr
     sft = subprocess.run([sys.executable, "-m", "lanbot.train", *overrides(tmp_path, "logger=none", "stage=sft",
                           "identity=sage"), f"hydra.run.dir={tmp_path}/run2"],
                          capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})

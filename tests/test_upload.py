@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from lanbot.core.config import compose_config
-from lanbot.generate import generate
+from lanbot.generation.run import generate
 from lanbot.sharing.hub import HubError
-from lanbot.upload import RECORD_FILE, UploadError, plan_upload, upload
+from lanbot.sharing.upload import RECORD_FILE, UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -143,7 +143,7 @@ def test_checkpoint_upload_with_model_card(hub, env):
     meta, body = _card(repo)
     assert "lanbot" in meta["tags"] and meta["license"] == "other"
     for text in ("# Sage", "| n_layer | 2 |", "| n_embd | 128 |", "| val_bpb | 1.032 |", "| step | 120 |",
-                 "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2 | the identity's data folder |",
+                 "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2.0 | the identity's data folder |",
                  "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny"):
         assert text in body, text
 
@@ -201,7 +201,7 @@ def test_missing_token_cli_exits_non_zero(env, tmp_path):
          "upload.repo_id=tester/sage-data"],
         cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a LanbotError: exit 2 in every app (lanbot.core.app)
     assert "no Hugging Face token found" in proc.stderr and "hf auth login" in proc.stderr
 
 
@@ -302,7 +302,7 @@ def test_model_card_names_the_hub_dataset_it_trained_on(env):
     plan = plan_upload(_cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}",
                             "upload.repo_id=tester/sage-tiny"))
     card = plan.files["README.md"].decode()
-    assert "| mid | identity | epochs 2 | dataset repo `tester/sage-data` |" in card
+    assert "| mid | identity | epochs 2.0 | dataset repo `tester/sage-data` |" in card
     assert "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |" in card
     assert "identity=sage train.init_from=hf://tester/sage-tiny" in card
 

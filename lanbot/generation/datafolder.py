@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from lanbot.core.conversation import COMBINED_FILE, TYPES, dedup_key, file_name
+from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path
 
 STATS_FILE = "stats.json"
 
 
-class DataFolderError(RuntimeError):
+class DataFolderError(LanbotError, RuntimeError):
     """The data folder cannot be used (unwritable, or a file in it is not lanbot's JSONL); says how to fix it."""
 
 

@@ -25,6 +25,8 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
     RevisionNotFoundError,
 )
 
+from lanbot.core.errors import LanbotError
+
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """No-connection / timeout errors of every HTTP client huggingface_hub has used, whichever are installed:
@@ -48,7 +50,7 @@ LOGIN_HELP = (
 CHECKPOINT_FILES = ("model.pt", "tokenizer.json")  # what a checkpoint cannot do without
 
 
-class HubError(RuntimeError):
+class HubError(LanbotError, RuntimeError):
     """A Hub operation that cannot go ahead; the message says why and what to do."""
 
 

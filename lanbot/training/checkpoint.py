@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lanbot.core.errors import LanbotError
 from lanbot.core.identity import slug
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.tokenizer import FILE_NAME as TOKENIZER_FILE
@@ -26,11 +27,11 @@ from lanbot.training.tokenizer import Tokenizer
 META_FILE = "meta.json"
 
 
-class CheckpointError(FileNotFoundError):
+class CheckpointError(LanbotError, FileNotFoundError):
     """A checkpoint that is missing or unreadable: the message names the command that makes it."""
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(LanbotError, ValueError):
     """A checkpoint that belongs to another identity, or whose tokenizer is not the one its model learned."""
 
 

