@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
 from lanbot.training import checkpoint as ckpt
@@ -52,7 +53,7 @@ def main() -> None:
 
     if args.checkpoint:
         directory = Path(args.checkpoint)
-        meta = ckpt.read_meta(directory) or {}
+        meta = layout.CheckpointMeta.read(directory) or {}
         summary_file = Path(meta.get("run_dir", "")) / "summary.json"
         seconds = json.loads(summary_file.read_text()).get("run_seconds") if summary_file.is_file() else None
     else:
@@ -63,9 +64,9 @@ def main() -> None:
         summary = train(compose_config(overrides), root / "run")
         seconds = time.perf_counter() - t0
         directory = Path(summary["checkpoint"])
-        meta = ckpt.read_meta(directory) or {}
+        meta = layout.CheckpointMeta.read(directory) or {}
     val, uni = meta.get("val_bpb"), meta.get("unigram_bpb")
-    print(f"\nbase {ckpt.checkpoint_name(directory, base=True)}: step {meta.get('step')}, "
+    print(f"\nbase {layout.checkpoint_name(directory, base=True)}: step {meta.get('step')}, "
           f"{meta.get('tokens_trained', 0):,} tokens, optimizer {meta.get('optimizer')}")
     print(f"  time            {seconds / 60:.1f} min" if seconds else "  time            unknown")
     print(f"  val bpb         {val:.3f}   (held-out documents, never trained on)")

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from lanbot.core.calculator import calculate
 from lanbot.core.config import compose_config
-from lanbot.core.conversation import COMBINED_FILE, file_name, validate
+from lanbot.core.conversation import validate
+from lanbot.core.layout import COMBINED_FILE, conversations_file
 
 
 def _tool_conversation(expr: str, question: str) -> list[dict]:
@@ -54,7 +55,7 @@ def write_data_folder(folder: Path, kinds=("identity", "tool_use", "reasoning"))
         convs = CONVERSATIONS[kind]
         for conv in convs:
             assert validate(conv, kind, "Sage") == [], (kind, validate(conv, kind, "Sage"))
-        (folder / file_name(kind)).write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
+        (folder / conversations_file(kind)).write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
         combined.extend(convs)
     (folder / COMBINED_FILE).write_text("".join(json.dumps(c) + "\n" for c in combined), encoding="utf-8")
     stats = {

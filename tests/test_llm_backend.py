@@ -19,8 +19,9 @@ import pytest
 
 from lanbot.core.calculator import calculate
 from lanbot.core.config import compose_config
-from lanbot.core.conversation import TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.core.conversation import TYPES, dedup_key, tool_calls, validate
 from lanbot.core.identity import to_identity
+from lanbot.core.layout import conversations_file
 from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
 from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, status_line
@@ -60,7 +61,7 @@ def run_llm(server, tmp_path, targets, *overrides, personas=None):
 
 
 def lines(cfg, kind):
-    path = Path(cfg.paths.data_dir) / file_name(kind)
+    path = Path(cfg.paths.data_dir) / conversations_file(kind)
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -118,8 +119,8 @@ def test_prompts_name_real_languages_and_record_their_codes_as_the_template_writ
 
     import yaml
 
+    from lanbot.core.identity import OTHER_ASSISTANTS as OTHERS
     from lanbot.generation.llm.prompt_book import TEMPLATES, PromptBook
-    from lanbot.generation.template.identity import OTHERS
 
     book = PromptBook()
     codes = set(yaml.safe_load((TEMPLATES / "languages.yaml").read_text(encoding="utf-8")))
@@ -297,7 +298,7 @@ def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, t
     kinds = ["tool_use", "multi_step_tool", "no_tool", "tool_planning"]
     keys = set()
     for kind in kinds:
-        rows = [json.loads(line) for line in (data / file_name(kind)).read_text().splitlines()]
+        rows = [json.loads(line) for line in (data / conversations_file(kind)).read_text().splitlines()]
         assert len(rows) == 30, out[-2000:]
         keys |= {dedup_key(r) for r in rows}
     assert len(keys) == 120  # no duplicates

@@ -20,8 +20,8 @@ import pytest
 import torch
 from train_fixtures import make_data_folder
 
+from lanbot.core import layout
 from lanbot.core.config import compose_config
-from lanbot.training import checkpoint as ckpt
 from lanbot.training import corpus as corpora
 from lanbot.training.docpack import pack_documents
 from lanbot.training.pretrain import PretrainError
@@ -61,7 +61,7 @@ def base_cfg(root: Path, corpus_dir: Path, *extra: str):
 def test_base_learns_below_the_unigram_on_held_out_text(tmp_path):
     write_texts(tmp_path / "corpus")
     summary = train(base_cfg(tmp_path, tmp_path / "corpus"), tmp_path / "run")
-    meta = ckpt.read_meta(ckpt.base_dir(base_cfg(tmp_path, tmp_path / "corpus")))
+    meta = layout.CheckpointMeta.read(layout.base_dir(base_cfg(tmp_path, tmp_path / "corpus")))
     assert meta["finished"] and meta["stage"] == "base" and meta["tokenizer_from"] == "base/local/tiny"
     assert meta["corpus"]["kind"] == "local" and meta["corpus"]["license"]
     assert summary["val/bpb"] < 0.8 * summary["unigram_bpb"], summary  # 30 steps: about 0.92 vs 1.87
@@ -96,17 +96,17 @@ def test_mid_of_two_identities_reuses_the_base_tokenizer(tmp_path):
         train(compose_config([*mid, "identity=sage"]), tmp_path / "r0")
     train(base_cfg(tmp_path, tmp_path / "corpus", "model.sequence_len=128", "train.max_steps=4",
                    "train.total_batch_tokens=1024"), tmp_path / "base")
-    base = ckpt.read_meta(tmp_path / "checkpoints" / "base" / "local" / "tiny")
+    base = layout.CheckpointMeta.read(tmp_path / "checkpoints" / "base" / "local" / "tiny")
     shas = []
     for name in ("lanbot", "sage"):
         summary = train(compose_config([*mid, f"identity={name}", "mix.mid.chat.limit=20"]), tmp_path / f"r-{name}")
-        meta = ckpt.read_meta(summary["checkpoint"])
+        meta = layout.CheckpointMeta.read(summary["checkpoint"])
         assert meta["tokenizer_from"] == "base/local/tiny" and meta["base"]["name"] == "base/local/tiny"
         shas.append(meta["tokenizer_sha256"])
     assert shas[0] == shas[1] == base["tokenizer_sha256"]
     sft = train(compose_config([*mid, "identity=sage", "stage=sft", "train.eval_at_end=true", "eval.samples=1",
                                 "eval.max_tokens=4", "eval.capability_tokens=2048"]), tmp_path / "r-sft")
-    assert ckpt.read_meta(sft["checkpoint"])["tokenizer_sha256"] == base["tokenizer_sha256"]
+    assert layout.CheckpointMeta.read(sft["checkpoint"])["tokenizer_sha256"] == base["tokenizer_sha256"]
     # the identity's cost: held-out corpus bpb of the sft model beside its base's, in eval.json and compare
     scores = json.loads((tmp_path / "r-sft" / "eval.json").read_text())["scores"]
     assert scores["capability/corpus_bpb"] > 0 and scores["capability/base_bpb"] > 0
@@ -130,12 +130,12 @@ def test_base_resumes_after_a_kill_and_ends_as_if_never_stopped(tmp_path):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     out = tmp_path / "checkpoints" / "base" / "local" / "tiny"
     deadline = time.time() + 120
-    while time.time() < deadline and (ckpt.read_meta(out) or {}).get("step", 0) < 8:
+    while time.time() < deadline and (layout.CheckpointMeta.read(out) or {}).get("step", 0) < 8:
         assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read()[-2000:]
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed = ckpt.read_meta(out)
+    killed = layout.CheckpointMeta.read(out)
     assert not killed["finished"] and 8 <= killed["step"] < 60, killed["step"]
     torch.set_num_threads(1)
     summary = train(compose_config(args), tmp_path / "run2")  # the same command again: it resumes
@@ -148,7 +148,7 @@ def test_base_resumes_after_a_kill_and_ends_as_if_never_stopped(tmp_path):
     whole = tmp_path / "whole" / "checkpoints" / "base" / "local" / "tiny"
     resumed, straight = torch.load(out / "model.pt"), torch.load(whole / "model.pt")
     assert all(torch.allclose(resumed[k], straight[k], atol=1e-5) for k in straight)
-    assert ckpt.read_meta(out)["unigram_bpb"] == pytest.approx(ckpt.read_meta(whole)["unigram_bpb"])
+    assert layout.CheckpointMeta.read(out)["unigram_bpb"] == pytest.approx(layout.CheckpointMeta.read(whole)["unigram_bpb"])
     with pytest.raises(PretrainError, match="overwrite=true"):
         train(compose_config(args), tmp_path / "run4")
 
@@ -214,5 +214,5 @@ def test_base_under_ddp_with_two_gloo_processes(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     seen0, seen1 = torch.load(tmp_path / "seen0.pt"), torch.load(tmp_path / "seen1.pt")
     assert len(seen0) == len(seen1) == 4 and all(a != b for a, b in zip(seen0, seen1, strict=True))
-    meta = ckpt.read_meta(tmp_path / "checkpoints" / "base" / "local" / "tiny")
+    meta = layout.CheckpointMeta.read(tmp_path / "checkpoints" / "base" / "local" / "tiny")
     assert meta["finished"] and meta["tokens_trained"] == 4 * 1024 and set(meta["loader"]) == {"0", "1"}

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 from train_fixtures import make_data_folder
 
+from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.mix import MixError
@@ -33,7 +34,7 @@ def test_mid_then_sft_writes_checkpoints_and_metrics(tmp_path):
     make_data_folder(tmp_path / "data" / "lanbot")
     mid = train(compose_config(overrides(tmp_path, "logger=wandb")), tmp_path / "run_mid")
     assert mid["steps"] == 4 and "val/loss/identity" in mid
-    meta = ckpt.read_meta(mid["checkpoint"])
+    meta = layout.CheckpointMeta.read(mid["checkpoint"])
     assert meta["finished"] and meta["stage"] == "mid"
     assert (tmp_path / "run_mid" / "metrics.jsonl").read_text().count("train/loss") == 4
     sft = train(compose_config(overrides(tmp_path, "stage=sft")), tmp_path / "run_sft")
@@ -49,8 +50,8 @@ def test_finished_checkpoint_needs_overwrite_and_unfinished_resumes(tmp_path):
     with pytest.raises(TrainError, match="overwrite"):
         train(cfg, tmp_path / "b")
     # pretend a kill after step 2: the saved checkpoint is unfinished, a new run continues from it
-    out = ckpt.checkpoint_dir(cfg)
-    meta = ckpt.read_meta(out)
+    out = layout.checkpoint_dir(cfg)
+    meta = layout.CheckpointMeta.read(out)
     (out / "meta.json").write_text(__import__("json").dumps({**meta, "finished": False, "step": 2}))
     summary = train(cfg, tmp_path / "c")
     rows = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
@@ -61,8 +62,8 @@ def test_muon_trains_saves_and_resumes_only_as_muon(tmp_path):
     make_data_folder(tmp_path / "data" / "lanbot")
     cfg = compose_config(overrides(tmp_path, "logger=none", "train.optimizer=muon"))
     summary = train(cfg, tmp_path / "a")
-    out = ckpt.checkpoint_dir(cfg)
-    meta = ckpt.read_meta(out)
+    out = layout.checkpoint_dir(cfg)
+    meta = layout.CheckpointMeta.read(out)
     assert meta["optimizer"] == "muon" and summary["val/loss"] < 5.8  # ln(400) = 5.99 untrained; 4 steps: about 5.5
     (out / "meta.json").write_text(__import__("json").dumps({**meta, "finished": False, "step": 2}))
     with pytest.raises(TrainError, match=r"saved optimizer state is muon's, not adamw's.*train.optimizer"):

@@ -18,9 +18,10 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from lanbot.core.config import compose_config
+from lanbot.core.layout import UPLOAD_RECORD
 from lanbot.generation.run import generate
 from lanbot.sharing.hub import HubError
-from lanbot.sharing.upload import RECORD_FILE, UploadError, plan_upload, upload
+from lanbot.sharing.upload import UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
     exec(code.replace("hf://datasets/tester/sage-data/all_conversations.jsonl", str(local)), scope)
     assert scope["conversations"] == [c for k in ("identity", "tool_use", "reasoning") for c in CONVERSATIONS[k]]
 
-    record = json.loads((run_dir / RECORD_FILE).read_text())
+    record = json.loads((run_dir / UPLOAD_RECORD).read_text())
     assert record["commit"] == repo.commits[0]["oid"] == result["commit"]
     assert record["repo_type"] == "dataset" and "README.md" in record["files"]
     assert "uploaded 6 files" in capsys.readouterr().out
@@ -126,7 +127,7 @@ def test_dry_run_lists_and_sends_nothing(hub, env, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert result["dry_run"] is True
     assert hub.requests == [] and hub.repos == {}
-    assert not (env / "run" / RECORD_FILE).exists()
+    assert not (env / "run" / UPLOAD_RECORD).exists()
     assert "dataset repo tester/sage-data (private)" in out and "dry run: nothing was sent" in out
     for name in ("identity_conversations.jsonl", "all_conversations.jsonl", "stats.json", "README.md"):
         assert name in out
@@ -243,7 +244,7 @@ def test_checkpoint_without_tokenizer(hub, env):
     with pytest.raises(UploadError, match="tokenizer.json missing"):
         upload(_cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}",
                     "upload.repo_id=tester/sage-tiny"), env / "run")
-    assert hub.requests == [] and not (env / "run" / RECORD_FILE).exists()
+    assert hub.requests == [] and not (env / "run" / UPLOAD_RECORD).exists()
 
 
 def test_failed_commit_leaves_nothing_claimed(env, monkeypatch):
@@ -253,7 +254,7 @@ def test_failed_commit_leaves_nothing_claimed(env, monkeypatch):
         with pytest.raises(HubError, match="nothing was committed"):
             upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
         assert server.repo("dataset", "tester/sage-data").files == {}
-    assert not (env / "run" / RECORD_FILE).exists()
+    assert not (env / "run" / UPLOAD_RECORD).exists()
 
 
 def test_rejected_token_and_existing_repo(hub, env, monkeypatch):
@@ -276,7 +277,7 @@ def test_offline_or_unreachable_hub(env, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubError, match="HF_HUB_OFFLINE is set: an upload needs the network"):
         upload(cfg, env / "run")
-    assert not (env / "run" / RECORD_FILE).exists()
+    assert not (env / "run" / UPLOAD_RECORD).exists()
 
 
 def test_dataset_card_from_a_generated_folder(env, capsys):

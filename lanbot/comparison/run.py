@@ -29,13 +29,12 @@ from rich.table import Table
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path, write_text_atomic
+from lanbot.core.layout import EVAL_FILE, HYDRA_CONFIG, METRICS_FILE, REPORT_FILE, RUN_FILES, SUMMARY_FILE
+from lanbot.evaluation.scores import SCORES
 
-SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
-                 "calculator_accuracy", "capability/corpus_bpb", "capability/bpb_delta_vs_base")
+SCORE_COLUMNS = tuple(name for name, s in SCORES.items() if s.compared)  # lanbot.evaluation.scores owns them
+LOWER_IS_BETTER = {"val_loss", "run_seconds"} | {name for name, s in SCORES.items() if s.lower_is_better}
 RATE_COLUMNS = tuple(k for k in SCORE_COLUMNS if not k.startswith("capability/"))  # the 0..1 bars of scores.png
-LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds", "capability/corpus_bpb",
-                   "capability/bpb_delta_vs_base"}
-RUN_FILES = ("metrics.jsonl", "summary.json", "eval.json")
 
 
 class CompareError(LanbotError, ValueError):
@@ -71,7 +70,7 @@ class Run:
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / ".hydra" / "config.yaml").is_file() and any((path / f).is_file() for f in RUN_FILES)
+    return (path / HYDRA_CONFIG).is_file() and any((path / f).is_file() for f in RUN_FILES)
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
@@ -120,10 +119,10 @@ def _get(tree: dict, dotted: str) -> Any:
 
 def read_run(folder: Path, name: str | None = None) -> Run:
     """A run from its folder; eval.json's checkpoint facts win over the app's config (an evaluation run)."""
-    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text(encoding="utf-8")) or {}
-    summary, report = _load_json(folder / "summary.json"), _load_json(folder / "eval.json")
+    config = yaml.safe_load((folder / HYDRA_CONFIG).read_text(encoding="utf-8")) or {}
+    summary, report = _load_json(folder / SUMMARY_FILE), _load_json(folder / EVAL_FILE)
     val_curve, train_curve, first, last = [], [], None, None
-    metrics = folder / "metrics.jsonl"
+    metrics = folder / METRICS_FILE
     if metrics.is_file():
         for line in metrics.read_text(encoding="utf-8").splitlines():
             try:
@@ -221,9 +220,7 @@ def _fmt(value: Any, column: str = "") -> str:
 
 
 # short headers for the terminal table (report.md keeps the full names)
-SHORT = {"val_loss": "val loss", "identity_rate": "name", "creator_rate": "creator", "wrong_identity_rate": "wrong id",
-         "distinct_answers": "distinct", "limitation_honesty": "limits", "calculator_accuracy": "calc",
-         "run_seconds": "time s", "capability/corpus_bpb": "bpb", "capability/bpb_delta_vs_base": "Δbpb base"}
+SHORT = {"val_loss": "val loss", "run_seconds": "time s", **{name: s.short for name, s in SCORES.items()}}
 
 
 def print_table(rows: list[dict], sort: str, console: Console | None = None) -> None:
@@ -354,7 +351,7 @@ def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: s
             markdown_table(rows), ""]
     text += [f"![{p}]({p})\n" for p in plots]
     text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
-    path = out / "report.md"
+    path = out / REPORT_FILE
     write_text_atomic(path, "\n".join(text))
     return path
 

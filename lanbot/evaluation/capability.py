@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lanbot.core import layout
 from lanbot.core.device import Runtime
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.corpus import CorpusError
@@ -44,11 +45,11 @@ def corpus_bpb(model: torch.nn.Module, tok: Tokenizer, corpus: DictConfig, token
 def base_of(cfg: DictConfig, meta: dict) -> Path | None:
     """The base the checkpoint grew from, else the configured corpus/model's finished base, else None."""
     recorded = (meta.get("base") or {}).get("dir")
-    if recorded and (ckpt.read_meta(recorded) or {}).get("finished"):
+    if recorded and (layout.CheckpointMeta.read(recorded) or {}).get("finished"):
         return Path(recorded)
     if cfg.get("corpus") is not None:
-        directory = ckpt.base_dir(cfg)
-        if (ckpt.read_meta(directory) or {}).get("finished"):
+        directory = layout.base_dir(cfg)
+        if (layout.CheckpointMeta.read(directory) or {}).get("finished"):
             return directory
     return None
 

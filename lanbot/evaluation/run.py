@@ -24,22 +24,20 @@ from rich.console import Console
 from rich.table import Table
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core import layout
+from lanbot.core.conversation import render_parts
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import ModelIdentity, slug, to_identity
+from lanbot.core.layout import EVAL_FILE
 from lanbot.evaluation import scores as sc
 from lanbot.evaluation.capability import capability_scores
 from lanbot.evaluation.engine import Completion, Engine
 from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpoint
 from lanbot.evaluation.probes import Probe, check_overlap, identity_names, load_probes
-from lanbot.training import checkpoint as ckpt
 from lanbot.training.tokenizer import render_for_completion
 
-EVAL_FILE = "eval.json"
-# The headline scores, in the order they are printed and logged.
-SCORES = ("identity_rate", "creator_rate", "wrong_identity_rate", "limitation_honesty", "distinct_2",
-          "distinct_answers", "distinct_answers_min", "calculator_accuracy", "tool_use_rate", "finished_rate",
-          "capability/corpus_bpb", "capability/base_bpb", "capability/bpb_delta_vs_base")
+SCORES = tuple(sc.SCORES)  # the headline scores, in the order they are printed and logged
 
 
 class EvaluationError(LanbotError, RuntimeError):
@@ -65,15 +63,7 @@ def _after_tool(answer: Completion) -> str:
 
 def shown(answer: Completion) -> str:
     """The answer as a reader sees it, tool calls inline: `[calc 2+3 = 5]`."""
-    out = []
-    for part in answer.parts:
-        if part["type"] == "text":
-            out.append(part["text"])
-        elif part["type"] == "python":
-            out.append(f" [calc {part['text']}")
-        else:
-            out.append(f" = {part['text']}] ")
-    return "".join(out).strip()
+    return render_parts(answer.parts)
 
 
 def score_answers(probes: list[Probe], answers: dict[str, list[Completion]], identity: ModelIdentity,
@@ -139,26 +129,6 @@ def _mean(values) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def training_data_dir(cfg: DictConfig, checkpoint: Path | None = None) -> Path:
-    """The folder the identity's data was trained from: the hub copy when `data.from_hub` is set here or
-    in the checkpoint's own config (a model trained on a GPU box from the Hub is evaluated on that data)."""
-    data = cfg.get("data")
-    from_hub = data.get("from_hub") if data is not None else None
-    if not from_hub and checkpoint is not None and (Path(checkpoint) / "config.yaml").is_file():
-        from omegaconf import OmegaConf
-
-        trained = OmegaConf.load(Path(checkpoint) / "config.yaml")
-        from_hub = OmegaConf.select(trained, "data.from_hub", default=None)
-    if from_hub:
-        from lanbot.sharing.hub import HubError, download_data
-
-        try:
-            return Path(download_data(str(from_hub)))
-        except HubError as exc:
-            raise EvaluationError(f"data.from_hub={from_hub}: {exc}") from None
-    return Path(cfg.paths.data_dir)
-
-
 def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None = None) -> tuple[list[Probe], list[str], dict[str, str]]:
     """(probes, the other identities' names, {probe id: where training saw it}) under `eval.overlap`."""
     others = [n for n in identity_names() if n.lower() != identity.name.lower()]
@@ -166,7 +136,7 @@ def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None
     policy = str(cfg.eval.overlap)
     if policy not in ("exclude", "fail", "skip"):
         raise EvaluationError(f"eval.overlap={policy!r}: use exclude, fail or skip")
-    data_dir = training_data_dir(cfg, checkpoint)
+    data_dir = layout.data_dir(cfg, checkpoint)
     seen = {} if policy == "skip" else check_overlap(probes, data_dir)
     if seen and policy == "fail":
         raise EvaluationError("probes found in the training data of " + str(data_dir) + ": "
@@ -176,8 +146,8 @@ def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None
 
 
 def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None) -> dict:
-    """Evaluate `checkpoint` for the configured identity; write `<run_dir>/eval.json`, log to `tracker`,
-    print the table, and return the scores."""
+    """Evaluate `checkpoint` for the configured identity; write eval.json to the run folder and beside the
+    checkpoint, log to `tracker`, print the table, and return the scores."""
     start = time.time()
     identity = to_identity(cfg.identity)
     engine, meta = load_engine(cfg, checkpoint, str(cfg.eval.device))
@@ -189,13 +159,14 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
     scores["eval_seconds"] = round(time.time() - start, 1)
     report = {
         "identity": identity.name, "identity_slug": slug(identity.name), "checkpoint": str(checkpoint),
-        "stage": meta.get("stage"), "mix": meta.get("mix"), "model": meta.get("model"), "step": meta.get("step"),
-        "val_loss": meta.get("val_loss"), "scores": scores, "overlaps": seen,
+        "stage": meta.stage, "mix": meta.mix, "model": meta.model, "step": meta.step,
+        "val_loss": meta.val_loss, "scores": scores, "overlaps": seen,
         "overlap_checked": str(cfg.eval.overlap) != "skip",
         "settings": {k: cfg.eval[k] for k in ("samples", "temperature", "top_k", "max_tokens", "seed")},
         **{k: result[k] for k in ("per_category", "per_probe", "samples")},
     }
     write_json_atomic(Path(run_dir) / EVAL_FILE, report)
+    write_json_atomic(Path(checkpoint) / EVAL_FILE, report)  # the checkpoint carries its own scores (upload, compare)
     if tracker is not None:
         tracker.summary({f"eval/{k}": v for k, v in scores.items() if v is not None})
         tracker.table("eval/answers", ["probe", "category", "question", "sample", "answer", "name", "claims", "correct"],
@@ -236,8 +207,8 @@ def evaluate_app(cfg: DictConfig, run_dir: Path) -> dict:
     from lanbot.core.tracking import Tracker
 
     directory = resolve_checkpoint(cfg, cfg.eval.checkpoint, str(cfg.eval.stage))
-    meta = ckpt.read_meta(directory) or {}
+    meta = layout.CheckpointMeta.read(directory)
     check_meta(cfg, directory, meta)  # refuse before a wandb run is opened
-    tags = [slug(cfg.identity.name), str(meta.get("mix")), str(meta.get("model")), str(meta.get("stage"))]
+    tags = [slug(cfg.identity.name), str(meta.mix), str(meta.model), str(meta.stage)]
     with Tracker(cfg, run_dir, job_type="eval", tags=tags) as tracker:
         return evaluate_run(cfg, directory, run_dir, tracker)

@@ -26,6 +26,7 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
 )
 
 from lanbot.core.errors import LanbotError
+from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -47,7 +48,7 @@ LOGIN_HELP = (
     "by huggingface_hub), or set HF_TOKEN=hf_... "
     "in the environment or in .env; make a token with write access at https://huggingface.co/settings/tokens"
 )
-CHECKPOINT_FILES = ("model.pt", "tokenizer.json")  # what a checkpoint cannot do without
+CHECKPOINT_FILES = (MODEL_FILE, TOKENIZER_FILE)  # what a checkpoint cannot do without
 
 
 class HubError(LanbotError, RuntimeError):

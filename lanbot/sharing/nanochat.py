@@ -22,10 +22,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lanbot.core.conversation import TYPES, BadLine, file_name, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, read_jsonl, render_parts, role_problem
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path
 from lanbot.core.identity import slug
+from lanbot.core.layout import conversations_file
 
 TOOL_CALL_CHOICES = ("skip", "render")
 
@@ -52,25 +53,12 @@ def customjson_problems(conversation: Any) -> list[str]:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             problems.append(f"message {i}: needs 'role' and 'content'")
             continue
-        expected = "user" if i % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            problems.append(f"message {i}: role {message['role']!r}, expected {expected!r}")
+        wrong = role_problem(i, message["role"])
+        if wrong:
+            problems.append(wrong)
         if not isinstance(message["content"], str):
             problems.append(f"message {i}: content is not a string")
     return problems
-
-
-def render_parts(parts: list[dict[str, str]]) -> str:
-    """An assistant's list of parts as one string, each calculator call as `<<expression=result>>`."""
-    chunks = []
-    for i, part in enumerate(parts):
-        if part["type"] == "text":
-            chunks.append(part["text"].strip())
-        elif part["type"] == "python":
-            nxt = parts[i + 1] if i + 1 < len(parts) else {}
-            result = nxt.get("text", "").strip() if nxt.get("type") == "python_output" else ""
-            chunks.append(f"<<{part['text'].strip()}={result}>>")
-    return " ".join(chunk for chunk in chunks if chunk)
 
 
 def to_nanochat(conversation: list[dict], tool_calls: str) -> list[dict[str, str]] | None:
@@ -81,7 +69,7 @@ def to_nanochat(conversation: list[dict], tool_calls: str) -> list[dict[str, str
         if not isinstance(content, str):
             if tool_calls == "skip":
                 return None
-            content = render_parts(content)
+            content = render_parts(content, calls="nanochat")
         out.append({"role": message["role"], "content": content})
     return out
 
@@ -123,7 +111,7 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
     if unknown or not export.types:
         raise ExportError(f"export.types: unknown {unknown or 'empty list'}; choose from {', '.join(TYPES)}")
     source = Path(export.source or cfg.paths.data_dir)
-    missing = [file_name(t) for t in export.types if not (source / file_name(t)).is_file()]
+    missing = [conversations_file(t) for t in export.types if not (source / conversations_file(t)).is_file()]
     if missing:
         raise ExportError(
             f"{source} has no {', '.join(missing)}: generate it with "
@@ -135,7 +123,7 @@ def export_nanochat(cfg: DictConfig) -> tuple[Path, dict[str, dict[str, int]]]:
     conversations: list[list[dict]] = []
     counts: dict[str, dict[str, int]] = {}
     for kind in export.types:
-        kept, counts[kind] = convert_file(source / file_name(kind), str(export.tool_calls))
+        kept, counts[kind] = convert_file(source / conversations_file(kind), str(export.tool_calls))
         conversations.extend(kept)
     if not conversations:
         raise ExportError(f"nothing to export from {source} with export.tool_calls={export.tool_calls}")

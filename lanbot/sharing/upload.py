@@ -18,15 +18,26 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lanbot.core.conversation import COMBINED_FILE, TYPES, BadLine, file_name, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, read_jsonl
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import slug, to_identity
+from lanbot.core.layout import (
+    CHECKPOINT_REQUIRED,
+    COMBINED_FILE,
+    CONFIG_FILE,
+    EVAL_FILE,
+    META_FILE,
+    OPTIMIZER_FILE,
+    STATS_FILE,
+    SUMMARY_FILE,
+    UPLOAD_RECORD,
+    CheckpointMeta,
+    conversations_file,
+    find_checkpoint,
+)
 from lanbot.sharing import cards, hub
 from lanbot.sharing.portable import portable_config, portable_json
-
-CHECKPOINT_REQUIRED = ("model.pt", "tokenizer.json", "config.yaml", "meta.json")
-RECORD_FILE = "upload.json"
 
 
 class UploadError(LanbotError, RuntimeError):
@@ -82,13 +93,13 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
             f"no data folder at {folder}: make it with `python -m lanbot.generate identity={slug(identity.name)}` "
             "or point upload.path at one"
         )
-    for required in (COMBINED_FILE, "stats.json"):
+    for required in (COMBINED_FILE, STATS_FILE):
         if not (folder / required).is_file():
             raise UploadError(
                 f"{folder} has no {required}: the generation did not finish; run "
                 f"`python -m lanbot.generate identity={slug(identity.name)}` again to complete it"
             )
-    counts = {kind: _count_lines(folder / file_name(kind)) for kind in TYPES if (folder / file_name(kind)).is_file()}
+    counts = {kind: _count_lines(folder / conversations_file(kind)) for kind in TYPES if (folder / conversations_file(kind)).is_file()}
     if not counts:
         raise UploadError(f"{folder} holds no <type>_conversations.jsonl file")
     combined = _count_lines(folder / COMBINED_FILE)
@@ -97,11 +108,11 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
             f"{folder / COMBINED_FILE} has {combined} conversations but the type files {sum(counts.values())}: "
             "the folder was changed after generation; rerun `python -m lanbot.generate` to rebuild it"
         )
-    stats = _read_json(folder / "stats.json")
+    stats = _read_json(folder / STATS_FILE)
     card = cards.dataset_card(identity, repo_id, counts, stats, str(cfg.upload.license), COMBINED_FILE)
-    files: dict[str, Path | bytes] = {file_name(kind): folder / file_name(kind) for kind in counts}
+    files: dict[str, Path | bytes] = {conversations_file(kind): folder / conversations_file(kind) for kind in counts}
     files[COMBINED_FILE] = folder / COMBINED_FILE
-    files["stats.json"] = folder / "stats.json"
+    files[STATS_FILE] = folder / STATS_FILE
     files["README.md"] = card.encode("utf-8")
     total = sum(counts.values())
     return UploadPlan(
@@ -111,29 +122,16 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
 
 
 def newest_checkpoint(cfg: DictConfig, stage: str) -> Path:
-    """The identity's newest checkpoint: lanbot.training.checkpoint.find_checkpoint, or the same rule if absent."""
+    """The identity's newest checkpoint of `stage` (lanbot.core.layout.find_checkpoint)."""
     try:
-        from lanbot.training.checkpoint import find_checkpoint
-    except ImportError:
-        find_checkpoint = None
-    if find_checkpoint is not None:
-        try:
-            return Path(find_checkpoint(cfg, stage=stage))
-        except Exception as exc:  # its own error type; the message says which train command makes one
-            raise UploadError(f"{exc} (or point upload.path at a checkpoint folder)") from exc
-    root = Path(cfg.paths.checkpoints) / slug(cfg.identity.name)
-    found = sorted(root.glob(f"*/*/{stage}/meta.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise UploadError(
-            f"no {stage} checkpoint under {root}: train one with "
-            f"`python -m lanbot.train stage={stage} identity={slug(cfg.identity.name)}` or set upload.path"
-        )
-    return found[-1].parent
+        return find_checkpoint(cfg, stage=stage)
+    except FileNotFoundError as exc:  # the message names the train command that makes one
+        raise UploadError(f"{exc} (or point upload.path at a checkpoint folder)") from exc
 
 
-def _run_file(folder: Path, meta: dict, name: str) -> Path | None:
-    """`name` beside the checkpoint, else in the folder of the run that wrote it (meta.json's run_dir)."""
-    candidates = [folder / name] + ([Path(meta["run_dir"]) / name] if meta.get("run_dir") else [])
+def _run_file(folder: Path, meta: CheckpointMeta, name: str) -> Path | None:
+    """`name` beside the checkpoint (eval.json is written there), else in the folder of the run that wrote it."""
+    candidates = [folder / name] + ([Path(meta.run_dir) / name] if meta.run_dir else [])
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -149,28 +147,28 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
             f"checkpoint {folder} is incomplete, {', '.join(missing)} missing: a lanbot checkpoint holds "
             f"{', '.join(CHECKPOINT_REQUIRED)}; train it again or point upload.path at a complete one"
         )
-    meta = _read_json(folder / "meta.json")
-    run_cfg = OmegaConf.load(folder / "config.yaml")
+    meta = CheckpointMeta.from_dict(_read_json(folder / META_FILE))
+    run_cfg = OmegaConf.load(folder / CONFIG_FILE)
     try:
         identity = to_identity(run_cfg.identity if "identity" in run_cfg else cfg.identity)
     except TypeError as exc:
-        raise UploadError(f"{folder / 'config.yaml'}: its identity does not fit the schema ({exc})") from exc
+        raise UploadError(f"{folder / CONFIG_FILE}: its identity does not fit the schema ({exc})") from exc
     mix = OmegaConf.to_container(run_cfg.mix, resolve=False) if "mix" in run_cfg else None
-    scores_path = _run_file(folder, meta, "eval.json")
+    scores_path = _run_file(folder, meta, EVAL_FILE)
     scores = _read_json(scores_path) if scores_path else None
-    summary_path = _run_file(folder, meta, "summary.json")
+    summary_path = _run_file(folder, meta, SUMMARY_FILE)
     summary = _read_json(summary_path) if summary_path else {}
     figures = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
-    card = cards.model_card(identity, repo_id, {**figures, **meta}, mix, scores, str(cfg.upload.license), data_source)
+    card = cards.model_card(identity, repo_id, {**figures, **meta.to_dict()}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
     # the text files go as portable copies: no local folder names (see lanbot.sharing.portable)
-    files["config.yaml"] = portable_config(run_cfg)
-    files["meta.json"] = portable_json(meta)
-    if cfg.upload.include_optimizer and (folder / "optimizer.pt").is_file():
-        files["optimizer.pt"] = folder / "optimizer.pt"
+    files[CONFIG_FILE] = portable_config(run_cfg)
+    files[META_FILE] = portable_json(meta.to_dict())
+    if cfg.upload.include_optimizer and (folder / OPTIMIZER_FILE).is_file():
+        files[OPTIMIZER_FILE] = folder / OPTIMIZER_FILE
     if scores_path is not None:
-        files["eval.json"] = portable_json(scores)
+        files[EVAL_FILE] = portable_json(scores)
     files["README.md"] = card.encode("utf-8")
     return UploadPlan(
         repo_id, "model", files, bool(cfg.upload.private),
@@ -216,7 +214,7 @@ def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     )
     result.update(repo_id=plan.repo_id, repo_type=plan.repo_type)
     if run_dir is not None:
-        write_json_atomic(Path(run_dir) / RECORD_FILE, result)
+        write_json_atomic(Path(run_dir) / UPLOAD_RECORD, result)
     print(f"uploaded {len(plan.files)} files in commit {result['commit']}: {result['url']}")
     return result
 

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
 
+from lanbot.core import layout
 from lanbot.core.device import Runtime, autocast, init_distributed, synchronize
 from lanbot.core.errors import LanbotError
 from lanbot.training import checkpoint as ckpt
@@ -214,8 +215,8 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     except (optim.OptimizerError, RuntimeError, ValueError) as exc:
         raise PretrainError(str(exc)) from None
     start = time.time()
-    out_dir = ckpt.base_dir(cfg)
-    meta = ckpt.read_meta(out_dir)
+    out_dir = layout.base_dir(cfg)
+    meta = layout.CheckpointMeta.read(out_dir)
     resume = meta is not None and not meta.get("finished") and bool(t.resume)
     if meta is not None and meta.get("finished") and not t.overwrite:
         raise PretrainError(f"{out_dir} already holds a finished base (step {meta.get('step')}, val bpb "
@@ -242,7 +243,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     loader = Rows(cfg, tok, seq + 1, rt)
     step, counts = 0, torch.zeros(model.config.vocab_size, dtype=torch.float64)
     if resume:
-        saved = torch.load(out_dir / "optimizer.pt", map_location=rt.device, weights_only=True)
+        saved = torch.load(out_dir / layout.OPTIMIZER_FILE, map_location=rt.device, weights_only=True)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:
@@ -250,8 +251,8 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                                 "train afresh with train.resume=false train.overwrite=true") from None
         step = int(meta["step"])
         loader.skip_to(*meta["loader"][str(rt.rank)] if str(rt.rank) in meta.get("loader", {}) else (0, 0))
-        if (out_dir / "unigram.pt").is_file():
-            counts = torch.load(out_dir / "unigram.pt", weights_only=True)
+        if (out_dir / layout.UNIGRAM_FILE).is_file():
+            counts = torch.load(out_dir / layout.UNIGRAM_FILE, weights_only=True)
     raw = model
     if t.compile:
         model = torch.compile(model)
@@ -291,10 +292,10 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, {
                 "step": step, "stage": "base", "finished": finished, "identity": None, "identity_slug": None,
                 "mix": None, "model": cfg.model.name, "corpus": corpora.describe(cfg.corpus),
-                "optimizer": optimizer.name, "tokenizer_from": ckpt.checkpoint_name(out_dir, base=True),
+                "optimizer": optimizer.name, "tokenizer_from": layout.checkpoint_name(out_dir, base=True),
                 "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"), "unigram_bpb": uni,
                 "tokens_trained": step * total, "loader": states, "run_dir": str(run_dir)},
-                extra={"unigram.pt": counts})
+                extra={layout.UNIGRAM_FILE: counts})
         if rt.ddp:
             dist.barrier()
 
@@ -348,7 +349,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     if not metrics:  # resumed at the end: score it
         metrics = bpb(raw, held, tbytes, rt, B)
     save(True, metrics)
-    final = ckpt.read_meta(out_dir) or {}
+    final = layout.CheckpointMeta.read(out_dir) or {}
     summary = {"val/loss": metrics.get("val/loss"), "val/bpb": metrics.get("val/bpb"),
                "unigram_bpb": final.get("unigram_bpb"), "checkpoint": str(out_dir), "steps": step,
                "tokens": step * total, "run_seconds": round(time.time() - start, 1),

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core import layout
 from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed
 from lanbot.core.errors import LanbotError
 from lanbot.core.identity import slug
@@ -41,36 +42,27 @@ class TrainError(LanbotError, RuntimeError):
     """A run that cannot start: the message says why and what to do."""
 
 
-def data_folder(cfg: DictConfig) -> Path:
-    """The identity's data folder, or the hub copy when `data.from_hub` is set."""
-    if cfg.get("data") is not None and cfg.data.get("from_hub"):
-        from lanbot.sharing.hub import HubError, download_data
-
-        try:
-            return Path(download_data(cfg.data.from_hub))
-        except HubError as exc:
-            raise TrainError(f"data.from_hub={cfg.data.from_hub}: {exc}") from None
-    return Path(cfg.paths.data_dir)
 
 
 def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
     """(model, tokenizer, meta of the source checkpoint or None): scratch, a folder, hf://, or sft's mid."""
     init = cfg.train.init_from
     if init is None or init == "mid":
-        init = str(ckpt.checkpoint_dir(cfg, "mid"))
-        if ckpt.read_meta(init) is None:
+        init = str(layout.checkpoint_dir(cfg, "mid"))
+        if layout.CheckpointMeta.read(init) is None:
             raise TrainError(f"sft starts from the mid checkpoint at {init}, which does not exist: "
-                             f"run `{ckpt.train_command(cfg, 'mid')}` first (or set train.init_from)")
+                             f"run `{layout.train_command(cfg, 'mid')}` first (or set train.init_from)")
     if init == "base":
-        base = ckpt.base_dir(cfg)
-        meta = ckpt.read_meta(base)
-        if meta is None or not meta.get("finished"):
+        base = layout.base_dir(cfg)
+        meta = layout.CheckpointMeta.read(base)
+        if meta is None or not meta.finished:
             state = "is unfinished" if meta is not None else "does not exist"
             raise TrainError(f"{cfg.stage} starts from the base at {base}, which {state}: run "
-                             f"`{ckpt.base_command(cfg)}` first (or set train.init_from=scratch)")
+                             f"`{layout.base_command(cfg)}` first (or set train.init_from=scratch)")
         model, tok, meta = ckpt.load_checkpoint(base, "cpu")
         model.train()
-        return model, tok, {**meta, "base": base_record(base, meta)}
+        meta.base = base_record(base, meta)
+        return model, tok, meta
     if init == "scratch":
         texts = [conversation_text(c) for s in sources for c in s.train]
         if rt.master:
@@ -108,7 +100,7 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
 
 def base_record(directory: Path, meta: dict) -> dict:
     """What a mid or sft checkpoint keeps of the base it grew from (for the capability cost of the identity)."""
-    return {"dir": str(directory), "name": ckpt.checkpoint_name(directory, base=True),
+    return {"dir": str(directory), "name": layout.checkpoint_name(directory, base=True),
             "corpus": (meta.get("corpus") or {}).get("name"), "val_bpb": meta.get("val_bpb"),
             "tokenizer_sha256": meta.get("tokenizer_sha256")}
 
@@ -188,16 +180,16 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     except (RuntimeError, ValueError) as exc:  # an unavailable or unknown train.device
         raise TrainError(str(exc)) from None
     start = time.time()
-    out_dir = ckpt.checkpoint_dir(cfg, stage)
-    meta = ckpt.read_meta(out_dir)
+    out_dir = layout.checkpoint_dir(cfg, stage)
+    meta = layout.CheckpointMeta.read(out_dir)
     resume_from = None
-    if meta is not None and meta.get("stage") == stage:
-        if not meta.get("finished") and t.resume:
+    if meta is not None and meta.stage == stage:
+        if not meta.finished and t.resume:
             resume_from = out_dir
-        elif meta.get("finished") and not t.overwrite:
-            raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.get('step')}): "
+        elif meta.finished and not t.overwrite:
+            raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.step}): "
                              "pass train.overwrite=true to train it again")
-    sources = load_mix(cfg, stage, data_folder(cfg))
+    sources = load_mix(cfg, stage, layout.data_dir(cfg))
     model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
                                else ckpt.load_checkpoint(resume_from))
     seq = int(t.sequence_len or model.config.sequence_len)
@@ -211,13 +203,13 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     optimizer = build_optimizer(model, cfg)
     step = 0
     if resume_from is not None:
-        saved = torch.load(resume_from / "optimizer.pt", map_location=rt.device, weights_only=True)
+        saved = torch.load(resume_from / layout.OPTIMIZER_FILE, map_location=rt.device, weights_only=True)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:
             raise TrainError(f"{resume_from}: {exc}; resume it with the optimizer it was trained with "
                              "(train.optimizer) or start the stage afresh with train.resume=false") from None
-        step = int(ckpt.read_meta(resume_from)["step"])
+        step = int(layout.CheckpointMeta.read(resume_from).step)
     raw = model
     if t.compile:
         model = torch.compile(model)
@@ -265,14 +257,13 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
 
     def save(finished: bool, metrics: dict) -> None:
         if rt.master:
-            ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, {
-                "step": step, "stage": stage, "finished": finished, "identity": cfg.identity.name,
-                "identity_slug": slug(cfg.identity.name), "mix": cfg.mix.name, "model": cfg.model.name,
-                "optimizer": optimizer.name,
-                "tokenizer_from": (source_meta or {}).get("tokenizer_from"),
-                "base": (source_meta or {}).get("base"),
-                "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"),
-                "val_losses": {k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, "run_dir": str(run_dir)})
+            ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
+                stage=stage, step=step, finished=finished, identity=cfg.identity.name,
+                identity_slug=slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
+                optimizer=optimizer.name, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
+                base=source_meta.base if source_meta else None,
+                val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
+                val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)))
         if rt.ddp:
             dist.barrier()
 
