@@ -43,8 +43,6 @@ echo "whole run: $(( $(date +%s) - start )) s"
 "$PY" - "$ROOT" <<'EOF'
 import json, sys
 from pathlib import Path
-from lanbot.training.model import GPT, GPTConfig
-from lanbot.training import checkpoint as ckpt
 root = Path(sys.argv[1])
 for stage in ("base", "mid", "sft"):
     rows = [json.loads(line) for line in (root / "runs" / stage / "metrics.jsonl").read_text().splitlines()]
