@@ -187,7 +187,9 @@ def run(cfg: DictConfig) -> None:
     """The Hydra app: compose, generate, and turn a GenerationError into one paragraph and exit 1."""
     hydra_cfg = HydraConfig.get()
     try:
-        generate(cfg, hydra_cfg.runtime.output_dir, hydra_cfg.runtime.choices.get("data"))
+        stats = generate(cfg, hydra_cfg.runtime.output_dir, hydra_cfg.runtime.choices.get("data"))
+        if stats.get("interrupted"):  # SIGINT / SIGTERM during LLM generation: summary printed, data kept
+            _fail_interrupted(str(stats["interrupted"]))
     except (GenerationError, DataFolderError, PersonaError) as exc:
         _fail(f"lanbot.generate: {exc}", 1)
     except IdentityError as exc:  # an identity file without `defaults: [identity_schema, _self_]`
@@ -292,8 +294,23 @@ def _fail(message: str, code: int) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] {escape(message)}", soft_wrap=True)
+    from lanbot.core.secrets import mask
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] {escape(mask(message))}",
+                                                soft_wrap=True)
     sys.exit(code)
+
+
+def _fail_interrupted(signal_name: str) -> None:
+    """After the summary: how to go on, and the shell's exit code for the signal (130 SIGINT, 143 SIGTERM)."""
+    import signal
+
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(
+        f"[bold yellow]interrupted[/bold yellow]: run the same command again to resume ({signal_name}; every "
+        "finished conversation is kept)")
+    sys.exit(128 + int(signal.Signals[signal_name]))
 
 
 if __name__ == "__main__":

@@ -231,13 +231,15 @@ def test_connection_errors_back_off_and_a_dead_server_stops_with_a_summary(tmp_p
 def test_response_format_falls_back_to_json_object_then_plain_text(server, tmp_path):
     server.reject_json_schema = True
     _, figures = run_llm(server, tmp_path, {"identity": 3}, "backend.concurrency=1")
-    assert figures["response_format"] == "json_object" and figures["written"] == 3
-    assert server.formats == ["json_object"] * 3
+    assert figures["response_format"] == "json_object_schema" and figures["written"] == 3
+    assert server.formats == ["json_object"] * 3  # {"type": "json_object", "schema": ...}, llama.cpp's form
 
     server.reject_json_object = True
     server.formats.clear()
     _, figures = run_llm(server, tmp_path / "text", {"identity": 3}, "backend.concurrency=1")
-    assert figures["response_format_fallbacks"] == ["json_schema->json_object", "json_object->text"]
+    assert figures["response_format_fallbacks"] == [
+        "json_schema->json_object_schema (HTTP 400)", "json_object_schema->json_object (HTTP 400)",
+        "json_object->text (HTTP 400)"]
     assert server.formats == ["text"] * 3 and figures["written"] == 3
 
 
@@ -385,3 +387,34 @@ def test_loopback_server_spends_one_switch_unit_per_answer_not_per_exchange(serv
     assert len(wrong) == 1 and wrong[0] is calls(tool_use[0])[0]
     assert server.wrong_type_tools == 0 and server.wrong_arithmetic == 0
     assert not any(calls(parts) for parts in replies("no_tool"))  # spent: the next answer is clean
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_requests_in_flight_keeps_what_was_written_and_says_how_to_resume(server, tmp_path, sig, code):
+    server.latency_s = 0.05
+    args = ["data=agentic", "data.count=10", "backend.concurrency=4", "logger=none", "backend.timeout_s=60"]
+    proc = _generate(server, tmp_path, *args)
+    data = tmp_path / "data" / "lanbot"
+    deadline = time.monotonic() + 60
+    while sum(1 for f in data.glob("*_conversations.jsonl") for _ in f.open()) < 8:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.02)
+    server.latency_s = 60  # the requests now in flight would take a minute: the signal must end them
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == code, out[-3000:]
+    assert time.monotonic() - sent < 15, "the signal waited for the requests in flight"
+    assert "interrupted: run the same command again to resume" in " ".join(out.split())
+    assert "Traceback" not in out and "Data folder:" in out and "conversations (agentic)" in out  # the summary
+    stats = json.loads((data / "stats.json").read_text())
+    assert stats["interrupted"] == sig.name and 8 <= stats["total"] < 40
+    written = stats["total"]
+    for kind in ("tool_use", "multi_step_tool", "no_tool", "tool_planning"):
+        assert all(validate(json.loads(line), kind, "LanBot") == [] for line in (data / file_name(kind)).open())
+    server.latency_s = 0.0
+    out = _generate(server, tmp_path, *args).communicate(timeout=120)[0].decode()
+    stats = json.loads((data / "stats.json").read_text())
+    assert stats["total"] == 40 and stats["resumed_from"] and sum(stats["resumed_from"].values()) == written, out
+    assert stats["interrupted"] is None

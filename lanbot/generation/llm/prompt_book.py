@@ -22,6 +22,17 @@ from lanbot.generation.template.identity import OTHERS  # other assistants' name
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATES = BANKS_DIR
 OTHER_LANGUAGE_SHARE = 0.2  # identity conversations in a language other than English
+TOOL_TYPES = ("tool_use", "multi_step_tool", "tool_planning")
+MAX_PARTS = 7  # parts per assistant message: a plan, three calls and their texts fit
+
+
+def _obj(**properties: dict) -> dict:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+_STRING = {"type": "string"}
+_TEXT_PART = _obj(type={"const": "text"}, text=_STRING)
+_CALC_PART = _obj(type={"const": "calculator"}, expression=_STRING, result=_STRING)
 
 
 def _yaml(path: Path) -> Any:
@@ -44,6 +55,16 @@ class PromptBook:
         if not self.phrasings:
             self.phrasings = ["Who are you?", "What's your name?", "Who made you?", "What can you do?"]
         self.languages: dict[str, str] = dict(styles.get("languages") or {})  # code -> name, English aside
+
+    def schema_for(self, kind: str, turns: int) -> dict:
+        """The JSON schema of one `kind` answer with `turns` exchanges (see the module docstring)."""
+        tools = kind in TOOL_TYPES
+        parts = {"type": "array", "minItems": 2 if tools else 1, "maxItems": MAX_PARTS if tools else 2,
+                 "items": {"anyOf": [_TEXT_PART, _CALC_PART]} if tools else _TEXT_PART}
+        message = {"anyOf": [_obj(role={"const": "user"}, content=_STRING),
+                             _obj(role={"const": "assistant"}, parts=parts)]}
+        n = 2 * max(1, int(turns))
+        return _obj(messages={"type": "array", "minItems": n, "maxItems": n, "items": message})
 
     def compose(self, identity: Any, kind: str, persona: dict, rng: random.Random) -> tuple[list[dict], dict]:
         """The chat messages asking for one `kind` conversation, and the choices behind them."""
