@@ -120,7 +120,11 @@ class LLMServer:
                               "title": headers.get("X-Title"), "models": body.get("models"),
                               "provider": body.get("provider"), "usage": body.get("usage"),
                               "max_tokens": body.get("max_tokens"), "format": fmt.get("type", "text"),
-                              "schema": "schema" in fmt or "json_schema" in fmt})
+                              "schema": "schema" in fmt or "json_schema" in fmt,
+                              "schema_body": fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema"),
+                              "prompt": "\n".join(str(m.get("content", "")) for m in body.get("messages", []))})
+        if behaviour == "record":  # a well-behaved server that records what it was asked
+            return None
         if behaviour in ("openrouter", "prose", "refuse-500", "refuse-422"):  # how the server always is
             return self._always(behaviour, body, headers, fmt)
         with self._lock:
@@ -292,7 +296,7 @@ def _kind(prompt: str) -> str:
 BEHAVIOURS = (
     "truncated-json", "html", "choices-string", "content-int", "content-dict", "usage-string", "usage-negative",
     "surrogate-reply", "surrogate-expression", "drip", "echo-key", "echo-key-500", "refuse-500", "refuse-422",
-    "prose", "wrong-result", "wrong-result-ambiguous", "text-arithmetic", "openrouter",
+    "prose", "wrong-result", "wrong-result-ambiguous", "text-arithmetic", "openrouter", "record",
 )
 
 

@@ -95,6 +95,39 @@ def test_parse_repairs_or_rejects_wrong_arithmetic():
     assert err.value.reason == "arithmetic"
 
 
+def test_repair_touches_only_the_wrong_result_and_rejects_what_it_cannot_tell_apart():
+    def answer(user, *parts):
+        return json.dumps({"messages": [{"role": "user", "content": user}, {"role": "assistant", "parts": list(parts)}]})
+
+    calc = {"type": "calculator", "expression": "2 + 3", "result": "6"}
+    # "6" nowhere before the call and once after: that one is the result
+    parsed = parse_answer(answer("Add 2 and 3, year 1.", calc, {"type": "text", "text": "It is 6, in year 1."}))
+    assert parsed.repaired == 1 and parsed.conversation[1]["content"][-1]["text"] == "It is 5, in year 1."
+    # "6" also in the question: which 6 came from the result cannot be told, so no rewrite: a reject
+    with pytest.raises(InvalidAnswer, match="ambiguous"):
+        parse_answer(answer("I have 6 apples; add 2 and 3.", calc, {"type": "text", "text": "6."}))
+    # a short wrong number twice after the call: ambiguous too; a long one is the result wherever it appears
+    with pytest.raises(InvalidAnswer, match="ambiguous"):
+        parse_answer(answer("Add 2 and 3.", calc, {"type": "text", "text": "6 apples, 6 days."}))
+    # plain-text arithmetic: checked by the calculator, repaired, or rejected where the wrong number is reused
+    parsed = parse_answer(answer("12 times 7?", {"type": "text", "text": "12 × 7 = 85, as 2^3 = 8."}))
+    assert parsed.repaired == 1 and parsed.conversation[1]["content"] == "12 × 7 = 84, as 2^3 = 8."
+    with pytest.raises(InvalidAnswer, match="again"):
+        parse_answer(answer("12 times 7?", {"type": "text", "text": "12*7 = 85, so 85 it is."}))
+    for fine in ("In 2024 - 2020 = 4 years", "15% of 80 = 12", "x + 5 = 11", "1,000 + 250 = 1,250"):
+        assert parse_answer(answer("?", {"type": "text", "text": fine})).repaired == 0, fine
+
+
+def test_parse_refuses_wrong_types_and_surrogates_instead_of_crashing():
+    for part, reason in [({"type": "text", "text": 42}, "types"), ({"type": "text", "text": {"a": 1}}, "types"),
+                         ({"type": "calculator", "expression": ["1+1"]}, "types"),
+                         ({"type": "text", "text": "hi \ud800"}, "surrogates")]:
+        text = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "parts": [part]}]})
+        with pytest.raises(InvalidAnswer) as err:
+            parse_answer(text)
+        assert err.value.reason == reason, part
+
+
 def test_parse_extracts_json_from_plain_text_and_refuses_bad_answers():
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "parts": [{"type": "text", "text": "Hello!"}]}]}
     parsed = parse_answer("Sure, here you go:\n```json\n" + json.dumps(good) + "\n```\nEnjoy.")

@@ -123,13 +123,23 @@ def test_a_server_that_ignores_the_format_and_answers_prose_is_moved_to_text(ser
     assert figures["invalid_reasons"] == {"json": 9} and figures["written"] == 2
 
 
-def test_each_request_asks_for_its_types_schema_and_token_budget(server, tmp_path):
-    run(server.url("openrouter", times=0), tmp_path, {"identity": 1, "tool_use": 1}, backend="local")
-    budgets = sorted(s["max_tokens"] for s in server.seen)
-    cfg = compose_config(["backend=local"]).backend
-    turns_ok = all(b % cfg.max_tokens_by_type.identity == 0 or b % cfg.max_tokens_by_type.tool_use == 0
-                   for b in budgets)
-    assert turns_ok and max(budgets) <= cfg.max_tokens, budgets
+def test_the_local_preset_needs_no_key_costs_nothing_and_budgets_tokens_and_schema_per_type(server, tmp_path,
+                                                                                           monkeypatch):
+    import re
+
+    monkeypatch.delenv("OPENAI_API_KEY")
+    _, figures = run(server.url("record", times=0), tmp_path, {"identity": 2, "tool_use": 2}, backend="local")
+    assert figures["written"] == 4 and figures["cost_usd"] == 0.0  # prices: {"*": 0}: free, not unknown
+    budget = compose_config(["backend=local"]).backend.max_tokens_by_type
+    for seen in server.seen:
+        kind = re.search(r'type "(\w+)"', seen["prompt"])[1]
+        turns = int(re.search(r"Exchanges: (\d+)", seen["prompt"])[1])
+        assert seen["max_tokens"] == min(budget[kind] * turns, 1024), seen["max_tokens"]
+        messages = seen["schema_body"]["properties"]["messages"]
+        assert messages["minItems"] == messages["maxItems"] == 2 * turns
+        assistant = messages["items"]["anyOf"][1]["properties"]["parts"]["items"]
+        may_call = "calculator" in json.dumps(assistant)
+        assert may_call == (kind == "tool_use"), (kind, assistant)  # no stray calls possible in identity
 
 
 # -- arithmetic: repair only what came from the wrong result; plain text checked too --------------------

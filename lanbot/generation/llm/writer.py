@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import signal
 import time
 from collections import Counter
@@ -137,6 +138,7 @@ class _Run:
         self.failures = self.answer_retries = self.repaired = self.rejected = self.duplicates = 0
         self.invalid: Counter[str] = Counter()  # invalid answers by conversation type
         self.reasons: Counter[str] = Counter()  # ... and by what was wrong (json, roles, validation, ...)
+        self.reasons_by_type: dict[str, Counter[str]] = {k: Counter() for k in self.targets}
         self.last_error = "invalid answers"
         self.stop_reason: str | None = None
         self.interrupted: str | None = None  # the signal's name when SIGINT / SIGTERM stopped the run
@@ -187,8 +189,8 @@ class _Run:
                 continue
             self.client.prose(mode, False)
             problems = validate(parsed.conversation, kind, self.identity.name)
-            if problems:
-                self._invalid(kind, "validation", problems[0])
+            if problems:  # by type, the rule broken, numbers masked: "tool_use needs at least N calculator call(s)"
+                self._invalid(kind, "validation", problems[0], re.sub(r"\d+", "N", problems[0].split(",")[0])[:80])
                 continue
             now, spent = self.spent_since()
             meta = {"persona": persona.get("id"), **meta, "backend": self.name, "model": self.model,
@@ -217,9 +219,10 @@ class _Run:
         return now, {"requests": requests, "tokens_prompt": prompt, "tokens_completion": completion,
                      "cost_usd": cost_usd(self.price, unpriced_p, unpriced_c, reported)}
 
-    def _invalid(self, kind: str, reason: str, detail: str) -> None:
+    def _invalid(self, kind: str, reason: str, detail: str, rule: str | None = None) -> None:
         self.invalid[kind] += 1
         self.reasons[reason] += 1
+        self.reasons_by_type.setdefault(kind, Counter())[f"{reason}: {rule}" if rule else reason] += 1
         self.last_error = mask(f"invalid {kind} answer: {detail[:200]}")
 
     def fail(self, kind: str) -> None:
@@ -243,6 +246,7 @@ class _Run:
             "failures": self.failures, "rate_limited": u.rate_limited, "server_errors": u.server_errors,
             "timeouts": u.timeouts, "invalid": dict(self.invalid),
             "invalid_reasons": dict(self.reasons), "repaired": self.repaired,
+            "invalid_reasons_by_type": {k: dict(c) for k, c in self.reasons_by_type.items() if c},
             "rejected": self.rejected, "llm_duplicates": self.duplicates,
             "response_format": self.client.mode, "response_format_fallbacks": list(u.fallbacks),
             "tokens_prompt": u.tokens_prompt, "tokens_completion": u.tokens_completion,
