@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from lanbot.core.config import compose_config
-from lanbot.core.conversation import file_name, tool_calls
+from lanbot.core.conversation import tool_calls
 from lanbot.core.identity import to_identity
+from lanbot.core.layout import conversations_file, meta_file
 from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm
-from lanbot.generation.personas.builtin import load_personas
+from lanbot.generation.personas import load_personas
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import LLMServer  # noqa: E402
@@ -56,7 +57,7 @@ def run(base_url, root, targets, *overrides, backend="openai"):
 
 
 def rows(cfg, kind):
-    path = Path(cfg.paths.data_dir) / file_name(kind)
+    path = Path(cfg.paths.data_dir) / conversations_file(kind)
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
@@ -104,7 +105,7 @@ def test_json_schema_refused_with_http_500_falls_back_once_to_json_object_with_s
     answered = [s for s in server.seen if s["format"] == "json_object"]
     assert len(answered) == 3 and all(s["schema"] for s in answered)  # the grammar's schema is sent along
     stats_like = [json.loads(line)["response_format"] for line in
-                  (Path(cfg.paths.data_dir) / "tool_use_meta.jsonl").read_text().splitlines()]
+                  (Path(cfg.paths.data_dir) / meta_file("tool_use")).read_text().splitlines()]
     assert stats_like == ["json_object_schema"] * 2
 
 
@@ -185,7 +186,7 @@ def test_openrouter_headers_cost_provider_and_model_fallbacks(server, tmp_path, 
     # the cost the server reported (1e-6 USD per token here), not the price table's gemini figure
     assert figures["cost_usd"] == pytest.approx(figures["tokens_total"] * 1e-6, rel=1e-6)
     assert figures["cost_reported_usd"] == figures["cost_usd"]
-    metas = [json.loads(line) for line in (Path(cfg.paths.data_dir) / "identity_meta.jsonl").read_text().splitlines()]
+    metas = [json.loads(line) for line in (Path(cfg.paths.data_dir) / meta_file("identity")).read_text().splitlines()]
     assert {m["answered_by"] for m in metas} == {"openai/gpt-4o-mini"}
     assert sum(m["spent"]["cost_usd"] for m in metas) == pytest.approx(figures["cost_usd"], abs=1e-6)
 
@@ -219,5 +220,5 @@ def test_the_app_prints_the_echoed_key_masked(server, tmp_path):
          f"paths.root={tmp_path}", "data=identity", "data.count=1", "logger=none"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1 and "401" in out and "***" in out, out[-2000:]
+    assert proc.returncode == 2 and "401" in out and "***" in out, out[-2000:]
     assert KEY not in out

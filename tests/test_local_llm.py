@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from lanbot.core.conversation import TYPES, file_name, validate
+from lanbot.core.conversation import TYPES, validate
+from lanbot.core.layout import conversations_file
 from lanbot.generation.llm.local_server import bundled_model, missing, serve_gguf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def test_generate_writes_a_valid_conversation_of_every_type_with_the_bundled_mod
     assert proc.returncode == 0, out[-4000:]
     data = tmp_path / "data" / "lanbot"
     for kind in TYPES:
-        rows = [json.loads(line) for line in (data / file_name(kind)).read_text(encoding="utf-8").splitlines()]
+        rows = [json.loads(line) for line in (data / conversations_file(kind)).read_text(encoding="utf-8").splitlines()]
         assert len(rows) == 1 and validate(rows[0], kind, "LanBot") == [], (kind, rows)
     stats = json.loads((data / "stats.json").read_text())
     assert stats["response_format_fallbacks"] == ["json_schema->json_object_schema (HTTP 500)"]

@@ -1,6 +1,8 @@
 """The data format: one conversation per JSON line, as nanochat's CustomJSON reads it, and its rules.
 
-A conversation is a list of messages `{"role": "user"|"assistant", "content": ...}`, user first, roles
+This module is the format's one owner: validation, the role rule, the system-message merge, tool-call
+listing and rendering for people; the tokenizer, the LLM parser, the mix loader, the nanochat export and
+evaluation all call it. A conversation is a list of messages `{"role": "user"|"assistant", "content": ...}`, user first, roles
 alternating, assistant last. Where the assistant calls the calculator, its content is a list of parts:
 `{"type": "text", "text": ...}`, `{"type": "python", "text": "<expression>"}` and right after it
 `{"type": "python_output", "text": "<result>"}`, the result always equal to lanbot's calculator's.
@@ -11,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
+from lanbot.core.errors import LanbotError
 
 TYPES: tuple[str, ...] = ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
 TOOL_TYPES = frozenset({"tool_use", "multi_step_tool", "tool_planning"})
@@ -25,7 +28,7 @@ PART_TYPES = frozenset({"text", "python", "python_output"})
 Conversation = list[dict[str, Any]]
 
 
-class BadLine(ValueError):
+class BadLine(LanbotError, ValueError):
     """A JSONL line that is not valid JSON; the message starts with `<file>:<line>:`."""
 
 
@@ -47,12 +50,57 @@ def read_jsonl(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, 
             yield number, value
 
 
-def file_name(kind: str) -> str:
-    """The JSONL file of one type, named as the seed names them: `identity_conversations.jsonl`."""
-    return f"{kind}_conversations.jsonl"
+def expected_role(index: int) -> str:
+    """The role of message `index`: user first, then alternating."""
+    return "user" if index % 2 == 0 else "assistant"
 
 
-COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what training reads by default
+def role_problem(index: int, role: Any) -> str | None:
+    """The role rule for one message: None if `role` is the one expected at `index`."""
+    expected = expected_role(index)
+    return None if role == expected else f"message {index}: role {role!r}, expected {expected!r} (user first, alternating)"
+
+
+def merge_system(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A leading system message folded into the first user message, as nanochat does (ValueError if no user follows)."""
+    messages = list(messages)
+    if messages and messages[0].get("role") == "system":
+        if len(messages) < 2 or messages[1].get("role") != "user":
+            raise ValueError("a system message must be followed by a user message")
+        merged = {"role": "user", "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}
+        messages = [merged, *messages[2:]]
+    return messages
+
+
+def part_calls(parts: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every (expression, output) pair in an assistant's list of parts, in order ("" for a missing output)."""
+    calls = []
+    for i, part in enumerate(parts):
+        if part.get("type") == "python":
+            nxt = parts[i + 1] if i + 1 < len(parts) else {}
+            calls.append((part.get("text", ""), nxt.get("text", "") if nxt.get("type") == "python_output" else ""))
+    return calls
+
+
+def render_parts(parts: Sequence[dict[str, Any]], calls: str = "inline") -> str:
+    """An assistant's parts as one string for people: each call `[calc 2+3 = 5]` (inline) or, as nanochat's
+    CustomJSON writes tool use in plain text, `<<2+3=5>>` (calls="nanochat")."""
+    chunks = []
+    for i, part in enumerate(parts):
+        kind, text = part.get("type"), str(part.get("text", "")).strip()
+        if kind == "text":
+            chunks.append(text)
+        elif kind == "python":
+            nxt = parts[i + 1] if i + 1 < len(parts) else {}
+            result = str(nxt.get("text", "")).strip() if nxt.get("type") == "python_output" else ""
+            chunks.append(f"<<{text}={result}>>" if calls == "nanochat" else f"[calc {text} = {result}]")
+    return " ".join(chunk for chunk in chunks if chunk)
+
+
+def render_text(conversation: Conversation) -> str:
+    """A conversation for people: one `role: text` line per message, calculator calls inline."""
+    return "\n".join(f"{m['role']}: {m['content'] if isinstance(m['content'], str) else render_parts(m['content'])}"
+                     for m in conversation)
 
 
 def text_of(content: str | list[dict[str, str]]) -> str:
@@ -78,15 +126,8 @@ def assistant_text(conversation: Conversation) -> str:
 
 def tool_calls(conversation: Conversation) -> list[tuple[str, str]]:
     """Every (expression, output) pair the assistant produced, in order."""
-    calls = []
-    for message in conversation:
-        content = message.get("content")
-        if message.get("role") == "assistant" and isinstance(content, list):
-            for i, part in enumerate(content):
-                if part.get("type") == "python":
-                    nxt = content[i + 1] if i + 1 < len(content) else {}
-                    calls.append((part.get("text", ""), nxt.get("text", "") if nxt.get("type") == "python_output" else ""))
-    return calls
+    return [call for m in conversation if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+            for call in part_calls(m["content"])]
 
 
 def validate(conversation: Any, kind: str | None = None, identity_name: str | None = None) -> list[str]:
@@ -103,9 +144,9 @@ def validate(conversation: Any, kind: str | None = None, identity_name: str | No
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             problems.append(f"{where}: must be an object with exactly 'role' and 'content'")
             continue
-        expected = "user" if i % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            problems.append(f"{where}: role is {message['role']!r}, expected {expected!r} (roles alternate from user)")
+        wrong = role_problem(i, message["role"])
+        if wrong:
+            problems.append(wrong)
         content = message["content"]
         if isinstance(content, str):
             if not content.strip():

@@ -17,12 +17,14 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from lanbot.core.errors import LanbotError
+
 MASK = "***"
 MIN_SECRET = 8  # shorter values ("x", "no-key") are placeholders, not secrets: masking them would garble text
 _SECRETS: set[str] = set()
 
 
-class MissingKeyError(RuntimeError):
+class MissingKeyError(LanbotError, RuntimeError):
     """The API key's variable is set neither in the environment nor in `.env`; the message says how to set it."""
 
 

@@ -14,10 +14,9 @@ import re
 from collections.abc import Iterable
 
 from lanbot.core.conversation import normalise
+from lanbot.core.identity import OTHER_ASSISTANTS
 
-# Other assistants whose name the model must never take as its own (lanbot's other identities are added).
-OTHER_MODELS = ("ChatGPT", "GPT-4o", "GPT-4", "GPT-3.5", "GPT-3", "OpenAI", "Claude", "Gemini", "Llama", "LLaMA",
-                "Bard", "Copilot", "Mistral", "Grok", "Qwen", "DeepSeek", "Siri", "Alexa", "Cortana", "Bing Chat")
+OTHER_MODELS = OTHER_ASSISTANTS  # names the model must never take as its own (lanbot.core.identity)
 
 # What comes right before a name that the speaker takes as its own, in the probe languages.
 _CLAIM = (r"i am|i'm|i’m|im|my name is|my name's|call me|this is|you're talking to|you are talking to|"

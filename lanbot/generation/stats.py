@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from lanbot.core.conversation import assistant_text, file_name, normalise, tool_calls
+from lanbot.core.conversation import assistant_text, normalise, tool_calls
 from lanbot.core.files import write_json_atomic
-from lanbot.generation.datafolder import STATS_FILE, meta_name
+from lanbot.core.layout import STATS_FILE, conversations_file, meta_file
 
 QUANTILES = (0.1, 0.5, 0.9)
 LENGTH_BIN = 100  # characters per bucket of the assistant-length histogram
@@ -94,7 +94,7 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
     cost_known = True
     for kind in kinds:
         turns, chars, calls, firsts, n = Counter(), _Lengths(), 0, _Distinct(), 0
-        path = root / file_name(kind)
+        path = root / conversations_file(kind)
         if path.exists():
             with path.open(encoding="utf-8") as f:
                 for line in f:
@@ -112,7 +112,7 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
                     first = hash(normalise(conv[1:2]))
                     firsts.update((first,))
                     firsts_all.update((first,))
-        meta_path = root / meta_name(kind)
+        meta_path = root / meta_file(kind)
         if meta_path.exists():
             with meta_path.open(encoding="utf-8") as f:
                 for line in f:

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import openai
 
+from lanbot.core.errors import LanbotError
 from lanbot.core.secrets import mask, remember_secret
 from lanbot.generation.llm.parse import InvalidAnswer
 
@@ -46,11 +47,11 @@ REFUSAL_WORDS = ("response_format", "json_schema", "json_object", "response form
 PROSE_LIMIT = 3  # prose answers in a row, in a JSON mode, before the server is taken to ignore that mode
 
 
-class FatalBackendError(RuntimeError):
+class FatalBackendError(LanbotError, RuntimeError):
     """An error no retry can fix (bad key, unknown model, bad URL); the run stops with this message."""
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(LanbotError, RuntimeError):
     """One request failed after its tries; counted, the conversation is attempted again later."""
 
 
@@ -91,13 +92,13 @@ class ChatClient:
     def __init__(self, backend: Any, api_key: str, schema: dict, rng: random.Random | None = None,
                  base_url: str | None = None) -> None:
         self.model = str(backend.model)
-        self.temperature = float(backend.get("temperature", 1.0))
-        self.max_tokens = backend.get("max_tokens")
-        self.max_tries = int(backend.get("max_tries", 4))
-        self.backoff_s = float(backend.get("backoff_s", 1.0))
-        self.backoff_max_s = float(backend.get("backoff_max_s", 30.0))
-        self.deadline_s = float(backend.get("timeout_s", 60))
-        mode = str(backend.get("response_format", "json_schema"))
+        self.temperature = float(backend.temperature)
+        self.max_tokens = backend.max_tokens
+        self.max_tries = int(backend.max_tries)
+        self.backoff_s = float(backend.backoff_s)
+        self.backoff_max_s = float(backend.backoff_max_s)
+        self.deadline_s = float(backend.timeout_s)
+        mode = str(backend.response_format)
         if mode not in MODES:
             raise FatalBackendError(f"backend.response_format={mode!r}; use one of {', '.join(MODES)}")
         self.mode = mode
@@ -109,7 +110,7 @@ class ChatClient:
         headers = {name: str(backend[key]) for key, name in (("app_url", "HTTP-Referer"), ("app_title", "X-Title"))
                    if backend.get(key)}
         remember_secret(api_key)
-        connect = float(backend.get("connect_timeout_s") or min(10.0, self.deadline_s))
+        connect = float(backend.connect_timeout_s or min(10.0, self.deadline_s))
         # Retries are ours (Retry-After, jitter, counting), so the client's own are off.
         self.client = openai.AsyncOpenAI(
             base_url=base_url or str(backend.base_url), api_key=api_key, max_retries=0, default_headers=headers or None,

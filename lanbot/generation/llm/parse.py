@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
+from lanbot.core.conversation import role_problem
+from lanbot.core.errors import LanbotError
 
 MARKERS = ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>", "<|assistant", "<|user")
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
@@ -40,7 +42,7 @@ DISTINCT_DIGITS = 3  # a wrong result this long, repeated after its call, is tha
 _TO_PYTHON = str.maketrans({"×": "*", "÷": "/", "^": "**"})
 
 
-class InvalidAnswer(ValueError):
+class InvalidAnswer(LanbotError, ValueError):
     """The reply cannot become a valid conversation; `reason` is a short tag counted in the run's stats."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -99,9 +101,9 @@ def parse_answer(text: str, arithmetic: str = "repair") -> Parsed:
         if not isinstance(message, dict):
             raise InvalidAnswer("roles", f"message {i} is not an object")
         role = message.get("role")
-        expected = "user" if i % 2 == 0 else "assistant"
-        if role != expected:
-            raise InvalidAnswer("roles", f"message {i} has role {role!r}, expected {expected!r}")
+        wrong = role_problem(i, role)
+        if wrong:
+            raise InvalidAnswer("roles", wrong)
         if role == "user":
             content = _plain_text(message, i)
             if not content:

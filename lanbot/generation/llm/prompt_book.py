@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from lanbot.core.identity import OTHER_ASSISTANTS  # for "are you {other}?"
 from lanbot.generation.banks import BANKS_DIR
-from lanbot.generation.template.identity import OTHERS  # other assistants' names, for "are you {other}?"
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATES = BANKS_DIR
@@ -70,7 +70,7 @@ class PromptBook:
         """The chat messages asking for one `kind` conversation, and the choices behind them."""
         opening = rng.choice(self.openings)
         phrasing = rng.choice(self.phrasings) if kind == "identity" else None
-        other = rng.choice([o for o in OTHERS if o.lower() != str(identity.name).lower()])
+        other = rng.choice([o for o in OTHER_ASSISTANTS if o.lower() != str(identity.name).lower()])
         code, language = "en", "English"
         if kind == "identity" and self.languages and rng.random() < OTHER_LANGUAGE_SHARE:
             code = rng.choice(sorted(self.languages))

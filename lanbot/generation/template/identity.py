@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import random
 
+from lanbot.core.identity import OTHER_ASSISTANTS
 from lanbot.generation.template.style import EDGE_CASES, IdentityStyle, join_list
 from lanbot.generation.template.voice import OPENING_WEIGHTS, OPENINGS, apply_voice, user_message
 
-OTHERS = ("ChatGPT", "Claude", "Gemini", "Llama", "Copilot", "Siri", "Alexa", "Mistral", "GPT-4", "Bard")
 QUESTION_WEIGHTS = {
     "who": 16, "name": 12, "creator": 12, "when": 7, "capabilities": 14, "limitations": 11,
     "other_model": 12, "personality": 7, "purpose": 4, "different": 5,
@@ -111,7 +111,7 @@ class IdentityWriter:
         self.qweights = [QUESTION_WEIGHTS[q] for q in self.qids]
         self.fields = {"name": style.name, "creator": style.creator, "year": style.year, "desc": style.desc,
                        "personality": style.personality}
-        self.others = [o for o in OTHERS if o.lower() != style.name.lower()]
+        self.others = [o for o in OTHER_ASSISTANTS if o.lower() != style.name.lower()]
 
     def write(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         if rng.random() < P_OTHER_LANGUAGE:
