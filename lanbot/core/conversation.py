@@ -14,15 +14,72 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
 from lanbot.core.errors import LanbotError
 
-TYPES: tuple[str, ...] = ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
-TOOL_TYPES = frozenset({"tool_use", "multi_step_tool", "tool_planning"})
-MIN_CALLS = {"tool_use": 1, "multi_step_tool": 2, "tool_planning": 1}
+
+@dataclass(frozen=True)
+class ConversationType:
+    """One kind of conversation: what it is, how many `data=all` writes, and the rules it must keep.
+
+    A new type is one `register_type(...)` call plus a template writer (lanbot.generation.template.writer);
+    data presets, the LLM prompts and every mix pick it up by name.
+    """
+
+    name: str
+    task: str                  # what the user asks and what the assistant does: the LLM writer's brief
+    count: int | None = None   # conversations in `data=all` when data.counts does not name the type
+    calls: int | None = 0      # calculator calls: 0 = none allowed, N = at least N, None = either
+    plan_first: bool = False   # numbered steps (1. 2. ...) before the first call
+    says_name: bool = False    # the identity's name must appear in the assistant's text
+
+
+TYPE_SPECS: dict[str, ConversationType] = {}
+TYPES: list[str] = []  # in registration order; changed in place, so every module that imported it sees new types
+
+
+def register_type(spec: ConversationType) -> ConversationType:
+    """Add (or replace) a conversation type; returns it."""
+    if spec.name not in TYPE_SPECS:
+        TYPES.append(spec.name)
+    TYPE_SPECS[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    ConversationType("identity", "the user asks the assistant about itself (who or what it is, its name, who made "
+                     "it and when, what it can and cannot do, whether it is some other AI). The assistant answers "
+                     "truthfully from its identity, says its name, shows its personality and quirks, and uses no "
+                     "calculator.", says_name=True),
+    ConversationType("tool_use", "the user has an everyday word problem (a bill split, a tip, a discount, a unit "
+                     "conversion, interest, an area, counting letters in a word). The assistant makes exactly one "
+                     "calculator call and then states the result in words.", calls=1),
+    ConversationType("multi_step_tool", "the user has a problem that needs 2 to 4 calculations where later ones reuse "
+                     "earlier results. The assistant makes one calculator call per step, each followed by a "
+                     "sentence, and ends with the answer.", calls=2),
+    ConversationType("no_tool", "the user asks something that needs no calculator (a fact, advice, a definition, "
+                     "creative writing or trivial arithmetic done in the head). The assistant answers helpfully "
+                     "with text parts only, no calculator."),
+    ConversationType("tool_planning", "the user has a multi-part calculation. The assistant first states its plan as "
+                     "numbered steps (\"1. ... 2. ...\") in a text part, then makes the calculator calls, then "
+                     "gives the answer.", calls=1, plan_first=True),
+    ConversationType("reasoning", "the user asks a question that takes careful thought (letter counting, comparisons, "
+                     "simple logic, unit reasoning). The assistant reasons step by step in text, with no "
+                     "calculator, and gives a correct final answer."),
+):
+    register_type(_spec)
+
+
+def tool_types() -> frozenset[str]:
+    """The types that must call the calculator."""
+    return frozenset(name for name, spec in TYPE_SPECS.items() if spec.calls)
+
+
+TOOL_TYPES = tool_types()  # the built-in ones; call tool_types() to include types registered later
 PART_TYPES = frozenset({"text", "python", "python_output"})
 
 Conversation = list[dict[str, Any]]
@@ -159,15 +216,18 @@ def validate(conversation: Any, kind: str | None = None, identity_name: str | No
         problems.append("the last message must be the assistant's")
     if problems or kind is None:
         return problems
+    spec = TYPE_SPECS.get(kind)
+    if spec is None:
+        return [f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}"]
     calls = tool_calls(conversation)
-    if kind in TOOL_TYPES and len(calls) < MIN_CALLS[kind]:
-        problems.append(f"{kind} needs at least {MIN_CALLS[kind]} calculator call(s), found {len(calls)}")
-    if kind not in TOOL_TYPES and calls:
+    if spec.calls and len(calls) < spec.calls:
+        problems.append(f"{kind} needs at least {spec.calls} calculator call(s), found {len(calls)}")
+    if spec.calls == 0 and calls:
         problems.append(f"{kind} must not call the calculator, found {len(calls)} call(s)")
-    if kind == "tool_planning" and not _has_plan_before_first_call(conversation):
-        problems.append("tool_planning must state numbered steps (1. 2. ...) before the first calculator call")
-    if kind == "identity" and identity_name and identity_name.lower() not in assistant_text(conversation).lower():
-        problems.append(f"identity conversation never says the name {identity_name!r}")
+    if spec.plan_first and not _has_plan_before_first_call(conversation):
+        problems.append(f"{kind} must state numbered steps (1. 2. ...) before the first calculator call")
+    if spec.says_name and identity_name and identity_name.lower() not in assistant_text(conversation).lower():
+        problems.append(f"{kind} conversation never says the name {identity_name!r}")
     return problems
 
 

@@ -36,9 +36,7 @@ from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpo
 from lanbot.evaluation.probes import Probe, check_overlap, identity_names, load_probes
 from lanbot.training.tokenizer import render_for_completion
 
-# The headline scores, in the order they are printed and logged.
-SCORES = ("identity_rate", "creator_rate", "wrong_identity_rate", "limitation_honesty", "distinct_2",
-          "distinct_answers", "distinct_answers_min", "calculator_accuracy", "tool_use_rate", "finished_rate")
+SCORES = tuple(sc.SCORES)  # the headline scores, in the order they are printed and logged
 
 
 class EvaluationError(LanbotError, RuntimeError):

@@ -12,10 +12,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from lanbot.core.conversation import normalise
 from lanbot.core.identity import OTHER_ASSISTANTS
 
+
+@dataclass(frozen=True)
+class Score:
+    """How a headline score of eval.json is shown: evaluation prints and logs them in this order, compare
+    puts the `compared` ones in its table and plots, sorted by `lower_is_better`."""
+
+    name: str
+    short: str                     # the compare table's column header
+    lower_is_better: bool = False
+    compared: bool = True
+
+
+# The headline scores. A new score: compute it in lanbot.evaluation.run and add it here (two files).
+SCORES: dict[str, Score] = {s.name: s for s in (
+    Score("identity_rate", "name"), Score("creator_rate", "creator"),
+    Score("wrong_identity_rate", "wrong id", lower_is_better=True), Score("limitation_honesty", "limits"),
+    Score("distinct_2", "distinct-2", compared=False), Score("distinct_answers", "distinct"),
+    Score("distinct_answers_min", "distinct min", compared=False), Score("calculator_accuracy", "calc"),
+    Score("tool_use_rate", "tool use", compared=False), Score("finished_rate", "finished", compared=False),
+)}
 OTHER_MODELS = OTHER_ASSISTANTS  # names the model must never take as its own (lanbot.core.identity)
 
 # What comes right before a name that the speaker takes as its own, in the probe languages.

@@ -239,10 +239,16 @@ def split_validation(conversations: list[Conversation], name: str, seed: int, fr
     return train, val
 
 
-def stage_entries(mix: DictConfig, stage: str) -> tuple[Any, str]:
-    """(the sources a stage trains on, the key they are listed under): `sft: null` means mid's."""
+def stage_entries(mix: Any, stage: str) -> tuple[Any, str]:
+    """(the sources a stage trains on, the key they are listed under): `sft: null` means mid's, and every
+    generated type the stage does not name joins at `generated_epochs` (so a new type needs no mix file)."""
     own = mix.get(stage)
-    return (own, stage) if own is not None or stage == "mid" else (mix.get("mid"), "mid")
+    entries, listed = (own, stage) if own is not None or stage == "mid" else (mix.get("mid"), "mid")
+    extra = mix.get("generated_epochs")
+    if entries is None or extra is None:
+        return entries, listed
+    named = {e["name"] for e in source_list(entries)}
+    return [*source_list(entries), *({"name": k, "epochs": extra} for k in TYPES if k not in named)], listed
 
 
 def load_mix(cfg: DictConfig, stage: str, data_dir: Path) -> list[SourceData]:

@@ -1,6 +1,6 @@
 """The prompts of the LLM backend, composed from the files in lanbot/generation/llm/prompts/.
 
-`PromptBook()` reads the prompt templates (system.md, user.md, tasks.yaml, styles.yaml with openings,
+`PromptBook()` reads the prompt templates (system.md, user.md, styles.yaml with openings,
 voices and languages, schema.json) and the template writer's question phrasings
 (templates/identity_questions.yaml), once. `book.compose(identity, kind, persona, rng)` returns the chat
 messages for one conversation and the choices it made (opening, phrasing, language code, turns) for the
@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 
+from lanbot.core.conversation import TYPE_SPECS, tool_types
 from lanbot.core.identity import OTHER_ASSISTANTS  # for "are you {other}?"
 from lanbot.generation.banks import BANKS_DIR
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATES = BANKS_DIR
 OTHER_LANGUAGE_SHARE = 0.2  # identity conversations in a language other than English
-TOOL_TYPES = ("tool_use", "multi_step_tool", "tool_planning")
 MAX_PARTS = 7  # parts per assistant message: a plan, three calls and their texts fit
 
 
@@ -45,7 +45,6 @@ class PromptBook:
     def __init__(self, prompts: Path = PROMPTS, templates: Path = TEMPLATES) -> None:
         self.system = (prompts / "system.md").read_text(encoding="utf-8")
         self.user = (prompts / "user.md").read_text(encoding="utf-8")
-        self.tasks: dict[str, str] = _yaml(prompts / "tasks.yaml")
         styles = _yaml(prompts / "styles.yaml")
         self.openings: list[str] = styles["openings"]
         self.voices: dict[str, str] = styles["voices"]
@@ -58,7 +57,7 @@ class PromptBook:
 
     def schema_for(self, kind: str, turns: int) -> dict:
         """The JSON schema of one `kind` answer with `turns` exchanges (see the module docstring)."""
-        tools = kind in TOOL_TYPES
+        tools = kind in tool_types()
         parts = {"type": "array", "minItems": 2 if tools else 1, "maxItems": MAX_PARTS if tools else 2,
                  "items": {"anyOf": [_TEXT_PART, _CALC_PART]} if tools else _TEXT_PART}
         message = {"anyOf": [_obj(role={"const": "user"}, content=_STRING),
@@ -89,7 +88,7 @@ class PromptBook:
             "limitations": "; ".join(identity.limitations) or "none",
         }
         user = self.user.format(
-            kind=kind, task=self.tasks[kind], persona=describe(persona),
+            kind=kind, task=TYPE_SPECS[kind].task, persona=describe(persona),
             voice=self.voices.get(persona.get("voice") or "plain", ""), opening=opening,
             phrasing=f'One of their questions is close to: "{phrasing.replace("{other}", other)}"' if phrasing else "",
             language=language, turns=turns, extra=extra,

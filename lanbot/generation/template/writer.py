@@ -13,7 +13,8 @@ The data files live in lanbot/generation/banks/*.yaml.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 import yaml
 
@@ -44,6 +45,15 @@ FOLLOW_UP_ASKS = ("Another one:", "Next question:", "Thanks! Now:", "ok and", "A
 NO_TOOL_WEIGHTS = {"facts": 24, "definitions": 24, "advice": 14, "creative": 12, "chat": 8, "arithmetic": 18}
 
 
+# Writers of conversation types registered beyond the six: kind -> write(writer, rng, persona) -> (conversation, meta)
+EXTRA_WRITERS: dict[str, Callable[[TemplateWriter, random.Random, dict], tuple[list[dict], dict]]] = {}
+
+
+def register_writer(kind: str, write: Callable[[TemplateWriter, random.Random, dict], tuple[list[dict], dict]]) -> None:
+    """The template writer of a new conversation type (registered with lanbot.core.conversation.register_type)."""
+    EXTRA_WRITERS[kind] = write
+
+
 @lru_cache(maxsize=1)
 def load_templates() -> dict:
     """Every YAML data file of the template backend, by file stem."""
@@ -72,6 +82,7 @@ class TemplateWriter:
         self._nt_weights = list(NO_TOOL_WEIGHTS.values())
         self._write = {"identity": self._identity, "tool_use": self._tool_use, "multi_step_tool": self._multi_step,
                        "no_tool": self._no_tool, "tool_planning": self._tool_planning, "reasoning": self._reasoning}
+        self._write.update({kind: partial(write, self) for kind, write in EXTRA_WRITERS.items()})
 
     def write(self, kind: str, index: int) -> tuple[list[dict], dict]:
         """Conversation number `index` of `kind`, and its meta (persona, language, opening, phrasing, turns)."""
