@@ -119,6 +119,24 @@ def test_repair_touches_only_the_wrong_result_and_rejects_what_it_cannot_tell_ap
         assert parse_answer(answer("?", {"type": "text", "text": fine})).repaired == 0, fine
 
 
+def test_parse_reads_the_ordered_form_that_grammar_constrained_schemas_ask_for():
+    from lanbot.generation.llm.prompt_book import PromptBook
+
+    answer = {"messages": {
+        "user_1": {"role": "user", "content": "Split 84 by 4, then add 3."},
+        "assistant_1": {"role": "assistant", "parts": {
+            "plan": {"type": "plan", "steps": ["divide 84 by 4", "add 3"]},
+            "call_1": {"type": "calculator", "expression": "84 / 4,", "result": "21"},
+            "after_1": {"type": "text", "text": "That is 21; plus 3 is 24."}}}}}
+    parsed = parse_answer(json.dumps(answer))
+    assert parsed.conversation[1]["content"][0] == {"type": "text", "text": "1. divide 84 by 4\n2. add 3"}
+    assert tool_calls(parsed.conversation) == [("84 / 4", "21")]  # a trailing comma is not a tuple
+    assert validate(parsed.conversation, "tool_planning") == []
+    schema = PromptBook().schema_for("tool_planning", 2)["properties"]["messages"]["properties"]
+    assert list(schema) == ["user_1", "assistant_1", "user_2", "assistant_2"]
+    assert list(schema["assistant_1"]["properties"]["parts"]["properties"]) == ["plan", "call_1", "after_1"]
+
+
 def test_parse_refuses_wrong_types_and_surrogates_instead_of_crashing():
     for part, reason in [({"type": "text", "text": 42}, "types"), ({"type": "text", "text": {"a": 1}}, "types"),
                          ({"type": "calculator", "expression": ["1+1"]}, "types"),

@@ -136,11 +136,14 @@ def test_the_local_preset_needs_no_key_costs_nothing_and_budgets_tokens_and_sche
         kind = re.search(r'type "(\w+)"', seen["prompt"])[1]
         turns = int(re.search(r"Exchanges: (\d+)", seen["prompt"])[1])
         assert seen["max_tokens"] == min(budget[kind] * turns, 1024), seen["max_tokens"]
-        messages = seen["schema_body"]["properties"]["messages"]
-        assert messages["minItems"] == messages["maxItems"] == 2 * turns
-        assistant = messages["items"]["anyOf"][1]["properties"]["parts"]["items"]
-        may_call = "calculator" in json.dumps(assistant)
-        assert may_call == (kind == "tool_use"), (kind, assistant)  # no stray calls possible in identity
+        messages = seen["schema_body"]["properties"]["messages"]["properties"]  # in order: user first
+        assert list(messages) == [f"{role}_{t}" for t in range(1, turns + 1) for role in ("user", "assistant")]
+        parts = messages["assistant_1"]["properties"]["parts"]
+        if kind == "tool_use":  # the order the type needs: intro, a call, the text after it
+            assert list(parts["properties"]) == ["intro", "call_1", "after_1"]
+        else:  # no stray call possible; the local preset opens an identity reply with the name
+            assert "calculator" not in json.dumps(messages)
+            assert all("LanBot" in o for o in parts["properties"]["name"]["properties"]["text"]["enum"])
 
 
 # -- arithmetic: repair only what came from the wrong result; plain text checked too --------------------

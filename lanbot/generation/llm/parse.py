@@ -93,6 +93,8 @@ def parse_answer(text: str, arithmetic: str = "repair") -> Parsed:
     except UnicodeEncodeError:
         raise InvalidAnswer("surrogates", "the answer holds lone surrogates (not valid Unicode)") from None
     messages = data.get("messages") if isinstance(data, dict) else data
+    if isinstance(messages, dict):  # the ordered form a grammar-constrained schema asks for: {user_1, ...}
+        messages = list(messages.values())
     if not isinstance(messages, list) or len(messages) < 2:
         raise InvalidAnswer("json", "expected {'messages': [...]} with at least 2 messages")
     conversation, repaired = [], 0
@@ -147,6 +149,8 @@ def _assistant_content(message: dict, i: int, arithmetic: str, before: list[str]
         parts = message.get("content")
     if isinstance(parts, str):
         parts = [{"type": "text", "text": parts}]
+    if isinstance(parts, dict):  # the ordered form a grammar-constrained schema asks for: {intro, call_1, ...}
+        parts = list(parts.values())
     if not isinstance(parts, list) or not parts:
         raise InvalidAnswer("empty", f"message {i}: the assistant message has no parts")
     items: list[dict] = []  # checked parts: {"type": "text", "text"} or {"type": "calc", "expression", "result"}
@@ -154,9 +158,15 @@ def _assistant_content(message: dict, i: int, arithmetic: str, before: list[str]
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             items.append({"type": "text", "text": _text(part.get("text"), f"message {i} part {j} text")})
+        elif kind == "plan":  # {"type": "plan", "steps": [...]} -> "1. ...\n2. ..."
+            steps = part.get("steps")
+            if not isinstance(steps, list):
+                raise InvalidAnswer("types", f"message {i} part {j}: plan steps are not a list")
+            steps = [_text(step, f"message {i} part {j} step") for step in steps]
+            items.append({"type": "text", "text": "\n".join(f"{n}. {t}" for n, t in enumerate(steps, 1) if t)})
         elif kind in ("calculator", "python", "tool_call"):
             expression = _text(part.get("expression") if part.get("expression") is not None else part.get("text"),
-                               f"message {i} part {j} expression")
+                               f"message {i} part {j} expression").rstrip(" ,;")  # "2 * 3," is not a tuple
             claimed = part.get("result")
             if isinstance(claimed, int | float) and not isinstance(claimed, bool):
                 claimed = str(claimed)

@@ -136,6 +136,7 @@ class _Run:
         self.name, self.model, self.price = str(self.backend.get("name")), str(self.backend.model), price_of(self.backend)
         self.max_tries = int(self.backend.max_tries)
         self.arithmetic = str(self.backend.arithmetic)
+        self.say_name = str(identity.name) if self.backend.schema_says_name else None
         self.failures = self.answer_retries = self.repaired = self.rejected = self.duplicates = 0
         self.invalid: Counter[str] = Counter()  # invalid answers by conversation type
         self.reasons: Counter[str] = Counter()  # ... and by what was wrong (json, roles, validation, ...)
@@ -169,7 +170,7 @@ class _Run:
                 self.answer_retries += 1
             try:
                 reply = await self.client.complete(messages, max_tokens_for(self.backend, kind, meta["turns"]),
-                                                   self.book.schema_for(kind, meta["turns"]))
+                                                   self.book.schema_for(kind, meta["turns"], self.say_name))
             except RequestFailed as exc:
                 self.reasons["request"] += 1
                 self.last_error = str(exc)
