@@ -197,7 +197,7 @@ class _Run:
             now, spent = self.spent_since()
             meta = {"persona": persona.get("id"), **meta, "backend": self.name, "model": self.model,
                     "response_format": mode, "repaired": parsed.repaired, "spent": spent}
-            if reply.model and reply.model != self.model:  # a model fallback (OpenRouter `models`) answered
+            if self.backend.models and reply.model and reply.model != self.model:  # a model fallback answered
                 meta["answered_by"] = reply.model
             if not self.folder.add(kind, parsed.conversation, meta):
                 self.duplicates += 1
