@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -90,17 +91,26 @@ def serve_gguf(model: Path, alias: str = "local", threads: int | None = None, n_
     base_url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryFile() as log:
         # its own session: a Ctrl-C meant for lanbot reaches lanbot, which ends its requests, then this
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         try:
             _wait_ready(proc, base_url, startup_s, log)
             yield base_url
         finally:
-            proc.terminate()
+            proc.terminate()  # uvicorn would finish the abandoned request first: a few seconds, then kill
             try:
-                proc.wait(10)
+                proc.wait(3)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when lanbot dies, even by kill -9, so that no server is left behind (Linux)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _wait_ready(proc: subprocess.Popen, base_url: str, startup_s: float, log: Any) -> None:
