@@ -362,7 +362,8 @@ def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, t
     # stats.json adds up what both runs spent on the folder, less only the killed run's requests in flight
     stats = json.loads((data / "stats.json").read_text())
     spent = stats["folder_spent"]
-    assert server.requests - 4 <= spent["requests"] <= server.requests, (spent, server.requests)
+    # (a request counts as spent when sent: one the kill cut before the server read it is spent, not received)
+    assert server.requests - 4 <= spent["requests"] <= server.requests + 4, (spent, server.requests)
     assert spent["requests"] > stats["requests"]  # more than the second run sent by itself
     assert spent["tokens_total"] == spent["tokens_prompt"] + spent["tokens_completion"] > stats["tokens_total"]
 
