@@ -94,6 +94,10 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
         finally:
             tracker.finish()
     print_summary(stats, folder_root, combined, Path(run_dir), wandb_dir, console)
+    if stats.get("interrupted"):  # SIGINT / SIGTERM stopped the LLM writer: summary out, data kept; the app
+        from lanbot.core.app import Terminated  # runner says how to resume and exits 130 / 143
+
+        raise Terminated() if stats["interrupted"] == "SIGTERM" else KeyboardInterrupt()
     return stats
 
 
