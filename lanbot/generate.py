@@ -80,6 +80,10 @@ def write_with_templates(identity: ModelIdentity, personas: list[dict], seed: in
     from lanbot.generation.template.writer import TemplateWriter
 
     writer = TemplateWriter(identity, personas, seed=seed)
+    for quirk in writer.unperformable:  # named once, at start: the data never claims what it cannot show
+        print(f"lanbot.generate: quirk {quirk!r} has no identity.quirk_hints entry, so the template backend cannot "
+              "perform it and never claims it; backend=openrouter (or openai/local) writes it with an LLM.",
+              file=sys.stderr)
     invalid: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     attempts: Counter[str] = Counter()
@@ -155,7 +159,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
                 "personas_source": str(cfg.personas.get("source")), "seed": int(cfg.seed),
                 **figures,
             }
-            stats = compute_stats(folder_root, folder.present(), extra)
+            stats = compute_stats(folder_root, folder.present(), extra, identity)
             log_to_tracker(tracker, stats, sample_rows(folder_root, folder.present(), SAMPLES_PER_TYPE))
         finally:
             tracker.finish()

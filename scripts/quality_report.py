@@ -25,7 +25,7 @@ from lanbot.generation.report import render  # noqa: E402
 from lanbot.generation.template.writer import TemplateWriter  # noqa: E402
 
 CUSTOM = ModelIdentity(
-    name="Haiku", creator="Tiny Poems Ltd", year=2031, description="a friendly helper for writers",
+    name="Quill", creator="Tiny Poems Ltd", year=2031, description="a friendly helper for writers",
     personality="friendly, precise, and thoughtful",
     quirks=["ends every answer with a haiku", "uses simple analogies to explain complex topics"],
     capabilities=["answer questions", "translate short texts", "summarize documents"],

@@ -47,8 +47,19 @@ _SENT = re.compile(r"(?<=[.!?…。？！])\s+|\n+")
 _NUM = re.compile(r"[$€£¥₽]?\d[\d,.\u202f ]*\d%?|[$€£¥₽]?\d%?")
 _QUOTED = re.compile(r"\"[^\"\n]{1,60}\"|(?<!\w)'[^'\n]{1,40}'(?!\w)|`[^`\n]{1,80}`|«[^»]{1,60}»")
 _NEGATION = re.compile(r"\b(can't|cannot|can not|not|unable|don't|won't|no way|isn't|never)\b", re.I)
-_ANALOGY_MARK = re.compile(r"\b(like|think of|imagine|picture|the way|as if|similar to|just as|it's a bit like)\b", re.I)
+_ANALOGY_MARK = re.compile(r"\b((?<!I )(?<!I'd )(?<!you )(?<!we )(?<!would )like|think of|imagine|picture|the way|"
+                           r"as if|similar to|just as)\b", re.I)
 _CHECK_Q = re.compile(r"\?\s*$")
+# A closing question that offers more help is not one that checks understanding.
+_OFFER_Q = re.compile(r"(what can i (do|help)|how can i (help|be useful)|on your mind|brings you|work(ing)? on|"
+                      r"anything (else )?i can|what'?s the task|what (do|would) you need|where were we|back to|"
+                      r"keep going|get started|begin\?|start with\?|most useful|in mind\?|anything else|any other part|"
+                      r"shall we|figure out|adapt it|go on\?)", re.I)
+# Where code fits in an explanation: the question is about programming.
+CODE_TOPIC = re.compile(r"\b(code|coding|program\w*|python|function|recursion|api|hash map|dictionary|big-o|o\(n\)|"
+                        r"loop|unit test|git|version control|machine learning|algorithm\w*|bug|script)\b", re.I)
+_QUESTION = re.compile(r"(^|[,:.!]\s+|\b(?:so|ok|okay|hey+|yo|um|hi+|hiya|hello|q|sup|ok so|quick question|sanity check)\b[,:!]*\s+)"
+                       r"(what|why|how|who|whom|when|where|which|is|are|can|could|do|does|did|should|would|will)\b", re.I)
 # What a capability claim is about, and the words a listed capability must contain to cover it.
 CLAIMS = {
     "browsing": (r"\bI can (?:also )?(?:browse|search the (?:web|internet)|look (?:it|things) up online|access the internet)",
@@ -167,10 +178,11 @@ def performed(hint: QuirkHint, reply: str, user: str = "") -> bool:
         return any(head.startswith(p) for p in hint.phrases)
     if kind == "closing_question":
         prose = [s for s in sentences(reply) if s]
-        return bool(prose) and bool(_CHECK_Q.search(prose[-1]))
-    if kind == "analogy":
-        return any(_ANALOGY_MARK.search(s) and _domain_words(tuple(hint.domains or ("everyday",))).search(s)
-                   for s in sentences(reply))
+        return bool(prose) and bool(_CHECK_Q.search(prose[-1])) and not _OFFER_Q.search(prose[-1])
+    if kind == "analogy":  # everyday analogies need only the comparison; cooking or gardening need its words
+        domains = tuple(d for d in (hint.domains or ("everyday",)) if d != "everyday")
+        return any(_ANALOGY_MARK.search(s) and (len(domains) < len(hint.domains or ("everyday",))
+                                                or _domain_words(domains).search(s)) for s in sentences(reply))
     if kind == "code_block":
         return "```" in reply
     pattern = _phrase_pattern(hint.phrases)
@@ -179,25 +191,31 @@ def performed(hint: QuirkHint, reply: str, user: str = "") -> bool:
     return False
 
 
+def is_question(user: str) -> bool:
+    """A user turn that asks something ("Why...?", "how do loops work"), not a request ("Explain loops.")."""
+    return "?" in user or bool(_QUESTION.search(user))
+
+
 def trait_keys(identity: ModelIdentity) -> list[str]:
     """The traits of banks/traits.yaml that the identity's personality (or description) names."""
     text = f"{identity.personality} {identity.description}".lower()
     return [key for key, t in traits_bank()["traits"].items() if any(m in text for m in t["match"])]
 
 
-def trait_shown(key: str, reply: str) -> bool:
-    """Whether `reply` shows trait `key` by its markers (phrases, or `brief`: a short, answer-first reply)."""
+def trait_shown(key: str, reply: str, calls: int = 0) -> bool:
+    """Whether `reply` shows trait `key` by its markers (phrases, or `brief`: a short reply, 12 words more per
+    calculator call past the first, since each call needs its line)."""
     t = traits_bank()["traits"][key]
-    if t.get("brief") and len(words(reply)) <= int(t["brief"]):
+    if t.get("brief") and len(words(reply)) <= int(t["brief"]) + 12 * max(0, calls - 1):
         return True
     return any(m in reply.lower() for m in t.get("markers", ()))
 
 
 # ---- one conversation -------------------------------------------------------------------------------
 
-def quirk_claim_pattern(quirk: str) -> re.Pattern | None:
+def quirk_claim_pattern(quirk: str, name: str = "") -> re.Pattern | None:
     """A pattern that finds a first-person claim of `quirk` ("I end every answer with a haiku")."""
-    generic = set(traits_bank()["claim_stopwords"])
+    generic = set(traits_bank()["claim_stopwords"]) | set(words(name))
     key = [w for w in words(quirk) if w not in generic and len(w) > 2]
     if not key:
         return None
@@ -209,15 +227,16 @@ def check_conversation(conversation: list[dict], kind: str, identity: ModelIdent
     """Reasons (REJECT entries) this conversation teaches the wrong thing; empty = it passes the gates."""
     reasons: list[str] = []
     users = [text_of(m["content"]) for m in conversation[0::2]]
-    replies = [text_of(m["content"]) for m in conversation[1::2]]
+    replies = [_prose(m["content"]) for m in conversation[1::2]]
     kinds = reply_kinds or [reply_kind(u) for u in users]
     if kind == "identity" and any(verbatim_run(r, identity.personality) or verbatim_run(r, identity.description)
                                   for r in replies):
         reasons.append("verbatim_recitation")
     hints = {h.quirk: h for h in identity.quirk_hints}
     for quirk in identity.quirks:
-        pattern, hint = quirk_claim_pattern(quirk), hints.get(quirk)
-        if pattern is None or hint is None or not any(pattern.search(r) for r in replies):
+        pattern, hint = quirk_claim_pattern(quirk, identity.name), hints.get(quirk)
+        if pattern is None or hint is None or not any(pattern.search(r) for r, k in zip(replies, kinds, strict=False)
+                                                      if k == "about_self"):
             continue
         due = [r for r, k, u in zip(replies, kinds, users, strict=False) if applies(hint, k)]
         if due and not any(performed(hint, r, u) for r, u in zip(due, users, strict=False)):
@@ -268,7 +287,7 @@ class QualityStats:
         self.hints = list(identity.quirk_hints)
         self.traits = trait_keys(identity)
         self.unperformable = [q for q in identity.quirks if q not in {h.quirk for h in self.hints}]
-        self.claims = {q: quirk_claim_pattern(q) for q in identity.quirks}
+        self.claims = {q: quirk_claim_pattern(q, identity.name) for q in identity.quirks}
         self.replies = Counter()           # per type
         self.sentence_replies: Counter[str] = Counter()  # identity: masked sentence -> replies holding it
         self.identity_replies = 0
@@ -292,42 +311,44 @@ class QualityStats:
         self.multi_turn[kind] += len(conversation) >= 4
         self.languages.setdefault(kind, Counter())[str(meta.get("language") or "en")] += 1
         users = [text_of(m["content"]) for m in conversation[0::2]]
-        replies = [text_of(m["content"]) for m in conversation[1::2]]
+        replies = [_prose(m["content"]) for m in conversation[1::2]]
+        calls = [sum(p.get("type") == "python" for p in m["content"]) if isinstance(m["content"], list) else 0
+                 for m in conversation[1::2]]
         kinds = meta.get("reply_kinds") or [reply_kind(u) for u in users]
         english = (meta.get("language") or "en") == "en"
         for reason in check_conversation(conversation, kind, self.identity, kinds):
             self.reasons[reason] += 1
-        for user, reply, rk in zip(users, replies, kinds, strict=False):
+        for user, reply, rk, n_calls in zip(users, replies, kinds, calls, strict=False):
             self.replies[kind] += 1
             if kind == "identity":
                 self.identity_replies += 1
+                about_self = rk == "about_self"
                 self.verbatim += verbatim_run(reply, self.identity.personality) or verbatim_run(
                     reply, self.identity.description)
                 self.sentence_replies.update({self.mask(s) for s in sentences(reply)})
                 if len(self.identity_texts) < 4 * SELF_BLEU_SAMPLE:
                     self.identity_texts.append(reply)
                 for quirk, pattern in self.claims.items():
-                    if pattern is not None and pattern.search(reply):
+                    if about_self and pattern is not None and pattern.search(reply):
                         self.claimed[quirk] += 1
             shown = False
             for h in self.hints:
                 done = performed(h, reply, user)
-                if h.kind == "opener" and done and "?" not in user:
+                if h.kind == "opener" and done and not is_question(user):
                     self.opener_non_question += 1
-                if rk in h.never_in and done:
+                if rk in h.never_in and done and english:  # offers in other languages read as questions
                     self.quirk_wrong[h.quirk] += 1
                 if applies(h, rk) and (english or h.kind in ("closing_question", "code_block")):
-                    if h.kind == "opener" and "?" not in user:
+                    if h.kind == "opener" and not is_question(user):
                         continue  # an opener greets questions only
                     self.quirk_due[h.quirk] += 1
                     self.quirk_done[h.quirk] += done
                     shown = shown or done
-            if rk in ("code",) or (rk == "explanation" and any(h.kind == "code_block" and applies(h, rk)
-                                                               for h in self.hints)):
+            if rk == "code" or (rk == "explanation" and CODE_TOPIC.search(user)):
                 self.code_replies[f"{rk}:due"] += 1
                 self.code_replies[f"{rk}:done"] += "```" in reply
             if kind != "identity":
-                shown = shown or any(trait_shown(t, reply) for t in self.traits)
+                shown = shown or any(trait_shown(t, reply, n_calls) for t in self.traits)
                 self.styled[kind] += shown
 
     def figures(self) -> dict[str, Any]:
@@ -365,6 +386,13 @@ class QualityStats:
                                                           if k.endswith(":done")) / code_due, 4) if code_due else None,
             "rejected_reasons": dict(self.reasons),
         }
+
+
+def _prose(content: str | list[dict]) -> str:
+    """A reply's text without its calculator expressions and outputs (what the assistant says, not computes)."""
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
 def self_bleu(texts: list[str], sample: int = SELF_BLEU_SAMPLE, seed: int = 0) -> float | None:

@@ -36,6 +36,7 @@ from lanbot.core.secrets import MissingKeyError, api_key
 from lanbot.generation.llm.client import ChatClient, FatalBackendError, RequestFailed
 from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
 from lanbot.generation.llm.prompt_book import PromptBook
+from lanbot.generation.quality import check_conversation
 
 MIN_ATTEMPTS_FOR_RATE = 10  # the failure-rate bound applies once this many conversations were attempted
 LOG_EVERY_S = 2.0
@@ -155,6 +156,10 @@ class _Run:
             problems = validate(parsed.conversation, kind, self.identity.name)
             if problems:
                 self._invalid(kind, "validation", problems[0])
+                continue
+            flagged = check_conversation(parsed.conversation, kind, self.identity)  # the template data's gates
+            if flagged:  # recitation, a claimed quirk not performed, an unlisted capability, a wrong name/creator/year
+                self._invalid(kind, f"quality:{flagged[0]}", ", ".join(flagged))
                 continue
             now, spent = self.spent_since()
             meta = {"persona": persona.get("id"), **meta, "backend": self.name, "model": self.model,

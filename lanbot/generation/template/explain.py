@@ -62,7 +62,8 @@ class Tasks:
     def explanation(self, rng: random.Random, topic: dict | None = None, ask: str | None = None) -> tuple[str, str, str, dict]:
         """(user question, reply, reply kind, meta) explaining one topic in the identity's voice."""
         if topic is None:
-            coder = "code" in self.s.tasks and self.code_topics and rng.random() < 0.5
+            coder = "code" in self.s.tasks and self.code_topics and rng.random() < (0.75 if self.q.of(
+                "code_block", "explanation") else 0.4)
             topic = rng.choice(self.code_topics if coder else self.topics)
         if ask is None:
             ask = rng.choice(topic["asks"]) if rng.random() < 0.75 else rng.choice(topic["requests"])
@@ -95,7 +96,7 @@ class Tasks:
         if topic.get("code") and (q.wants_code(rng, "explanation") or ("code" in s.tasks and rng.random() < 0.25)):
             pieces.append(rng.choice(("In code:", "Here it is in Python:", "A short example:", "In Python:")))
             pieces.append(code_block(topic["code"]))
-            pieces += self._mentions(rng, "explanation", topic)
+            pieces += self._mentions(rng, "code", topic)  # it wrote code: edge cases and tests go with it
         if "thoughtful" in s.traits and rng.random() < 0.35 and topic.get("edge"):
             pieces.append(f"Worth noting: {topic['edge']}.")
         check = q.check(rng, "explanation", topic) if not follow or rng.random() < 0.5 else ""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 
 from lanbot.core.identity import ModelIdentity, QuirkHint
+from lanbot.generation.quality import is_question
 
 RATE = {"opener": 0.92, "closing_question": 0.8, "analogy": 0.75, "code_block": 0.85, "mentions": 0.9,
         "uncertainty": 1.0}
@@ -90,7 +91,7 @@ class Quirks:
     def opener(self, rng: random.Random, reply_kind: str, user: str) -> str:
         """The opener quirk ("Great question!") for a reply to a question; '' for requests and other kinds."""
         h = self.due(rng, "opener", reply_kind)
-        return rng.choice(h.phrases) if h is not None and h.phrases and "?" in user else ""
+        return rng.choice(h.phrases) if h is not None and h.phrases and is_question(user) else ""
 
     def analogy(self, rng: random.Random, reply_kind: str, topic: dict | None = None) -> str:
         h = self.due(rng, "analogy", reply_kind)

@@ -105,6 +105,28 @@ class IdentityStyle:
         return rng.choice(options) if options else ""
 
 
+LOWER_OK = {"The", "It", "There", "That", "This", "Each", "You", "Your", "A", "An", "Its", "In", "After", "Over",
+            "Then", "With", "So", "Answer:", "That's", "It's", "There's", "Once"}
+
+
+def _prefixes(style: IdentityStyle) -> list[str]:
+    return [x for t in style.traits if t != "examples"  # "For example, " leads an example, not an answer
+            for x in style.trait_bank[t].get("show", ()) if x.endswith((", ", ": "))]
+
+
+def with_prefix(style: IdentityStyle, rng: random.Random, sentence: str, p: float = 0.5) -> str:
+    """`sentence` led by a trait's phrase ("To be precise, each pays $4.50.") at rate `p`, if the identity has one."""
+    options = _prefixes(style)
+    if not options or rng.random() >= p or not sentence:
+        return sentence
+    lead = rng.choice(options)
+    first = sentence.split(" ", 1)[0]
+    rest = sentence[0].lower() + sentence[1:] if lead.endswith(", ") and first in LOWER_OK else sentence
+    if lead.endswith(", ") and rest is sentence and first not in LOWER_OK:
+        lead = lead[:-2] + ": "
+    return lead + rest
+
+
 def split_traits(personality: str) -> list[str]:
     """'thoughtful, patient, and curious' -> ['thoughtful', 'patient', 'curious']."""
     parts = re.split(r",\s*|\s+and\s+", personality.strip().rstrip("."))

@@ -26,7 +26,7 @@ from lanbot.generation.template.explain import Tasks, compose
 from lanbot.generation.template.identity import IdentityWriter
 from lanbot.generation.template.problems import SINGLE, Chain
 from lanbot.generation.template.reasoning import REASONING, WEIGHTS
-from lanbot.generation.template.style import IdentityStyle
+from lanbot.generation.template.style import IdentityStyle, with_prefix
 from lanbot.generation.template.voice import OPENING_WEIGHTS, OPENINGS, apply_voice, user_message
 
 TEMPLATES = BANKS_DIR
@@ -175,7 +175,8 @@ class TemplateWriter:
             parts.append({"type": "python", "text": call.expr})
             parts.append({"type": "python_output", "text": call.out})
             lead = ""
-        pieces = [chain.final, self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")]
+        pieces = [with_prefix(self.style, rng, chain.final), self.quirks.analogy(rng, "problem"),
+                  self.quirks.check(rng, "problem")]
         if not self.style.brief and not pieces[-1]:
             pieces.append(rng.choice(TAILS))
         parts.append({"type": "text", "text": compose(pieces)})
@@ -208,7 +209,7 @@ class TemplateWriter:
             head = rng.choice(("", "Short answer:", "")) if "direct" in s.traits else ""
         tail = "" if s.brief else rng.choice(("", "", "Want to know more about it?", "Anything else you're curious about?",
                                               "Happy to go deeper if you like."))
-        return question, compose([head, item["a"], tail]), "explanation"
+        return question, compose([head, with_prefix(s, rng, item["a"], 0.3), tail]), "explanation"
 
     def _nt_advice(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["advice"])
@@ -273,6 +274,6 @@ class TemplateWriter:
                 lead = rng.choice(("So ", "That means ", "Answer: ", "So, "))
                 if lead in ("So ", "That means ", "So, ") and final.split(" ", 1)[0] in ("The", "It", "There", "That"):
                     final = final[0].lower() + final[1:]
-            answer = f"{intro}\n{body}\n{lead}{final}" + (f" {close}" if close else "")
+            answer = f"{intro}\n{body}\n{with_prefix(self.style, rng, lead + final)}" + (f" {close}" if close else "")
         return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], {
             "opening": opening, "phrasing": gen.__name__, "reply_kinds": ["problem"]}
