@@ -23,6 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from lanbot.core.calculator import calculate
 from lanbot.generation.template.explain import compose
 from lanbot.generation.template.style import IdentityStyle
+from lanbot.generation.template.voice import apply_voice
 
 P_FOLLOW = 0.35  # identity conversations in another language with a follow-up in the same language
 SCALE = {"€": 1, "R$ ": 5, "₽": 90, "元": 7, "円": 150}  # what a dinner costs in that currency, roughly
@@ -107,8 +108,7 @@ class Languages:
         sep = "" if code in NO_SPACE else " "
         user = f"{greet[0]}{'，' if code == 'zh' else '、' if code == 'ja' else rng.choice((', ', '! ', ' '))}{question}" \
             if greet else question
-        if persona.get("voice") == "emoji":
-            user += " 🙂"
+        user = voiced(rng, user, persona)
         pieces = [greet[1]] if greet else []
         pieces += self._answer(rng, L, reg, qid)
         if self.s.english_best:
@@ -167,28 +167,30 @@ class Languages:
         sep = "" if code in NO_SPACE else " "
         if kind == "no_tool":
             q, a = rng.choice(T["facts"])
-            conv = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            return conv, {"language": code, "register": reg, "phrasing": "facts", "reply_kinds": ["explanation"]}
+            conv = [{"role": "user", "content": voiced(rng, q, persona)}, {"role": "assistant", "content": a}]
+            return conv, {"language": code, "register": reg, "phrasing": f"facts:{code}", "reply_kinds": ["explanation"]}
         if kind == "reasoning":
             days = L["days"]
-            start, k = rng.randrange(7), rng.randint(3, 200)
-            w, r = divmod(k, 7)
+            start, w, r = rng.randrange(7), rng.randint(1, 28), rng.choice((0, 2, 3, 4, 5, 6))  # never "1 jours"
+            k = 7 * w + r
             fill = {"day": days[start], "day2": days[(start + r) % 7], "k": k, "w": w, "r": r}
             steps = T["weekday"]["steps"] if r else T["weekday"]["steps"][:1]
             body = "\n".join(f"{i}. {s.format(**fill)}" for i, s in enumerate(steps, 1))
             answer = f"{body}\n{T['weekday']['final'].format(**fill)}"
             if self.closes_problems and rng.random() < 0.8:
                 answer += sep + rng.choice(L["say"]["check"][reg])
-            conv = [{"role": "user", "content": T["weekday"][reg].format(**fill)}, {"role": "assistant", "content": answer}]
-            return conv, {"language": code, "register": reg, "phrasing": "weekday", "reply_kinds": ["problem"]}
+            conv = [{"role": "user", "content": voiced(rng, T["weekday"][reg].format(**fill), persona)},
+                    {"role": "assistant", "content": answer}]
+            return conv, {"language": code, "register": reg, "phrasing": f"weekday:{code}", "reply_kinds": ["problem"]}
         if kind == "tool_use":
             parts, question, phrasing = self._single(rng, L, reg)
         else:
             parts, question, phrasing = self._chain(rng, L, reg, plan=kind == "tool_planning")
+        question = voiced(rng, question, persona)
         if self.closes_problems and rng.random() < 0.8:
             parts[-1]["text"] += sep + rng.choice(L["say"]["check"][reg])
         conv = [{"role": "user", "content": question}, {"role": "assistant", "content": parts}]
-        return conv, {"language": code, "register": reg, "phrasing": phrasing, "reply_kinds": ["problem"]}
+        return conv, {"language": code, "register": reg, "phrasing": f"{phrasing}:{code}", "reply_kinds": ["problem"]}
 
     def _single(self, rng: random.Random, L: dict, reg: str) -> tuple[list[dict], str, str]:
         T = L["tasks"]
@@ -233,3 +235,9 @@ class Languages:
             lead = ""
         parts.append({"type": "text", "text": t["final"].format(**fill)})
         return parts, t[reg].format(**fill), "dinner_tip_split"
+
+
+def voiced(rng: random.Random, text: str, persona: dict) -> str:
+    """A persona's voice where it carries across languages (lower case, emoji); English phrases stay out."""
+    voice = persona.get("voice")
+    return apply_voice(rng, voice, text, prefix=False) if voice in ("lowercase", "emoji") else text

@@ -180,13 +180,13 @@ CONVERSIONS = (  # (from, to, factor expression, how, realistic range of the amo
 def convert(rng, v) -> Chain:
     c = Chain()
     if rng.random() < 0.25:
-        t = rng.randint(-20, 110)
+        t = rng.choice([x for x in range(-20, 111) if abs(x) != 1])
         if rng.random() < 0.5:
             c.question = f"Convert {t}°F to Celsius."
             out = c.call("apply C = (F - 32) * 5 / 9", "Using C = (F - 32) × 5/9:", f"({t} - 32) * 5 / 9")
             c.final = f"{t}°F is {rounded(out, 1, '°C')}."
         else:
-            t = rng.randint(-25, 45)
+            t = rng.choice([x for x in range(-25, 46) if abs(x) != 1])  # "-1 degrees" reads as a typo
             c.question = rng.choice((f"What is {t}°C in Fahrenheit?", f"Convert {t} degrees Celsius to Fahrenheit."))
             out = c.call("apply F = C * 9 / 5 + 32", "Using F = C × 9/5 + 32:", f"{t} * 9 / 5 + 32")
             c.final = f"{t}°C is {rounded(out, 1, '°F')}."
