@@ -35,7 +35,7 @@ from lanbot.generation.datafolder import DataFolder  # noqa: E402
 from lanbot.generation.llm.parse import parse_answer  # noqa: E402
 from lanbot.generation.llm.prompt_book import PromptBook  # noqa: E402
 from lanbot.generation.llm.writer import generate_with_llm  # noqa: E402
-from lanbot.generation.personas.builtin import load_personas  # noqa: E402
+from lanbot.generation.personas import load_personas  # noqa: E402
 
 
 def lanbot_run(base_url: str, root: Path, count: int, concurrency: int) -> float:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from lanbot.core.config import compose_config
-from lanbot.generate import generate
-from lanbot.train import train
+from lanbot.generation.run import generate
+from lanbot.training.run import train
 
 
 def main() -> None:

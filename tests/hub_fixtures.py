@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from lanbot.core.calculator import calculate
 from lanbot.core.config import compose_config
-from lanbot.core.conversation import COMBINED_FILE, file_name, validate
+from lanbot.core.conversation import validate
+from lanbot.core.layout import COMBINED_FILE, conversations_file
 
 
 def _tool_conversation(expr: str, question: str) -> list[dict]:
@@ -54,7 +55,7 @@ def write_data_folder(folder: Path, kinds=("identity", "tool_use", "reasoning"))
         convs = CONVERSATIONS[kind]
         for conv in convs:
             assert validate(conv, kind, "Sage") == [], (kind, validate(conv, kind, "Sage"))
-        (folder / file_name(kind)).write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
+        (folder / conversations_file(kind)).write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
         combined.extend(convs)
     (folder / COMBINED_FILE).write_text("".join(json.dumps(c) + "\n" for c in combined), encoding="utf-8")
     stats = {
@@ -79,9 +80,8 @@ def write_checkpoint(folder: Path, run_dir: Path, with_tokenizer: bool = True) -
         (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE"}}), encoding="utf-8")
     run_cfg = compose_config(["identity=sage"])
     OmegaConf.set_struct(run_cfg, False)
-    run_cfg = OmegaConf.merge(run_cfg, {"mix": {"name": "default", "mid": [{"name": "identity", "epochs": 2}, "reasoning"],
-                                           "sft": [{"name": "smoltalk", "hf": "HuggingFaceTB/smol-smoltalk",
-                                                    "weight": 1.0}]}})
+    run_cfg = OmegaConf.merge(run_cfg, {"mix": {"name": "default", "mid": {"identity": {"epochs": 2}, "reasoning": {"epochs": 1}},
+                                           "sft": {"smoltalk": {"hf": "HuggingFaceTB/smol-smoltalk", "weight": 1.0}}}})
     OmegaConf.save(run_cfg, folder / "config.yaml", resolve=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {

@@ -13,8 +13,8 @@ import pytest
 from engine_fixtures import ScriptedModel, random_gpt, save_random_checkpoint, tokenizer
 from rich.console import Console
 
-from lanbot.chat import chat_loop, fit_history
 from lanbot.core.config import compose_config
+from lanbot.evaluation.chat import chat_loop, fit_history
 from lanbot.evaluation.engine import Engine, run_tool
 from lanbot.training.tokenizer import render_for_completion
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.model import GPT, GPTConfig
@@ -21,7 +22,7 @@ def small():
 def test_round_trip_and_failed_save_keeps_last_good(tmp_path, monkeypatch):
     cfg = compose_config([f"paths.root={tmp_path}"])
     model, tok = small()
-    out = ckpt.checkpoint_dir(cfg)
+    out = layout.checkpoint_dir(cfg)
     ckpt.save_checkpoint(out, model, torch.optim.AdamW(model.parameters()), tok, cfg, {"step": 3, "stage": "mid"})
     loaded, tok2, meta = ckpt.load_checkpoint(out)
     assert meta["step"] == 3 and tok2.encode("hello") == tok.encode("hello")
@@ -33,27 +34,27 @@ def test_round_trip_and_failed_save_keeps_last_good(tmp_path, monkeypatch):
     monkeypatch.setattr(Tokenizer, "save", boom)
     with pytest.raises(OSError):
         ckpt.save_checkpoint(out, model, None, tok, cfg, {"step": 4, "stage": "mid"})
-    assert ckpt.read_meta(out)["step"] == 3 and ckpt.find_checkpoint(cfg, "mid") == out
+    assert layout.CheckpointMeta.read(out)["step"] == 3 and layout.find_checkpoint(cfg, "mid") == out
 
 
 def test_missing_checkpoint_names_the_train_command(tmp_path):
     cfg = compose_config([f"paths.root={tmp_path}", "identity=sage"])
-    with pytest.raises(ckpt.CheckpointError, match="python -m lanbot.train stage=sft identity=sage"):
-        ckpt.find_checkpoint(cfg)
-    with pytest.raises(ckpt.CheckpointError, match="lanbot.train"):
+    with pytest.raises(layout.CheckpointError, match="python -m lanbot.train stage=sft identity=sage"):
+        layout.find_checkpoint(cfg)
+    with pytest.raises(layout.CheckpointError, match="lanbot.train"):
         ckpt.load_checkpoint(tmp_path / "nothing")
 
 
 def test_another_checkpoints_tokenizer_is_refused_naming_both(tmp_path):
     cfg = compose_config([f"paths.root={tmp_path}"])
     model, tok = small()
-    mine = ckpt.save_checkpoint(ckpt.checkpoint_dir(cfg, "mid"), model, None, tok, cfg, {"step": 1, "stage": "mid"})
-    meta = ckpt.read_meta(mine)
+    mine = ckpt.save_checkpoint(layout.checkpoint_dir(cfg, "mid"), model, None, tok, cfg, {"step": 1, "stage": "mid"})
+    meta = layout.CheckpointMeta.read(mine)
     assert meta["tokenizer_sha256"] == ckpt.tokenizer_sha256(mine) and meta["tokenizer_from"] == "lanbot/default/tiny/mid"
     # sft inherits the name of the run that trained the tokenizer
-    sft = ckpt.save_checkpoint(ckpt.checkpoint_dir(cfg, "sft"), model, None, tok, cfg,
+    sft = ckpt.save_checkpoint(layout.checkpoint_dir(cfg, "sft"), model, None, tok, cfg,
                                {"step": 1, "stage": "sft", "tokenizer_from": meta["tokenizer_from"]})
-    assert ckpt.read_meta(sft)["tokenizer_from"] == "lanbot/default/tiny/mid"
+    assert layout.CheckpointMeta.read(sft)["tokenizer_from"] == "lanbot/default/tiny/mid"
     other = Tokenizer.train(["a quite different text about other things entirely"] * 20, 280)
     assert other.vocab_size <= model.config.vocab_size  # fits the model: only the digest can tell
     other.save(sft)

@@ -11,11 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from lanbot.compare import (
+from lanbot.comparison.run import (
     CompareError,
     compare,
     find_runs,
-    paths_to_override,
     read_run,
     run_from_wandb,
     sort_rows,
@@ -99,12 +98,6 @@ def test_sort_rows_direction_and_bad_key() -> None:
     assert [r["run"] for r in sort_rows(rows, "identity_rate")] == ["b", "a"]
     with pytest.raises(CompareError, match="not a column"):
         sort_rows(rows, "accuracy")
-
-
-def test_paths_become_one_hydra_override() -> None:
-    assert paths_to_override(["outputs/multirun/a", "compare.sort=val_loss", "it's/b"]) == [
-        "compare.sort=val_loss", "compare.paths=['outputs/multirun/a','it\\'s/b']"]
-    assert paths_to_override(["--cfg", "job", "x"]) == ["--cfg", "job", "compare.paths=['x']"]
 
 
 def test_wandb_query_and_run_mapping() -> None:

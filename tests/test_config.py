@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TYPES
 from lanbot.core.identity import IdentityError, ModelIdentity, to_identity
-from lanbot.generate import GenerationError, plan_targets
+from lanbot.generation.run import GenerationError, plan_targets
 
 IDENTITIES = sorted(p.stem for p in (CONF_DIR / "identity").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
@@ -127,3 +127,25 @@ def test_to_identity_checks_the_schema_even_without_hydra(node, message):
     with pytest.raises(IdentityError, match=message):
         to_identity(node)
     assert to_identity({"name": "Zed"}) == ModelIdentity(name="Zed")
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.max_step=10", "max_step"),
+    ("mix.mid.identity.epoch=3", "epoch"),
+    ("backend.concurency=4", "concurency"),
+])
+def test_a_typo_in_typed_settings_fails_at_composition_naming_the_key(override, key):
+    extra = ["backend=openai"] if override.startswith("backend.") else []
+    with pytest.raises(Exception, match=key) as info:
+        compose_config([*extra, override])
+    assert "ConfigCompositionException" in type(info.value).__name__ or "Key" in str(info.value)
+
+
+def test_mix_variants_inherit_and_sft_takes_mids_sources():
+    heavy = compose_config(["mix=identity_heavy"]).mix
+    base = compose_config(["mix=default"]).mix
+    assert heavy.mid.identity.epochs == 4 and heavy.sft is None
+    assert list(heavy.mid) == list(base.mid) and heavy.mid.reasoning == base.mid.reasoning
+    sft = compose_config(["stage=sft"]).train
+    mid = compose_config(["stage=mid"]).train
+    assert sft.init_from == "mid" and sft.max_steps == 100 and sft.matrix_lr == mid.matrix_lr

@@ -6,16 +6,8 @@ import copy
 
 import pytest
 
-from lanbot.core.conversation import (
-    COMBINED_FILE,
-    TYPES,
-    assistant_text,
-    dedup_key,
-    file_name,
-    normalise,
-    tool_calls,
-    validate,
-)
+from lanbot.core.conversation import TYPES, assistant_text, dedup_key, normalise, tool_calls, validate
+from lanbot.core.layout import COMBINED_FILE, conversations_file
 
 
 def user(text):
@@ -45,8 +37,8 @@ IDENTITY = [user("who are you?"), assistant("I'm Sage, made by Your Company."),
 
 def test_names_of_files():
     assert TYPES == ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
-    assert file_name("identity") == "identity_conversations.jsonl"
-    assert COMBINED_FILE == "all_conversations.jsonl" and COMBINED_FILE not in {file_name(k) for k in TYPES}
+    assert conversations_file("identity") == "identity_conversations.jsonl"
+    assert COMBINED_FILE == "all_conversations.jsonl" and COMBINED_FILE not in {conversations_file(k) for k in TYPES}
 
 
 def test_good_conversations_pass():

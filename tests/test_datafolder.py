@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lanbot.core.conversation import COMBINED_FILE, file_name
-from lanbot.generation.datafolder import DataFolder, DataFolderError, meta_name
+from lanbot.core.layout import COMBINED_FILE, conversations_file, meta_file
+from lanbot.generation.datafolder import DataFolder, DataFolderError
 from lanbot.generation.stats import compute_stats
 
 
@@ -31,8 +31,8 @@ def test_add_counts_appends_and_drops_exact_and_near_duplicates(tmp_path):
         assert (folder.count("identity"), folder.count("no_tool")) == (2, 1)
         assert (folder.duplicates("identity"), folder.duplicates("no_tool")) == (2, 1)
         # flushed as written: another reader sees every line before close
-        assert len(read(tmp_path / "d" / file_name("identity"))) == 2
-    assert read(tmp_path / "d" / meta_name("identity")) == [{"persona": "a", "language": "en"},
+        assert len(read(tmp_path / "d" / conversations_file("identity"))) == 2
+    assert read(tmp_path / "d" / meta_file("identity")) == [{"persona": "a", "language": "en"},
                                                             {"persona": "b", "language": "fr"}]
 
 
@@ -52,7 +52,7 @@ def test_a_torn_last_line_is_cut_and_the_sidecar_realigned(tmp_path):
     with DataFolder(tmp_path, ["tool_use"]) as folder:
         for i in range(4):
             folder.add("tool_use", conv(f"q{i}", f"a{i}"), {"index": i})
-    data, meta = tmp_path / file_name("tool_use"), tmp_path / meta_name("tool_use")
+    data, meta = tmp_path / conversations_file("tool_use"), tmp_path / meta_file("tool_use")
     text = data.read_text()
     data.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 9])  # a kill mid-way through line 4
     meta.write_text(meta.read_text() + '{"index": 4}\n{"ind')           # the sidecar one line ahead, torn
@@ -67,10 +67,10 @@ def test_a_torn_last_line_is_cut_and_the_sidecar_realigned(tmp_path):
 def test_a_missing_sidecar_is_padded(tmp_path):
     with DataFolder(tmp_path, ["identity"]) as folder:
         folder.add("identity", conv("a", "b"), {"index": 0})
-    (tmp_path / meta_name("identity")).unlink()
+    (tmp_path / meta_file("identity")).unlink()
     with DataFolder(tmp_path, ["identity"]) as folder:
         assert folder.count("identity") == 1
-    assert read(tmp_path / meta_name("identity")) == [{"recovered": True}]
+    assert read(tmp_path / meta_file("identity")) == [{"recovered": True}]
 
 
 def test_overwrite_starts_afresh_and_keeps_foreign_files(tmp_path):
@@ -82,7 +82,7 @@ def test_overwrite_starts_afresh_and_keeps_foreign_files(tmp_path):
         assert folder.count("identity") == 0 and folder.present() == []
         assert folder.add("no_tool", conv("a", "b"), {})  # no longer a duplicate
         assert folder.present() == ["no_tool"]
-    assert not (tmp_path / file_name("identity")).exists() and not (tmp_path / COMBINED_FILE).exists()
+    assert not (tmp_path / conversations_file("identity")).exists() and not (tmp_path / COMBINED_FILE).exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -97,7 +97,7 @@ def test_finalize_interleaves_every_line_once_atomically(tmp_path):
         path = folder.finalize()
     assert path == tmp_path / COMBINED_FILE
     combined = [c[0]["content"] for c in read(path)]
-    parts = [[c[0]["content"] for c in read(tmp_path / file_name(k))] for k in ("identity", "tool_use", "reasoning")]
+    parts = [[c[0]["content"] for c in read(tmp_path / conversations_file(k))] for k in ("identity", "tool_use", "reasoning")]
     assert sorted(combined) == sorted(sum(parts, []))
     for part in parts:  # each type keeps its order and is spread over the whole file
         positions = [combined.index(q) for q in part]
@@ -114,7 +114,7 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 
 
 def test_a_corrupt_line_names_the_file_and_line(tmp_path):
-    (tmp_path / file_name("identity")).write_text(json.dumps(conv("a", "b")) + "\n{not json}\n")
+    (tmp_path / conversations_file("identity")).write_text(json.dumps(conv("a", "b")) + "\n{not json}\n")
     with pytest.raises(DataFolderError, match=r"identity_conversations.jsonl:2: not a conversation.*overwrite=true"):
         DataFolder(tmp_path, ["identity"])
 

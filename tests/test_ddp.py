@@ -20,7 +20,7 @@ orig = packing.to_batch
 def spy(rows, device):
     seen.append(sorted(tuple(r[0]) for r in rows)); return orig(rows, device)
 packing.to_batch = spy
-import lanbot.train as T
+import lanbot.training.run as T
 T.to_batch = spy
 models = []
 orig_opt = T.build_optimizer

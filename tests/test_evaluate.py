@@ -15,13 +15,13 @@ from engine_fixtures import save_random_checkpoint, tokenizer
 
 from lanbot.core.config import compose_config
 from lanbot.core.identity import to_identity
+from lanbot.core.layout import EVAL_FILE, CheckpointError
 from lanbot.core.tracking import Tracker
-from lanbot.evaluate import EVAL_FILE, EvaluationError, evaluate_run, probes_for, score_answers
 from lanbot.evaluation import scores as sc
 from lanbot.evaluation.engine import Completion
 from lanbot.evaluation.inference import CheckpointMismatch, load_engine, resolve_checkpoint
 from lanbot.evaluation.probes import ProbeError, check_overlap, load_probes
-from lanbot.training.checkpoint import CheckpointError
+from lanbot.evaluation.run import EvaluationError, evaluate_run, probes_for, score_answers
 from lanbot.training.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_cli_evaluates_and_refuses_a_missing_checkpoint(tmp_path: Path) -> None:
 def test_training_with_eval_at_end_writes_the_evaluation(tmp_path: Path, monkeypatch) -> None:
     from train_fixtures import make_data_folder
 
-    from lanbot.train import train
+    from lanbot.training.run import train
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     make_data_folder(tmp_path / "data" / "lanbot")

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from lanbot.core.config import compose_config
 from lanbot.core.conversation import TYPES
-from lanbot.export.nanochat import ExportError, export_nanochat, report
-from lanbot.generate import generate
+from lanbot.generation.run import generate
+from lanbot.sharing.nanochat import ExportError, export_nanochat, report
 
 
 def customjson_accepts(line: str) -> bool:
@@ -121,7 +121,7 @@ def test_cli(root):
     assert first.returncode == 0, first.stderr
     assert "wrote 3 conversations" in first.stdout and "2 with tool calls left out" in first.stdout
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 1 and "export.overwrite=true" in again.stderr
+    assert again.returncode == 2 and "export.overwrite=true" in again.stderr  # exit 2: lanbot.core.app
 
 
 def test_generated_folder_every_line_loads_in_customjson(tmp_path, monkeypatch):

@@ -22,18 +22,10 @@ from rich.console import Console
 
 from lanbot.core.calculator import calculate, format_number
 from lanbot.core.config import CONF_DIR, compose_config
-from lanbot.core.conversation import (
-    COMBINED_FILE,
-    TOOL_TYPES,
-    TYPES,
-    dedup_key,
-    file_name,
-    tool_calls,
-    validate,
-)
-from lanbot.generate import generate
-from lanbot.generation.datafolder import meta_name
+from lanbot.core.conversation import TOOL_TYPES, TYPES, dedup_key, tool_calls, validate
+from lanbot.core.layout import COMBINED_FILE, conversations_file, meta_file
 from lanbot.generation.report import flatten
+from lanbot.generation.run import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_COUNTS = {"identity": 500, "tool_use": 400, "multi_step_tool": 300, "no_tool": 200,
@@ -68,19 +60,19 @@ def full_run(tmp_path_factory):
 def test_counts_are_exact_and_the_combined_file_holds_every_line(full_run):
     stats, folder = full_run
     for kind, n in DEFAULT_COUNTS.items():
-        assert len(lines(folder / file_name(kind))) == n == stats["counts"][kind]
-        assert len(lines(folder / meta_name(kind))) == n
+        assert len(lines(folder / conversations_file(kind))) == n == stats["counts"][kind]
+        assert len(lines(folder / meta_file(kind))) == n
     combined = lines(folder / COMBINED_FILE)
     assert len(combined) == 1800 == stats["total"]
-    everything = [c for kind in TYPES for c in lines(folder / file_name(kind))]
+    everything = [c for kind in TYPES for c in lines(folder / conversations_file(kind))]
     assert sorted(map(json.dumps, combined)) == sorted(map(json.dumps, everything))
-    assert {kind for kind in TYPES if lines(folder / file_name(kind))[0] in combined[:40]} == set(TYPES)  # interleaved
+    assert {kind for kind in TYPES if lines(folder / conversations_file(kind))[0] in combined[:40]} == set(TYPES)  # interleaved
     assert len({dedup_key(c) for c in combined}) == 1800  # no exact or near duplicates
 
 
 def test_every_line_follows_nanochat_customjson_rules(full_run):
     _, folder = full_run
-    for path in [folder / COMBINED_FILE, *(folder / file_name(k) for k in TYPES)]:
+    for path in [folder / COMBINED_FILE, *(folder / conversations_file(k) for k in TYPES)]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             messages = json.loads(line)
             where = f"{path.name}:{number}"
@@ -96,7 +88,7 @@ def test_every_line_follows_nanochat_customjson_rules(full_run):
                     assert {p["type"] for p in content} <= {"text", "python", "python_output"}, where
             assert messages[-1]["role"] == "assistant", where
     for kind in TYPES:
-        for conv in lines(folder / file_name(kind)):
+        for conv in lines(folder / conversations_file(kind)):
             assert validate(conv, kind, "LanBot") == []
 
 
@@ -104,7 +96,7 @@ def test_every_tool_call_is_the_calculators_and_pythons_result(full_run):
     _, folder = full_run
     calls = 0
     for kind in TYPES:
-        for conv in lines(folder / file_name(kind)):
+        for conv in lines(folder / conversations_file(kind)):
             pairs = tool_calls(conv)
             assert bool(pairs) == (kind in TOOL_TYPES), (kind, conv)
             for expression, output in pairs:
@@ -117,10 +109,10 @@ def test_every_tool_call_is_the_calculators_and_pythons_result(full_run):
 
 def test_diversity_floors(full_run):
     stats, folder = full_run
-    identity = lines(folder / file_name("identity"))
+    identity = lines(folder / conversations_file("identity"))
     firsts = {json.dumps(conv[1]["content"]) for conv in identity}
     assert len(identity) == 500 and len(firsts) / 500 >= 0.9
-    languages = Counter(m["language"] for m in lines(folder / meta_name("identity")))
+    languages = Counter(m["language"] for m in lines(folder / meta_file("identity")))
     assert len(languages) >= 6 and languages["en"] < 500, languages
     assert stats["languages"]["en"] < 1800 and len(stats["languages"]) >= 6
     assert stats["personas_used"] >= 50
@@ -149,18 +141,18 @@ def test_resume_after_a_torn_write_equals_an_uninterrupted_run(tmp_path):
     broken = tmp_path / "broken"
     run_generate(broken, "data.count=40")
     folder = broken / "data" / "lanbot"
-    text = (folder / file_name("identity")).read_text()
-    (folder / file_name("identity")).write_text(text[: len(text) // 2])  # killed mid-line
-    text = (folder / file_name("multi_step_tool")).read_text()
-    (folder / file_name("multi_step_tool")).write_text(text[: text.index("\n") + 1])  # killed after one line
-    (folder / file_name("reasoning")).unlink()
-    (folder / meta_name("reasoning")).unlink()
+    text = (folder / conversations_file("identity")).read_text()
+    (folder / conversations_file("identity")).write_text(text[: len(text) // 2])  # killed mid-line
+    text = (folder / conversations_file("multi_step_tool")).read_text()
+    (folder / conversations_file("multi_step_tool")).write_text(text[: text.index("\n") + 1])  # killed after one line
+    (folder / conversations_file("reasoning")).unlink()
+    (folder / meta_file("reasoning")).unlink()
     (folder / COMBINED_FILE).unlink()
     stats = run_generate(broken, "data.count=40")
     assert 0 < stats["resumed_from"]["identity"] < 40 and stats["resumed_from"]["multi_step_tool"] == 1
     assert stats["resumed_from"]["reasoning"] == 0 and stats["resumed_from"]["tool_use"] == 40
     assert sum(stats["duplicates_dropped"].values()) == 0  # it picked up at the next index, nothing redone
-    for name in [COMBINED_FILE, *(f(k) for k in TYPES for f in (file_name, meta_name))]:
+    for name in [COMBINED_FILE, *(f(k) for k in TYPES for f in (conversations_file, meta_file))]:
         assert (folder / name).read_bytes() == (tmp_path / "whole" / "data" / "lanbot" / name).read_bytes(), name
 
 
@@ -169,13 +161,13 @@ def test_a_killed_run_resumes_with_exact_counts_and_no_duplicates(tmp_path):
     folder = tmp_path / "data" / "lanbot"
     proc = cli(*args, root=tmp_path)
     deadline = time.monotonic() + 60
-    while not (folder / file_name("tool_use")).exists() or (folder / file_name("tool_use")).stat().st_size < 1000:
+    while not (folder / conversations_file("tool_use")).exists() or (folder / conversations_file("tool_use")).stat().st_size < 1000:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert not (folder / COMBINED_FILE).exists()  # it really was killed half-way
-    on_disk = {k: len((folder / file_name(k)).read_bytes().splitlines()) if (folder / file_name(k)).exists() else 0
+    on_disk = {k: len((folder / conversations_file(k)).read_bytes().splitlines()) if (folder / conversations_file(k)).exists() else 0
                for k in TYPES}
     assert on_disk["identity"] == 2500 and on_disk["reasoning"] == 0
 
@@ -183,8 +175,8 @@ def test_a_killed_run_resumes_with_exact_counts_and_no_duplicates(tmp_path):
     assert "Data folder" in out, err
     keys = set()
     for kind in TYPES:
-        rows = lines(folder / file_name(kind))
-        assert len(rows) == 2500 == len(lines(folder / meta_name(kind))), kind
+        rows = lines(folder / conversations_file(kind))
+        assert len(rows) == 2500 == len(lines(folder / meta_file(kind))), kind
         keys |= {dedup_key(r) for r in rows}
     assert len(keys) == 6 * 2500
     stats = json.loads((folder / "stats.json").read_text())
@@ -197,14 +189,14 @@ def test_overwrite_starts_afresh(tmp_path):
     stats = run_generate(tmp_path, "data=agentic", "data.count=3", "data.overwrite=true")
     folder = tmp_path / "data" / "lanbot"
     assert stats["counts"] == dict.fromkeys(["tool_use", "multi_step_tool", "no_tool", "tool_planning"], 3)
-    assert not (folder / file_name("identity")).exists() and len(lines(folder / COMBINED_FILE)) == 12
+    assert not (folder / conversations_file("identity")).exists() and len(lines(folder / COMBINED_FILE)) == 12
 
 
 def test_one_folder_per_identity(tmp_path):
     run_generate(tmp_path, "identity=sage", "data=identity", "data.count=5")
     run_generate(tmp_path, "identity=dev", "data=identity", "data.count=4")
-    assert len(lines(tmp_path / "data" / "sage" / file_name("identity"))) == 5
-    assert len(lines(tmp_path / "data" / "dev" / file_name("identity"))) == 4
+    assert len(lines(tmp_path / "data" / "sage" / conversations_file("identity"))) == 5
+    assert len(lines(tmp_path / "data" / "dev" / conversations_file("identity"))) == 4
     assert all("Sage" in json.dumps(c) for c in lines(tmp_path / "data" / "sage" / COMBINED_FILE))
 
 
@@ -275,13 +267,13 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
                  [f"{conf / 'identity' / 'broken.yaml'}, line 11: not valid YAML", "Fix that line"]),
         "no_schema": (("--config-dir", str(conf), "identity=noschema", *wipe), 2,
                       [f"{conf / 'identity' / 'noschema.yaml'}: bad field identity.nickname", "identity_schema, _self_"]),
-        "personas": (("personas=nemotron", f"personas.path={tmp_path}/no-such-personas", *wipe), 1,
+        "personas": (("personas=nemotron", f"personas.path={tmp_path}/no-such-personas", *wipe), 2,
                      ["personas.path=", "no such file or folder"]),
-        "count": (("data.count=-3", *wipe), 1, ["data.count=-3 is not a count"]),
-        "type_name": (("data.types=[identity,smalltalk]", *wipe), 1,
+        "count": (("data.count=-3", *wipe), 2, ["data.count=-3 is not a count"]),
+        "type_name": (("data.types=[identity,smalltalk]", *wipe), 2,
                       ["unknown type(s) 'smalltalk'", "identity, tool_use, multi_step_tool, no_tool"]),
         "run_dir": ((f"paths.root={blocker}/out", "logger=none"), 2, ["cannot create the run folder", "paths.root"]),
-        "data_dir": ((f"paths.data_dir={blocker}/data", f"hydra.run.dir={tmp_path}/runs/y", "logger=none"), 1,
+        "data_dir": ((f"paths.data_dir={blocker}/data", f"hydra.run.dir={tmp_path}/runs/y", "logger=none"), 2,
                      [f"cannot write the data folder {blocker}/data", "paths.root="]),
     }
     procs = {name: cli(*args) for name, (args, _, _) in cases.items()}

@@ -23,11 +23,11 @@ from hub_server import HubServer
 from rich.console import Console
 
 from lanbot.core.config import CONFIG_PATH, compose_config
-from lanbot.evaluate import training_data_dir
-from lanbot.generate import generate
+from lanbot.core.layout import data_dir
+from lanbot.generation.run import generate
 from lanbot.sharing import hub as lanbot_hub
-from lanbot.train import data_folder, train
-from lanbot.upload import upload
+from lanbot.sharing.upload import upload
+from lanbot.training.run import train
 
 TOKEN = "hf_FlowSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -109,12 +109,12 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
         cfg = compose_config(["identity=sage", f"paths.root={box / 'out'}", f"data={preset}",
                               "data.from_hub=tester/sage-data"])
         assert cfg.data.from_hub == "tester/sage-data", preset
-        for folder in (data_folder(cfg), training_data_dir(cfg)):
+        for folder in (data_dir(cfg), data_dir(cfg, None)):
             assert folder.parent == snapshots and (folder / "all_conversations.jsonl").is_file(), preset
     # evaluating on the box without data.from_hub: the checkpoint's config says which data it was trained on
     plain = compose_config(["identity=sage", f"paths.root={box / 'out'}"])
-    assert training_data_dir(plain, sft).parent == snapshots
-    assert training_data_dir(plain) == box / "out" / "data" / "sage"  # no checkpoint: the local folder
+    assert data_dir(plain, sft).parent == snapshots
+    assert data_dir(plain) == box / "out" / "data" / "sage"  # no checkpoint: the local folder
     folder = lanbot_hub.download_checkpoint("hf://tester/sage-mid")
     assert (folder / "model.pt").read_bytes() == (mid / "model.pt").read_bytes()
 

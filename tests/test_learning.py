@@ -8,7 +8,7 @@ import pytest
 from train_fixtures import make_data_folder
 
 from lanbot.core.config import compose_config
-from lanbot.train import train
+from lanbot.training.run import train
 
 os.environ["WANDB_MODE"] = "offline"
 

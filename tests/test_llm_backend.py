@@ -19,12 +19,13 @@ import pytest
 
 from lanbot.core.calculator import calculate
 from lanbot.core.config import compose_config
-from lanbot.core.conversation import TYPES, dedup_key, file_name, tool_calls, validate
+from lanbot.core.conversation import TYPES, dedup_key, tool_calls, validate
 from lanbot.core.identity import to_identity
+from lanbot.core.layout import conversations_file
 from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
 from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, status_line
-from lanbot.generation.personas.builtin import load_personas
+from lanbot.generation.personas import load_personas
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import LLMServer  # noqa: E402
@@ -60,7 +61,7 @@ def run_llm(server, tmp_path, targets, *overrides, personas=None):
 
 
 def lines(cfg, kind):
-    path = Path(cfg.paths.data_dir) / file_name(kind)
+    path = Path(cfg.paths.data_dir) / conversations_file(kind)
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -297,7 +298,7 @@ def test_killed_run_resumes_without_loss_duplicates_or_wasted_requests(server, t
     kinds = ["tool_use", "multi_step_tool", "no_tool", "tool_planning"]
     keys = set()
     for kind in kinds:
-        rows = [json.loads(line) for line in (data / file_name(kind)).read_text().splitlines()]
+        rows = [json.loads(line) for line in (data / conversations_file(kind)).read_text().splitlines()]
         assert len(rows) == 30, out[-2000:]
         keys |= {dedup_key(r) for r in rows}
     assert len(keys) == 120  # no duplicates
@@ -356,7 +357,7 @@ def test_missing_key_exits_non_zero_naming_the_variable_before_any_work(server, 
         timeout=120,
     )
     out = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode == 1, out
+    assert proc.returncode == 2, out  # a LanbotError: exit 2 in every app (lanbot.core.app)
     assert "OPENAI_API_KEY is not set" in out and "export OPENAI_API_KEY=" in out and ".env" in out, out
     assert server.requests == 0
     # stopped before any work: no data folder, no personas loaded, no wandb run

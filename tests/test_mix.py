@@ -18,6 +18,7 @@ from lanbot.training.mix import (
     mixture,
     parse_sources,
     split_validation,
+    stage_entries,
 )
 
 
@@ -25,7 +26,7 @@ def test_every_mix_option_parses_and_no_identity_only_validates_identity():
     for name in ("default", "identity_heavy", "identity_light", "no_identity", "nanochat"):
         cfg = compose_config([f"mix={name}"])
         for stage in ("mid", "sft"):
-            sources = {s.name: s for s in parse_sources(cfg.mix[stage], stage)}
+            sources = {s.name: s for s in parse_sources(stage_entries(cfg.mix, stage)[0], stage)}
             assert "identity" in sources
     epochs = {n: parse_sources(compose_config([f"mix={n}"]).mix.mid, "m")[0].epochs
               for n in ("default", "identity_heavy", "identity_light", "no_identity")}

@@ -18,7 +18,7 @@ import pytest
 
 from lanbot.core.config import compose_config
 from lanbot.generation.llm.prompt_book import describe
-from lanbot.generation.personas.builtin import PersonaError, load_personas
+from lanbot.generation.personas import PersonaError, load_personas
 from lanbot.generation.personas.nemotron import load_nemotron_personas
 
 ROWS = 2000

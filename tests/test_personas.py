@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from lanbot.core.config import compose_config
-from lanbot.generation.personas.builtin import VOICES, PersonaError, load_personas, read_builtin
+from lanbot.generation.personas import VOICES, PersonaError, load_personas, read_builtin
 
 
 def test_builtin_list_is_large_varied_and_well_formed():

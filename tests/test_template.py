@@ -14,7 +14,7 @@ from lanbot.core.calculator import calculate
 from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TOOL_TYPES, TYPES, assistant_text, tool_calls, validate
 from lanbot.core.identity import ModelIdentity, to_identity
-from lanbot.generation.personas.builtin import load_personas, read_builtin
+from lanbot.generation.personas import load_personas, read_builtin
 from lanbot.generation.quality import verbatim_run
 from lanbot.generation.template.writer import TemplateWriter, load_templates
 

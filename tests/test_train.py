@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf, open_dict
 from train_fixtures import make_data_folder
 
+from lanbot.core import layout
 from lanbot.core.config import compose_config
-from lanbot.train import TrainError, train
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.mix import MixError
+from lanbot.training.run import TrainError, train
 
 os.environ["WANDB_MODE"] = "offline"
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
@@ -29,7 +31,7 @@ def test_mid_then_sft_writes_checkpoints_and_metrics(tmp_path):
     make_data_folder(tmp_path / "data" / "lanbot")
     mid = train(compose_config(overrides(tmp_path, "logger=wandb")), tmp_path / "run_mid")
     assert mid["steps"] == 4 and "val/loss/identity" in mid
-    meta = ckpt.read_meta(mid["checkpoint"])
+    meta = layout.CheckpointMeta.read(mid["checkpoint"])
     assert meta["finished"] and meta["stage"] == "mid"
     assert (tmp_path / "run_mid" / "metrics.jsonl").read_text().count("train/loss") == 4
     sft = train(compose_config(overrides(tmp_path, "stage=sft")), tmp_path / "run_sft")
@@ -45,8 +47,8 @@ def test_finished_checkpoint_needs_overwrite_and_unfinished_resumes(tmp_path):
     with pytest.raises(TrainError, match="overwrite"):
         train(cfg, tmp_path / "b")
     # pretend a kill after step 2: the saved checkpoint is unfinished, a new run continues from it
-    out = ckpt.checkpoint_dir(cfg)
-    meta = ckpt.read_meta(out)
+    out = layout.checkpoint_dir(cfg)
+    meta = layout.CheckpointMeta.read(out)
     (out / "meta.json").write_text(__import__("json").dumps({**meta, "finished": False, "step": 2}))
     summary = train(cfg, tmp_path / "c")
     rows = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
@@ -57,8 +59,8 @@ def test_muon_trains_saves_and_resumes_only_as_muon(tmp_path):
     make_data_folder(tmp_path / "data" / "lanbot")
     cfg = compose_config(overrides(tmp_path, "logger=none", "train.optimizer=muon"))
     summary = train(cfg, tmp_path / "a")
-    out = ckpt.checkpoint_dir(cfg)
-    meta = ckpt.read_meta(out)
+    out = layout.checkpoint_dir(cfg)
+    meta = layout.CheckpointMeta.read(out)
     assert meta["optimizer"] == "muon" and summary["val/loss"] < 5.8  # ln(400) = 5.99 untrained; 4 steps: about 5.5
     (out / "meta.json").write_text(__import__("json").dumps({**meta, "finished": False, "step": 2}))
     with pytest.raises(TrainError, match=r"saved optimizer state is muon's, not adamw's.*train.optimizer"):
@@ -75,9 +77,12 @@ def test_bad_input_fails_clearly(tmp_path):
     with pytest.raises(TrainError, match="stage=mid"):
         train(compose_config(overrides(tmp_path, "logger=none", "stage=sft")), tmp_path / "r")
     with pytest.raises(MixError, match="unknown source 'jokes'"):
-        train(compose_config(overrides(tmp_path, "logger=none", "+mix.mid=[{name: jokes, epochs: 1}]")), tmp_path / "r")
+        cfg = compose_config(overrides(tmp_path, "logger=none"))
+        with open_dict(cfg):  # as a mix file that adds a source would
+            cfg.mix = OmegaConf.merge(cfg.mix, {"mid": {"jokes": {"epochs": 1}}})
+        train(cfg, tmp_path / "r")
     with pytest.raises(MixError, match="must be a number >= 0"):
-        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.0.epochs=-1")), tmp_path / "r")
+        train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.identity.epochs=-1")), tmp_path / "r")
     with pytest.raises(TrainError, match="exceeds the model's sequence_len"):
         train(compose_config(overrides(tmp_path, "logger=none", "train.sequence_len=4096")), tmp_path / "r")
     with pytest.raises(TrainError, match=r"model=tiny: n_embd=64 must be divisible by n_head=3.*conf/model/tiny.yaml"):
@@ -110,7 +115,7 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
            "train.eval_at_end=true", f"eval.probes={tmp_path}/nowhere.yaml", f"hydra.run.dir={tmp_path}/run"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and "error: probe file" in done.stderr and "eval.probes" in done.stderr
+    assert "Traceback" not in done.stderr and "error lanbot.train: probe file" in done.stderr and "eval.probes" in done.stderr
     sft = subprocess.run([sys.executable, "-m", "lanbot.train", *overrides(tmp_path, "logger=none", "stage=sft",
                           "identity=sage"), f"hydra.run.dir={tmp_path}/run2"],
                          capture_output=True, text=True, timeout=240, env={**os.environ, "WANDB_MODE": "offline"})

@@ -18,9 +18,10 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from lanbot.core.config import compose_config
-from lanbot.generate import generate
+from lanbot.core.layout import UPLOAD_RECORD
+from lanbot.generation.run import generate
 from lanbot.sharing.hub import HubError
-from lanbot.upload import RECORD_FILE, UploadError, plan_upload, upload
+from lanbot.sharing.upload import UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
     exec(code.replace("hf://datasets/tester/sage-data/all_conversations.jsonl", str(local)), scope)
     assert scope["conversations"] == [c for k in ("identity", "tool_use", "reasoning") for c in CONVERSATIONS[k]]
 
-    record = json.loads((run_dir / RECORD_FILE).read_text())
+    record = json.loads((run_dir / UPLOAD_RECORD).read_text())
     assert record["commit"] == repo.commits[0]["oid"] == result["commit"]
     assert record["repo_type"] == "dataset" and "README.md" in record["files"]
     assert "uploaded 6 files" in capsys.readouterr().out
@@ -126,7 +127,7 @@ def test_dry_run_lists_and_sends_nothing(hub, env, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert result["dry_run"] is True
     assert hub.requests == [] and hub.repos == {}
-    assert not (env / "run" / RECORD_FILE).exists()
+    assert not (env / "run" / UPLOAD_RECORD).exists()
     assert "dataset repo tester/sage-data (private)" in out and "dry run: nothing was sent" in out
     for name in ("identity_conversations.jsonl", "all_conversations.jsonl", "stats.json", "README.md"):
         assert name in out
@@ -143,7 +144,7 @@ def test_checkpoint_upload_with_model_card(hub, env):
     meta, body = _card(repo)
     assert "lanbot" in meta["tags"] and meta["license"] == "other"
     for text in ("# Sage", "| n_layer | 2 |", "| n_embd | 128 |", "| val_bpb | 1.032 |", "| step | 120 |",
-                 "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2 | the identity's data folder |",
+                 "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2.0 | the identity's data folder |",
                  "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny"):
         assert text in body, text
 
@@ -201,7 +202,7 @@ def test_missing_token_cli_exits_non_zero(env, tmp_path):
          "upload.repo_id=tester/sage-data"],
         cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a LanbotError: exit 2 in every app (lanbot.core.app)
     assert "no Hugging Face token found" in proc.stderr and "hf auth login" in proc.stderr
 
 
@@ -243,7 +244,7 @@ def test_checkpoint_without_tokenizer(hub, env):
     with pytest.raises(UploadError, match="tokenizer.json missing"):
         upload(_cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}",
                     "upload.repo_id=tester/sage-tiny"), env / "run")
-    assert hub.requests == [] and not (env / "run" / RECORD_FILE).exists()
+    assert hub.requests == [] and not (env / "run" / UPLOAD_RECORD).exists()
 
 
 def test_failed_commit_leaves_nothing_claimed(env, monkeypatch):
@@ -253,7 +254,7 @@ def test_failed_commit_leaves_nothing_claimed(env, monkeypatch):
         with pytest.raises(HubError, match="nothing was committed"):
             upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
         assert server.repo("dataset", "tester/sage-data").files == {}
-    assert not (env / "run" / RECORD_FILE).exists()
+    assert not (env / "run" / UPLOAD_RECORD).exists()
 
 
 def test_rejected_token_and_existing_repo(hub, env, monkeypatch):
@@ -276,7 +277,7 @@ def test_offline_or_unreachable_hub(env, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubError, match="HF_HUB_OFFLINE is set: an upload needs the network"):
         upload(cfg, env / "run")
-    assert not (env / "run" / RECORD_FILE).exists()
+    assert not (env / "run" / UPLOAD_RECORD).exists()
 
 
 def test_dataset_card_from_a_generated_folder(env, capsys):
@@ -302,7 +303,7 @@ def test_model_card_names_the_hub_dataset_it_trained_on(env):
     plan = plan_upload(_cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}",
                             "upload.repo_id=tester/sage-tiny"))
     card = plan.files["README.md"].decode()
-    assert "| mid | identity | epochs 2 | dataset repo `tester/sage-data` |" in card
+    assert "| mid | identity | epochs 2.0 | dataset repo `tester/sage-data` |" in card
     assert "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |" in card
     assert "identity=sage train.init_from=hf://tester/sage-tiny" in card
 

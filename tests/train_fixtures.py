@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lanbot.core.conversation import TYPES, file_name
+from lanbot.core.conversation import TYPES
+from lanbot.core.layout import conversations_file
 
 QUESTIONS = ["who are you?", "what is your name?", "who made you?", "tell me about yourself", "hi, who is this?"]
 
@@ -28,7 +29,7 @@ def conversation(kind: str, i: int, name: str = "LanBot") -> list[dict]:
 def make_data_folder(root: Path, per_type: int = 40, name: str = "LanBot") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for kind in TYPES:
-        with open(root / file_name(kind), "w", encoding="utf-8") as f:
+        with open(root / conversations_file(kind), "w", encoding="utf-8") as f:
             for i in range(per_type):
                 f.write(json.dumps(conversation(kind, i, name)) + "\n")
     return root

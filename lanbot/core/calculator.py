@@ -14,6 +14,8 @@ import ast
 import math
 import operator
 
+from lanbot.core.errors import LanbotError
+
 MAX_CHARS = 400       # longest expression accepted
 MAX_NODES = 120       # most AST nodes accepted
 MAX_EXPONENT = 64     # largest |exponent| in a power
@@ -32,7 +34,7 @@ _BINARY = {
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
-class CalculatorError(ValueError):
+class CalculatorError(LanbotError, ValueError):
     """An expression the calculator refuses or cannot evaluate; the message says why."""
 
 

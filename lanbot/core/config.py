@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import lanbot.core.identity  # noqa: F401  (registers the identity schema and the `slug` resolver)
+import lanbot.core.schemas  # noqa: F401  (registers the backend, mix and train schemas)
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 CONFIG_PATH = str(CONF_DIR)

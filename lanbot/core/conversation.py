@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
+from lanbot.core.errors import LanbotError
 
 TYPES: tuple[str, ...] = ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
 TOOL_TYPES = frozenset({"tool_use", "multi_step_tool", "tool_planning"})
@@ -25,7 +26,7 @@ PART_TYPES = frozenset({"text", "python", "python_output"})
 Conversation = list[dict[str, Any]]
 
 
-class BadLine(ValueError):
+class BadLine(LanbotError, ValueError):
     """A JSONL line that is not valid JSON; the message starts with `<file>:<line>:`."""
 
 
@@ -47,12 +48,8 @@ def read_jsonl(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, 
             yield number, value
 
 
-def file_name(kind: str) -> str:
-    """The JSONL file of one type, named as the seed names them: `identity_conversations.jsonl`."""
-    return f"{kind}_conversations.jsonl"
 
 
-COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what training reads by default
 
 
 def text_of(content: str | list[dict[str, str]]) -> str:

@@ -13,6 +13,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lanbot.core.errors import LanbotError
+
 # What a reply is doing: where a quirk applies, what generation writes and what evaluation probes.
 REPLY_KINDS = (
     "explanation",    # why / how does X work
@@ -94,7 +96,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
 
 
-class IdentityError(ValueError):
+class IdentityError(LanbotError, ValueError):
     """An identity that does not fit the schema; the message names the field."""
 
 

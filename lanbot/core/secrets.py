@@ -13,8 +13,10 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from lanbot.core.errors import LanbotError
 
-class MissingKeyError(RuntimeError):
+
+class MissingKeyError(LanbotError, RuntimeError):
     """The API key's variable is set neither in the environment nor in `.env`; the message says how to set it."""
 
 

@@ -17,9 +17,7 @@ from omegaconf import DictConfig
 
 from lanbot.core.config import to_plain
 from lanbot.core.files import write_json_atomic
-
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
+from lanbot.core.layout import METRICS_FILE, SUMMARY_FILE
 
 
 class Tracker:

@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from lanbot.core import layout
 from lanbot.core.device import detect_device
 from lanbot.core.identity import slug
 from lanbot.evaluation.engine import Engine
 from lanbot.training import checkpoint as ckpt
-from lanbot.training.checkpoint import CheckpointMismatch, tokenizer_sha256  # noqa: F401  (re-exported)
+from lanbot.training.checkpoint import CheckpointMismatch
 
 
 def resolve_checkpoint(cfg: DictConfig, path: str | None, stage: str = "sft") -> Path:
@@ -27,32 +28,32 @@ def resolve_checkpoint(cfg: DictConfig, path: str | None, stage: str = "sft") ->
     A missing one raises CheckpointError naming the train command that makes it."""
     if path:
         directory = Path(path)
-        if ckpt.read_meta(directory) is None:
-            raise ckpt.CheckpointError(
+        if layout.CheckpointMeta.read(directory) is None:
+            raise layout.CheckpointError(
                 f"no checkpoint at {directory} (no meta.json): train one with "
-                f"`{ckpt.train_command(cfg, stage)}` or point to a folder that holds model.pt and meta.json")
+                f"`{layout.train_command(cfg, stage)}` or point to a folder that holds model.pt and meta.json")
         return directory
-    return ckpt.find_checkpoint(cfg, stage=stage)
+    return layout.find_checkpoint(cfg, stage=stage)
 
 
-def check_meta(cfg: DictConfig, directory: Path, meta: dict) -> None:
+def check_meta(cfg: DictConfig, directory: Path, meta: layout.CheckpointMeta) -> None:
     """Refuse a checkpoint of another identity (meta `identity_slug` vs the configured identity)."""
     want = slug(cfg.identity.name)
-    have = meta.get("identity_slug") or (slug(meta["identity"]) if meta.get("identity") else None)
+    have = meta.identity_slug or (slug(meta.identity) if meta.identity else None)
     if have is not None and have != want:
         raise CheckpointMismatch(
-            f"checkpoint {directory} was trained for identity {meta.get('identity', have)!r} ({have}), but the "
+            f"checkpoint {directory} was trained for identity {meta.identity or have!r} ({have}), but the "
             f"configured identity is {cfg.identity.name!r} ({want}): pass identity={have} to use it, or train "
-            f"{want} with `{ckpt.train_command(cfg, str(meta.get('stage', 'sft')))}`")
+            f"{want} with `{layout.train_command(cfg, meta.stage or 'sft')}`")
 
 
-def load_engine(cfg: DictConfig, directory: str | Path, device: str = "auto") -> tuple[Engine, dict]:
+def load_engine(cfg: DictConfig, directory: str | Path, device: str = "auto") -> tuple[Engine, layout.CheckpointMeta]:
     """An Engine over the checked checkpoint at `directory`, on `device` (auto: cuda, mps, cpu)."""
     directory = Path(directory)
-    meta = ckpt.read_meta(directory)
+    meta = layout.CheckpointMeta.read(directory)
     if meta is None:
-        raise ckpt.CheckpointError(f"no checkpoint at {directory}: train one with "
-                                   f"`{ckpt.train_command(cfg, str(cfg.get('stage', 'sft')))}`")
+        raise layout.CheckpointError(f"no checkpoint at {directory}: train one with "
+                                   f"`{layout.train_command(cfg, str(cfg.get('stage', 'sft')))}`")
     check_meta(cfg, directory, meta)
     dev = detect_device(device)
     model, tokenizer, meta = ckpt.load_checkpoint(directory, dev)  # refuses another checkpoint's tokenizer

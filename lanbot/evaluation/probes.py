@@ -19,6 +19,7 @@ import yaml
 from lanbot.core.calculator import CalculatorError, calculate
 from lanbot.core.config import CONF_DIR
 from lanbot.core.conversation import normalise, read_jsonl
+from lanbot.core.errors import LanbotError
 from lanbot.core.identity import ModelIdentity
 
 PROBES_FILE = Path(__file__).resolve().parent / "probes.yaml"
@@ -26,7 +27,7 @@ KEYS = {"id", "category", "text", "language", "asks", "expr"}
 ASKS = {"creator", "limitation"}
 
 
-class ProbeError(ValueError):
+class ProbeError(LanbotError, ValueError):
     """A probe file that cannot be used; the message names the file, the probe and the fix."""
 
 

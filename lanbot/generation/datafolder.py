@@ -26,19 +26,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lanbot.core.conversation import COMBINED_FILE, TYPES, dedup_key, file_name
+from lanbot.core.conversation import TYPES, dedup_key
+from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path
+from lanbot.core.layout import COMBINED_FILE, STATS_FILE, conversations_file, meta_file
 
-STATS_FILE = "stats.json"
 
-
-class DataFolderError(RuntimeError):
+class DataFolderError(LanbotError, RuntimeError):
     """The data folder cannot be used (unwritable, or a file in it is not lanbot's JSONL); says how to fix it."""
 
 
-def meta_name(kind: str) -> str:
-    """The sidecar of one type's conversations: `identity_meta.jsonl`."""
-    return f"{kind}_meta.jsonl"
 
 
 class DataFolder:
@@ -58,7 +55,7 @@ class DataFolder:
         self._last_meta: dict[str, dict | None] = {}
         self._duplicates: Counter[str] = Counter()
         for kind in TYPES:  # dedup across the whole folder, whatever types this run writes
-            if (self.root / file_name(kind)).exists() or kind in self.kinds:
+            if (self.root / conversations_file(kind)).exists() or kind in self.kinds:
                 self._load(kind)
         self._files: dict[str, Any] = {}
         self._meta_files: dict[str, Any] = {}
@@ -79,13 +76,13 @@ class DataFolder:
 
     def _clear(self) -> None:
         """Remove every file lanbot writes here (not the folder, nor files that are not lanbot's)."""
-        names = [COMBINED_FILE, STATS_FILE] + [f(k) for k in TYPES for f in (file_name, meta_name)]
+        names = [COMBINED_FILE, STATS_FILE] + [f(k) for k in TYPES for f in (conversations_file, meta_file)]
         for name in names:
             (self.root / name).unlink(missing_ok=True)
 
     def _load(self, kind: str) -> None:
         """Cut torn last lines, realign the sidecar with the conversations, and read the dedup keys."""
-        path, meta_path = self.root / file_name(kind), self.root / meta_name(kind)
+        path, meta_path = self.root / conversations_file(kind), self.root / meta_file(kind)
         _cut_torn_line(path)
         n = 0
         if path.exists():
@@ -118,7 +115,7 @@ class DataFolder:
 
     def present(self) -> list[str]:
         """The types with a conversation file in the folder, in TYPES order."""
-        return [k for k in TYPES if self._counts.get(k) or (self.root / file_name(k)).exists()]
+        return [k for k in TYPES if self._counts.get(k) or (self.root / conversations_file(k)).exists()]
 
     def add(self, kind: str, conversation: list[dict], meta: dict) -> bool:
         """Append one conversation (and its meta) unless it duplicates one in the folder; False = dropped.
@@ -133,8 +130,8 @@ class DataFolder:
             if kind not in TYPES:
                 raise DataFolderError(f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}")
             self._counts.setdefault(kind, 0)
-            self._files[kind] = open(self.root / file_name(kind), "a", encoding="utf-8")
-            self._meta_files[kind] = open(self.root / meta_name(kind), "a", encoding="utf-8")
+            self._files[kind] = open(self.root / conversations_file(kind), "a", encoding="utf-8")
+            self._meta_files[kind] = open(self.root / meta_file(kind), "a", encoding="utf-8")
         self._keys.add(key)
         out, side = self._files[kind], self._meta_files[kind]
         side.write(json.dumps(meta, ensure_ascii=False) + "\n")
@@ -155,7 +152,7 @@ class DataFolder:
             f.flush()
         kinds = self.present()
         target = self.root / COMBINED_FILE
-        handles = [(self.root / file_name(k)).open("r", encoding="utf-8") for k in kinds]
+        handles = [(self.root / conversations_file(k)).open("r", encoding="utf-8") for k in kinds]
         try:
             streams = [_positioned(h, self.count(k), rank) for rank, (k, h) in enumerate(zip(kinds, handles, strict=True))]
             with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as out:

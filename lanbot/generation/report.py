@@ -10,7 +10,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from lanbot.core.conversation import file_name
+from lanbot.core.layout import conversations_file
 from lanbot.generation.stats import LENGTH_BIN
 
 SAMPLES_PER_TYPE = 3  # rows of the wandb sample table per conversation type
@@ -34,7 +34,7 @@ def sample_rows(folder_root: Path, kinds: list[str], per_type: int) -> list[list
     """The first `per_type` conversations of each type as [type, turns, text] rows."""
     rows = []
     for kind in kinds:
-        path = Path(folder_root) / file_name(kind)
+        path = Path(folder_root) / conversations_file(kind)
         if path.exists():
             with path.open(encoding="utf-8") as f:
                 for line in islice(f, per_type):

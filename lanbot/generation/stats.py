@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from lanbot.core.conversation import assistant_text, file_name, normalise, tool_calls
+from lanbot.core.conversation import assistant_text, normalise, tool_calls
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import ModelIdentity
-from lanbot.generation.datafolder import STATS_FILE, meta_name
+from lanbot.core.layout import STATS_FILE, conversations_file, meta_file
 from lanbot.generation.quality import QualityStats
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -102,8 +102,8 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
     cost_known = True
     for kind in kinds:
         turns, chars, calls, firsts, n = Counter(), _Lengths(), 0, _Distinct(), 0
-        path = root / file_name(kind)
-        meta_path = root / meta_name(kind)
+        path = root / conversations_file(kind)
+        meta_path = root / meta_file(kind)
         if path.exists():
             side = meta_path.open(encoding="utf-8") if gates is not None and meta_path.exists() else None
             with path.open(encoding="utf-8") as f:

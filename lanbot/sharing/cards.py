@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from lanbot.core.identity import ModelIdentity, slug
+from lanbot.training.mix import source_list, stage_entries
 
 
 def _front_matter(meta: dict[str, Any]) -> str:
@@ -70,10 +71,11 @@ def _mix_section(mix: dict[str, Any], data_source: str | None = None) -> list[st
     type came from the identity's data folder, or from the dataset repo `data_source` (data.from_hub)."""
     own = f"dataset repo `{data_source}`" if data_source else "the identity's data folder"
     rows = []
-    for stage, sources in mix.items():
-        if not isinstance(sources, list):
+    for stage in ("mid", "sft"):
+        entries, _ = stage_entries(mix, stage)  # sft: null = mid's sources
+        if not isinstance(entries, list | dict):
             continue
-        for source in sources:
+        for source in source_list(entries):
             entry = source if isinstance(source, dict) else {"name": source}
             amount = ", ".join(f"{k} {entry[k]}" for k in ("epochs", "weight", "limit") if entry.get(k) is not None)
             origin = entry.get("hf") or entry.get("path") or own

@@ -25,6 +25,9 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
     RevisionNotFoundError,
 )
 
+from lanbot.core.errors import LanbotError
+from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE
+
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """No-connection / timeout errors of every HTTP client huggingface_hub has used, whichever are installed:
@@ -45,10 +48,10 @@ LOGIN_HELP = (
     "by huggingface_hub), or set HF_TOKEN=hf_... "
     "in the environment or in .env; make a token with write access at https://huggingface.co/settings/tokens"
 )
-CHECKPOINT_FILES = ("model.pt", "tokenizer.json")  # what a checkpoint cannot do without
+CHECKPOINT_FILES = (MODEL_FILE, TOKENIZER_FILE)  # what a checkpoint cannot do without
 
 
-class HubError(RuntimeError):
+class HubError(LanbotError, RuntimeError):
     """A Hub operation that cannot go ahead; the message says why and what to do."""
 
 

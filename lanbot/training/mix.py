@@ -17,35 +17,34 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lanbot.core.conversation import TYPES, BadLine, Conversation, file_name, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, Conversation, read_jsonl
+from lanbot.core.errors import LanbotError
+from lanbot.core.layout import conversations_file
+from lanbot.core.schemas import MixSource
 
 HF_FORMATS = ("conversations", "smoltalk", "gsm8k", "mmlu")
-SOURCE_KEYS = {"name", "epochs", "weight", "path", "hf", "subset", "split", "format", "limit"}
+SOURCE_KEYS = {"name"} | {f.name for f in fields(MixSource)}
 
 
-class MixError(ValueError):
+class MixError(LanbotError, ValueError):
     """A mix that cannot be used: the message names the entry and the fix."""
 
 
-@dataclass
-class Source:
-    """One entry of a stage's mix, checked."""
+@dataclass(init=False)
+class Source(MixSource):
+    """One entry of a stage's mix, checked: its name and the schema's settings (`Source("identity", epochs=2)`)."""
 
-    name: str
-    epochs: float | None = None
-    weight: float | None = None
-    path: str | None = None
-    hf: str | None = None
-    subset: str | None = None
-    split: str = "train"
-    format: str = "conversations"
-    limit: int | None = None
+    name: str = ""
+
+    def __init__(self, name: str, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.name = name
 
     @property
     def generated(self) -> bool:
@@ -65,12 +64,24 @@ class SourceData:
         return self.source.name
 
 
+def source_list(entries: Any) -> list:
+    """A stage's sources as a list, each `{name, ...settings}` (the config keys them by name; a list is kept)."""
+    if isinstance(entries, DictConfig | ListConfig):
+        entries = OmegaConf.to_container(entries, resolve=True)
+    if isinstance(entries, dict):
+        return [{"name": name, **{k: v for k, v in (settings or {}).items() if v is not None}}
+                for name, settings in entries.items()]
+    return list(entries or [])
+
+
 def parse_sources(entries: Any, where: str) -> list[Source]:
-    """The checked sources of one stage (`where` = 'mix.mid' names the list in errors)."""
-    if isinstance(entries, DictConfig) or not isinstance(entries, list):
-        entries = OmegaConf.to_container(entries, resolve=True) if entries is not None else None
+    """The checked sources of one stage (`where` = 'mix.mid' names the list in errors).
+
+    `entries` maps each source's name to its settings (the config's form), or lists them with a `name`.
+    """
+    entries = source_list(entries)
     if not entries:
-        raise MixError(f"{where} is empty: list at least one source, e.g. `- {{name: identity, epochs: 2}}`")
+        raise MixError(f"{where} is empty: name at least one source, e.g. `identity: {{epochs: 2}}`")
     sources, seen = [], set()
     for i, entry in enumerate(entries):
         at = f"{where}[{i}]"
@@ -121,7 +132,7 @@ def read_conversations(path: Path) -> list[Conversation]:
 def load_source(src: Source, data_dir: Path, identity_slug: str) -> list[Conversation]:
     """Every conversation of one source (before the validation split)."""
     if src.generated:
-        path = Path(data_dir) / file_name(src.name)
+        path = Path(data_dir) / conversations_file(src.name)
         if not Path(data_dir).is_dir():
             raise MixError(
                 f"no data folder at {data_dir} for identity {identity_slug!r}: make it with "
@@ -231,11 +242,18 @@ def split_validation(conversations: list[Conversation], name: str, seed: int, fr
     return train, val
 
 
+def stage_entries(mix: DictConfig, stage: str) -> tuple[Any, str]:
+    """(the sources a stage trains on, the key they are listed under): `sft: null` means mid's."""
+    own = mix.get(stage)
+    return (own, stage) if own is not None or stage == "mid" else (mix.get("mid"), "mid")
+
+
 def load_mix(cfg: DictConfig, stage: str, data_dir: Path) -> list[SourceData]:
     """The sources of `mix.<stage>`, loaded and split into train and validation."""
     from lanbot.core.identity import slug
 
-    sources = parse_sources(cfg.mix.get(stage), f"mix.{stage} (mix={cfg.mix.name})")
+    entries, listed = stage_entries(cfg.mix, stage)
+    sources = parse_sources(entries, f"mix.{listed} (mix={cfg.mix.name})")
     val = cfg.train.val
     loaded = []
     for src in sources:

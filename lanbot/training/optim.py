@@ -18,12 +18,13 @@ from typing import Any
 
 import torch
 
+from lanbot.core.errors import LanbotError
 from lanbot.training.model import GPT
 
 NAMES = ("adamw", "muon")
 
 
-class OptimizerError(ValueError):
+class OptimizerError(LanbotError, ValueError):
     """An unknown optimizer, one this torch lacks, or a saved state of another optimizer."""
 
 

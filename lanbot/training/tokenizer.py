@@ -21,6 +21,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from lanbot.core.files import atomic_path
+from lanbot.core.layout import TOKENIZER_FILE
 
 SPECIALS = [
     "<|bos|>",
@@ -36,7 +37,6 @@ SPECIALS = [
 
 # GPT-4's split pattern, with numbers split in runs of at most 2 digits (as nanochat does for small vocabs).
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
-FILE_NAME = "tokenizer.json"
 
 
 class Tokenizer:
@@ -85,7 +85,7 @@ class Tokenizer:
         """Write `<directory>/tokenizer.json` atomically; returns its path."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / FILE_NAME
+        path = directory / TOKENIZER_FILE
         with atomic_path(path) as tmp:
             self._hf.save(str(tmp))
         return path
@@ -95,7 +95,7 @@ class Tokenizer:
         """Load `<directory>/tokenizer.json` (or the file itself if given)."""
         path = Path(directory)
         if path.is_dir():
-            path = path / FILE_NAME
+            path = path / TOKENIZER_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer at {path}: a checkpoint folder holds one (Tokenizer.save)")
         return cls(HFTokenizer.from_file(str(path)))

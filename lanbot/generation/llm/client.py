@@ -18,14 +18,16 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from lanbot.core.errors import LanbotError
+
 MODES = ("json_schema", "json_object", "text")
 
 
-class FatalBackendError(RuntimeError):
+class FatalBackendError(LanbotError, RuntimeError):
     """An error no retry can fix (bad key, unknown model, bad URL); the run stops with this message."""
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(LanbotError, RuntimeError):
     """One request failed after its tries; counted, the conversation is attempted again later."""
 
 
@@ -48,12 +50,12 @@ class ChatClient:
 
     def __init__(self, backend: Any, api_key: str, schema: dict, rng: random.Random | None = None) -> None:
         self.model = str(backend.model)
-        self.temperature = float(backend.get("temperature", 1.0))
-        self.max_tokens = backend.get("max_tokens")
-        self.max_tries = int(backend.get("max_tries", 4))
-        self.backoff_s = float(backend.get("backoff_s", 1.0))
-        self.backoff_max_s = float(backend.get("backoff_max_s", 30.0))
-        mode = str(backend.get("response_format", "json_schema"))
+        self.temperature = float(backend.temperature)
+        self.max_tokens = backend.max_tokens
+        self.max_tries = int(backend.max_tries)
+        self.backoff_s = float(backend.backoff_s)
+        self.backoff_max_s = float(backend.backoff_max_s)
+        mode = str(backend.response_format)
         if mode not in MODES:
             raise FatalBackendError(f"backend.response_format={mode!r}; use one of {', '.join(MODES)}")
         self.mode = mode
@@ -63,7 +65,7 @@ class ChatClient:
         # Retries are ours (Retry-After, jitter, counting), so the client's own are off.
         self.client = openai.AsyncOpenAI(
             base_url=str(backend.base_url), api_key=api_key, max_retries=0,
-            timeout=float(backend.get("timeout_s", 60)),
+            timeout=float(backend.timeout_s),
         )
 
     async def close(self) -> None:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
+from lanbot.core.errors import LanbotError
 
 MARKERS = ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>", "<|assistant", "<|user")
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
 
 
-class InvalidAnswer(ValueError):
+class InvalidAnswer(LanbotError, ValueError):
     """The reply cannot become a valid conversation; `reason` is a short tag counted in the run's stats."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -32,6 +32,7 @@ from rich.progress import (
 from rich.text import Text
 
 from lanbot.core.conversation import validate
+from lanbot.core.errors import LanbotError
 from lanbot.core.secrets import MissingKeyError, api_key
 from lanbot.generation.llm.client import ChatClient, FatalBackendError, RequestFailed
 from lanbot.generation.llm.parse import InvalidAnswer, parse_answer
@@ -42,7 +43,7 @@ MIN_ATTEMPTS_FOR_RATE = 10  # the failure-rate bound applies once this many conv
 LOG_EVERY_S = 2.0
 
 
-class LLMGenerationError(RuntimeError):
+class LLMGenerationError(LanbotError, RuntimeError):
     """The LLM run cannot go on (missing key, fatal server answer, failure rate past the bound)."""
 
 
@@ -110,8 +111,8 @@ class _Run:
         # use N different personas where there are that many; a resumed run goes on where the last one stopped.
         self.persona_turn = sum(self.jobs.values())
         self.name, self.model, self.price = str(self.backend.get("name")), str(self.backend.model), price_of(self.backend)
-        self.max_tries = int(self.backend.get("max_tries", 4))
-        self.arithmetic = str(self.backend.get("arithmetic", "repair"))
+        self.max_tries = int(self.backend.max_tries)
+        self.arithmetic = str(self.backend.arithmetic)
         self.failures = self.answer_retries = self.repaired = self.rejected = self.duplicates = 0
         self.invalid: Counter[str] = Counter()  # invalid answers by conversation type
         self.reasons: Counter[str] = Counter()  # ... and by what was wrong (json, roles, validation, ...)
@@ -196,7 +197,7 @@ class _Run:
         self.failures += 1
         self.unclaimed[kind] += 1
         attempted = self.failures + sum(self.done.values())
-        bound = float(self.backend.get("max_failure_rate", 0.2))
+        bound = float(self.backend.max_failure_rate)
         if attempted >= MIN_ATTEMPTS_FOR_RATE and self.failures / attempted > bound:
             self.stop_reason = (
                 f"{self.failures} of {attempted} conversations failed ({self.failures / attempted:.0%} > "
@@ -256,7 +257,7 @@ async def _generate(run: _Run, tracker: Any, show_progress: bool) -> None:
             refresh()
 
     with progress:
-        workers = int(run.backend.get("concurrency", 16))
+        workers = int(run.backend.concurrency)
         await asyncio.gather(*(worker() for _ in range(max(1, workers))))
         refresh()
     await run.client.close()
@@ -273,7 +274,7 @@ def generate_with_llm(cfg: Any, identity: Any, folder: Any, targets: dict[str, i
     del key
     run = _Run(cfg, identity, folder, targets, personas, client, book)
     start = time.monotonic()
-    progress = bool(cfg.backend.get("progress", True)) if show_progress is None else show_progress
+    progress = bool(cfg.backend.progress) if show_progress is None else show_progress
     asyncio.run(_generate(run, tracker, progress))
     figures = run.figures(time.monotonic() - start)
     if tracker is not None:

@@ -1,6 +1,6 @@
 """User personas: who writes to the model, and how (their "voice").
 
-`load_personas(cfg.personas, seed, needed)` returns persona dicts with "id", "persona" (one line: who
+`lanbot.generation.personas.load_personas(cfg.personas, seed, needed)` returns persona dicts with "id", "persona" (one line: who
 they are) and "voice" (how they write: terse, formal, typos, kid, ...; None = plain), plus optional
 fields ("topics", "age", "occupation", ...). `source: builtin` reads the list shipped in
 lanbot/generation/banks/personas.yaml; `source: nemotron` loads NVIDIA's Nemotron-Personas through
@@ -9,46 +9,22 @@ lanbot/generation/banks/personas.yaml; `source: nemotron` loads NVIDIA's Nemotro
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from lanbot.core.errors import LanbotError
 from lanbot.generation.banks import BANKS_DIR
 
 BUILTIN_FILE = BANKS_DIR / "personas.yaml"
-SOURCES = ("builtin", "nemotron")
 VOICES = frozenset({
     "plain", "terse", "formal", "typos", "lowercase", "emoji", "non_native", "kid", "retiree",
     "engineer", "casual", "enthusiastic", "anxious", "verbose",
 })
 
 
-class PersonaError(ValueError):
+class PersonaError(LanbotError, ValueError):
     """A persona source or file that cannot be used; the message names the file/field and the fix."""
-
-
-def load_personas(personas_cfg: Mapping[str, Any] | Any, seed: int, needed: int | None = None) -> list[dict]:
-    """The personas for a run, in a seeded order.
-
-    builtin: every persona of the shipped list (shuffled by `seed`; `needed` does not cut it, since
-    more personas than conversations costs nothing). nemotron: delegated to the LLM engineer's loader.
-    """
-    source = _get(personas_cfg, "source", "builtin")
-    if source == "builtin":
-        personas = read_builtin()
-        random.Random(f"personas:{seed}").shuffle(personas)
-        return personas
-    if source == "nemotron":
-        from lanbot.generation.personas.nemotron import load_nemotron_personas
-
-        return load_nemotron_personas(personas_cfg, seed, needed)
-    raise PersonaError(
-        f"personas.source={source!r} is unknown; use one of {', '.join(SOURCES)} "
-        "(conf/personas/<name>.yaml or personas.source=... on the command line)"
-    )
 
 
 def read_builtin(path: Path = BUILTIN_FILE) -> list[dict]:
@@ -73,11 +49,3 @@ def read_builtin(path: Path = BUILTIN_FILE) -> list[dict]:
             raise PersonaError(f"{where}: unknown voice {voice!r}; use one of {', '.join(sorted(VOICES))}")
         personas.append({**row, "voice": voice, "topics": list(row.get("topics") or [])})
     return personas
-
-
-def _get(cfg: Any, key: str, default: Any) -> Any:
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)

@@ -1,0 +1,366 @@
+"""Runs side by side: `python -m lanbot.compare PATH [PATH...]`
+
+Reads run folders (a training or evaluation run's `.hydra/config.yaml`, `metrics.jsonl`, `summary.json`,
+`eval.json`; a sweep folder stands for every run folder below it) and shows one row per run: identity, mix,
+model, stage, final val loss, the evaluation scores and run time, sorted by `compare.sort`. Saves
+`loss.png` (every run's loss curve on one chart), `scores.png` (scores as grouped bars by identity and
+mix) and `report.md` to `compare.out` (default `<first path>/compare`). Works offline; with
+`compare.source=wandb` the same rows come from the wandb API.
+
+    python -m lanbot.compare outputs/multirun/2026-11-24/21-00-00
+    python -m lanbot.compare outputs/multirun/A outputs/multirun/B compare.sort=wrong_identity_rate
+    python -m lanbot.compare compare.source=wandb compare.group=2026-11-24-21-00-00 compare.out=reports/sweep
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core.errors import LanbotError
+from lanbot.core.files import atomic_path, write_text_atomic
+from lanbot.core.layout import EVAL_FILE, HYDRA_CONFIG, METRICS_FILE, REPORT_FILE, RUN_FILES, SUMMARY_FILE
+
+SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
+                 "calculator_accuracy")
+LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds"}
+
+
+class CompareError(LanbotError, ValueError):
+    """Nothing to compare, or a setting that cannot work; the message says what was expected."""
+
+
+@dataclass
+class Run:
+    """One run's row and curves."""
+
+    name: str
+    identity: str | None = None
+    mix: str | None = None
+    model: str | None = None
+    stage: str | None = None
+    val_loss: float | None = None
+    run_seconds: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    val_curve: list[tuple[int, float]] = field(default_factory=list)
+    train_curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {"run": self.name, "identity": self.identity, "mix": self.mix, "model": self.model,
+                "stage": self.stage, "val_loss": self.val_loss,
+                **{k: self.scores.get(k) for k in SCORE_COLUMNS}, "run_seconds": self.run_seconds}
+
+    @property
+    def label(self) -> str:
+        return "/".join(str(x) for x in (self.identity, self.mix, self.model, self.stage) if x is not None)
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+
+def is_run_folder(path: Path) -> bool:
+    return (path / HYDRA_CONFIG).is_file() and any((path / f).is_file() for f in RUN_FILES)
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Every run folder among `paths` and below them (a sweep folder holds one per job)."""
+    if not paths:
+        raise CompareError("no paths given: `python -m lanbot.compare outputs/multirun/<date>/<time>` (a sweep "
+                           "folder) or run folders, or compare.source=wandb")
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise CompareError(f"{path} does not exist: give a run folder or a sweep folder (outputs/multirun/...)")
+        candidates = [path] if is_run_folder(path) else sorted(p.parent.parent for p in path.rglob(".hydra/config.yaml"))
+        runs = [p for p in candidates if is_run_folder(p)]
+        if not runs:
+            raise CompareError(
+                f"no run folders in {path}: expected folders holding .hydra/config.yaml and at least one of "
+                f"{', '.join(RUN_FILES)}, as `python -m lanbot.train -m ...` writes under outputs/multirun/<date>/<time>/")
+        found.extend(r for r in runs if r not in found)
+    return found
+
+
+def find_named_runs(paths: list[str | Path]) -> list[tuple[Path, str]]:
+    """(run folder, short name) of every run among `paths`."""
+    named = []
+    for raw in paths:
+        given = Path(raw)
+        named += [(f, run_name(f, given)) for f in find_runs([given]) if f not in [n[0] for n in named]]
+    return named
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise CompareError(f"{path}: not valid JSON ({exc}); re-run the evaluation that writes it") from None
+
+
+def _get(tree: dict, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def read_run(folder: Path, name: str | None = None) -> Run:
+    """A run from its folder; eval.json's checkpoint facts win over the app's config (an evaluation run)."""
+    config = yaml.safe_load((folder / HYDRA_CONFIG).read_text(encoding="utf-8")) or {}
+    summary, report = _load_json(folder / SUMMARY_FILE), _load_json(folder / EVAL_FILE)
+    val_curve, train_curve, first, last = [], [], None, None
+    metrics = folder / METRICS_FILE
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a half-written last line of a killed run
+            first = first if first is not None else row.get("time")
+            last = row.get("time", last)
+            if row.get("step") is None:
+                continue
+            if row.get("val/loss") is not None:
+                val_curve.append((int(row["step"]), float(row["val/loss"])))
+            if row.get("train/loss") is not None:
+                train_curve.append((int(row["step"]), float(row["train/loss"])))
+    scores = dict(report.get("scores") or {k[5:]: v for k, v in summary.items() if k.startswith("eval/")})
+    seconds = summary.get("run_seconds") or scores.get("eval_seconds")
+    if seconds is None and first is not None and last is not None:
+        seconds = round(last - first, 1)
+    val_loss = summary.get("val/loss", report.get("val_loss"))
+    if val_loss is None and val_curve:
+        val_loss = val_curve[-1][1]
+    return Run(name=name or folder.name, identity=report.get("identity") or _get(config, "identity.name"),
+               mix=report.get("mix") or _get(config, "mix.name"), model=report.get("model") or _get(config, "model.name"),
+               stage=report.get("stage") or config.get("stage"), val_loss=val_loss, run_seconds=seconds,
+               scores=scores, val_curve=val_curve, train_curve=train_curve)
+
+
+def run_name(folder: Path, given: Path) -> str:
+    """A short name: `<sweep folder>/<job number>` for a sweep's job, the folder's name for a run."""
+    if folder == given:
+        return folder.name
+    job = folder.relative_to(given).parts[0].split("_", 1)[0]
+    return f"{given.name}/{job}"
+
+
+def wandb_query(compare: DictConfig | dict) -> tuple[str, dict]:
+    """(project path, filters) for wandb.Api().runs: the project (under its entity), the sweep's group,
+    and any further filters of compare.filters."""
+    project = str(compare.get("project") or "lanbot")
+    path = f"{compare['entity']}/{project}" if compare.get("entity") else project
+    filters: dict[str, Any] = {}
+    if compare.get("group"):
+        filters["group"] = str(compare["group"])
+    extra = compare.get("filters") or {}
+    filters.update(OmegaConf.to_container(extra) if isinstance(extra, DictConfig) else dict(extra))
+    return path, filters
+
+
+def run_from_wandb(run: Any) -> Run:
+    """A Run from a wandb API run (its config, summary and history)."""
+    config, summary = dict(run.config), dict(run.summary)
+    val_curve, train_curve = [], []
+    for row in run.scan_history(keys=["_step", "val/loss"]):
+        val_curve.append((int(row["_step"]), float(row["val/loss"])))
+    for row in run.scan_history(keys=["_step", "train/loss"]):
+        train_curve.append((int(row["_step"]), float(row["train/loss"])))
+    return Run(name=f"{run.group or ''}/{run.name}".strip("/"), identity=_get(config, "identity.name"),
+               mix=_get(config, "mix.name"), model=_get(config, "model.name"), stage=config.get("stage"),
+               val_loss=summary.get("val/loss"), run_seconds=summary.get("run_seconds") or summary.get("eval/eval_seconds"),
+               scores={k[5:]: v for k, v in summary.items() if k.startswith("eval/")},
+               val_curve=val_curve, train_curve=train_curve)
+
+
+def read_wandb(compare: DictConfig | dict) -> list[Run]:
+    """The runs of the configured wandb project/group (needs the network and WANDB_API_KEY)."""
+    import wandb
+
+    path, filters = wandb_query(compare)
+    runs = [run_from_wandb(r) for r in wandb.Api().runs(path, filters=filters)]
+    if not runs:
+        raise CompareError(f"no wandb runs in {path} matching {filters}: check compare.project/entity/group")
+    return runs
+
+
+# -- showing ---------------------------------------------------------------------------------------------
+
+
+def sort_rows(rows: list[dict], key: str) -> list[dict]:
+    """Best first by `key` (lowest first for losses, wrong identity and time); rows without it last."""
+    columns = set(rows[0]) if rows else set()
+    if key not in columns:
+        raise CompareError(f"compare.sort={key!r} is not a column; choose one of {sorted(columns)}")
+    sign = 1 if key in LOWER_IS_BETTER else -1
+    numeric = [r for r in rows if isinstance(r[key], (int, float))]
+    other = [r for r in rows if not isinstance(r[key], (int, float))]
+    return sorted(numeric, key=lambda r: sign * r[key]) + sorted(other, key=lambda r: str(r[key]))
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    if value is None:
+        return "-"
+    if column == "run_seconds" and isinstance(value, (int, float)):
+        return f"{value:.0f}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+# short headers for the terminal table (report.md keeps the full names)
+SHORT = {"val_loss": "val loss", "identity_rate": "name", "creator_rate": "creator", "wrong_identity_rate": "wrong id",
+         "distinct_answers": "distinct", "limitation_honesty": "limits", "calculator_accuracy": "calc",
+         "run_seconds": "time s"}
+
+
+def print_table(rows: list[dict], sort: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{len(rows)} runs, sorted by {sort}", caption="name = identity_rate, wrong id = "
+                  "wrong_identity_rate, limits = limitation_honesty, calc = calculator_accuracy", padding=(0, 1))
+    for column in rows[0]:
+        left = column in ("run", "identity", "mix", "model", "stage")
+        header = SHORT.get(column, column)
+        table.add_column(header, justify="left" if left else "right", no_wrap=not left, min_width=len(header))
+    for row in rows:
+        table.add_row(*(_fmt(v, k) for k, v in row.items()))
+    console.print(table)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    lines += ["| " + " | ".join(_fmt(r[c], c) for c in head) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _save_figure(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_losses(runs: list[Run], path: Path) -> bool:
+    """Every run's val loss (solid) and train loss (faint) against the step, on one chart. An sft run whose
+    mid run is also compared continues that run's curve (its steps shifted past mid's), in the same colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [r for r in runs if r.val_curve or r.train_curve]
+    if not curves:
+        return False
+    family = lambda r: (r.identity, r.mix, r.model)  # noqa: E731
+    mid_end = {family(r): max(s for s, _ in r.val_curve + r.train_curve) for r in curves if r.stage == "mid"}
+    colors: dict = {}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for run in curves:
+        color = colors.setdefault(family(run), f"C{len(colors) % 10}")
+        shift = mid_end.get(family(run), 0) if run.stage == "sft" else 0
+        style = "--" if run.stage == "sft" and shift else "-"
+        if run.train_curve:
+            ax.plot([s + shift for s, _ in run.train_curve], [v for _, v in run.train_curve], color=color, alpha=0.3,
+                    linewidth=1, linestyle=style)
+        label = run.label if not (run.stage == "sft" and shift) else f"{run.label} (after mid)"
+        if run.val_curve:
+            ax.plot([s + shift for s, _ in run.val_curve], [v for _, v in run.val_curve], color=color, marker="o",
+                    markersize=3, linestyle=style, label=label)
+        else:
+            ax.plot([], [], color=color, label=f"{label} (train)")
+    if mid_end:
+        ax.axvline(max(mid_end.values()), color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("step (sft continues after mid)" if mid_end else "step")
+    ax.set_ylabel("loss (val solid, train faint)")
+    ax.set_title("loss curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_scores(runs: list[Run], path: Path) -> bool:
+    """Evaluation scores as grouped bars: one group per identity/mix (model/stage added where they differ)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [r for r in runs if any(r.scores.get(k) is not None for k in SCORE_COLUMNS)]
+    if not scored:
+        return False
+    scored.sort(key=lambda r: (str(r.identity), str(r.mix), str(r.model), str(r.stage)))
+    varying = [f for f in ("model", "stage") if len({getattr(r, f) for r in scored}) > 1]
+    labels = ["\n".join([f"{r.identity}", f"{r.mix}", *(str(getattr(r, f)) for f in varying)]) for r in scored]
+    width = 0.8 / len(SCORE_COLUMNS)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(scored) + 2), 5))
+    for j, key in enumerate(SCORE_COLUMNS):
+        values = [r.scores.get(key) or 0.0 for r in scored]
+        xs = [i + (j - (len(SCORE_COLUMNS) - 1) / 2) * width for i in range(len(scored))]
+        ax.bar(xs, values, width=width, label=key)
+    ax.set_xticks(range(len(scored)), labels, fontsize=8)
+    ax.set_ylim(0, 1.3)  # room for the legend above the bars
+    ax.set_ylabel("score")
+    ax.set_title("evaluation scores by identity and mix")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=3, loc="upper center")
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: str, out: Path) -> Path:
+    """report.md beside the plots (written atomically)."""
+    text = [f"# lanbot runs compared ({datetime.now():%Y-%m-%d %H:%M})", "",
+            f"{len(rows)} runs, sorted by `{sort}`. Scores are on held-out probes (`lanbot.evaluate`).", "",
+            markdown_table(rows), ""]
+    text += [f"![{p}]({p})\n" for p in plots]
+    text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
+    path = out / REPORT_FILE
+    write_text_atomic(path, "\n".join(text))
+    return path
+
+
+def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> Path:
+    """Read the runs, print the table, write the plots and the report; returns report.md's path."""
+    source = str(compare_cfg.get("source") or "files")
+    if source == "files":
+        named = find_named_runs(list(compare_cfg.get("paths") or []))
+        runs, sources = [read_run(f, name) for f, name in named], [str(f) for f, _ in named]
+    elif source == "wandb":
+        runs = read_wandb(compare_cfg)
+        path, filters = wandb_query(compare_cfg)
+        sources = [f"wandb {path} {filters}"]
+    else:
+        raise CompareError(f"compare.source={source!r}: use files or wandb")
+    sort = str(compare_cfg.get("sort") or "identity_rate")
+    rows = sort_rows([r.row() for r in runs], sort)
+    print_table(rows, sort, console)
+    out = compare_cfg.get("out")
+    if out:
+        out = Path(out)
+    elif source == "files":
+        out = Path(compare_cfg["paths"][0]) / "compare"
+    else:
+        raise CompareError("compare.source=wandb needs compare.out, the folder for the report and plots")
+    out.mkdir(parents=True, exist_ok=True)
+    plots = [name for name, plot in (("loss.png", plot_losses), ("scores.png", plot_scores)) if plot(runs, out / name)]
+    report = write_report(rows, plots, sources, sort, out)
+    (console or Console()).print(f"report: {report}" + (f" (plots: {', '.join(plots)})" if plots else ""), markup=False)
+    return report
+
+
+def compare_app(cfg: DictConfig, run_dir: Path | None = None) -> Path:
+    """`python -m lanbot.compare PATH [PATH...]`: piped output gets a wide table instead of rich's 80 columns."""
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    return compare(cfg.compare, console)

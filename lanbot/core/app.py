@@ -1,0 +1,278 @@
+"""The one app runner: every `python -m lanbot.<app>` composes the config, calls one plain function, and
+ends by the same rule.
+
+Exit codes, the same for every app:
+    0    done
+    2    the command, a config file or an input needs fixing: a LanbotError or a config that does not
+         compose (unknown option, bad override, a typo'd or mistyped key, bad YAML, a missing value);
+         one line on stderr names the file, field or value and the fix, and nothing already written is lost
+    130  interrupted (Ctrl-C), 143 terminated (SIGTERM): what was done is kept; run the same command again
+    1    anything else: a bug, with its traceback
+
+Hydra's composition errors are explained from Hydra's and OmegaConf's own exception types (the missing
+config file and its options, the override, the key and its full path), never by matching their wording.
+`HYDRA_FULL_ERROR=1` in the environment shows Hydra's own traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lanbot.core.config import CONF_DIR, CONFIG_PATH
+from lanbot.core.errors import LanbotError
+
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
+RESUME_HINT = "interrupted: run the same command again to resume"
+
+Work = Callable[[DictConfig, Path], Any]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that the same clean-up runs; exits 143."""
+
+
+def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional: str | None = None) -> None:
+    """Run `work(cfg, run_dir)` as the Hydra app `lanbot.<app>`, ending by the exit-code rule above.
+
+    `positional`: a list key (`compare.paths`) that collects the arguments that are neither Hydra flags
+    nor overrides (`python -m lanbot.compare DIR DIR`).
+    """
+    import hydra
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if positional:
+        args = collect_positional(args, positional)
+    sys.argv = [sys.argv[0], *args]
+    show_hydra = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors, so that they can be explained here
+
+    @hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")
+    def job(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            work(cfg, run_dir)
+        except LanbotError as exc:
+            fail(app, identity_hint(exc) or str(exc))
+        except _omegaconf_errors() as exc:  # a value read during the run: ??? left unset, a bad interpolation
+            fail(app, f"config error at {getattr(exc, 'full_key', '?')}: {first_line(exc)}. "
+                      f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file")
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        job()
+    except KeyboardInterrupt as exc:
+        print(RESUME_HINT, file=sys.stderr)
+        sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+    except Exception as exc:
+        message = None if show_hydra else explain_config_error(exc, args)
+        if message is None:
+            raise
+        fail(app, message)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _omegaconf_errors() -> tuple[type[BaseException], ...]:
+    from omegaconf.errors import OmegaConfBaseException
+
+    return (OmegaConfBaseException,)
+
+
+def fail(app: str, message: str) -> None:
+    """One line (soft-wrapped) on stderr, then exit 2."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] lanbot.{app}: {escape(message)}",
+                                                soft_wrap=True)
+    sys.exit(EXIT_USAGE)
+
+
+def identity_hint(exc: LanbotError) -> str | None:
+    """An IdentityError names the identity file it came from (the config was composed, so Hydra knows it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from lanbot.core.identity import IdentityError, ModelIdentity
+
+    if not isinstance(exc, IdentityError):
+        return None
+    hc = HydraConfig.get()
+    name = hc.runtime.choices.get("identity")
+    dirs = [Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"]
+    path = find_config_file(dirs, "identity", str(name)) or Path("conf") / "identity" / f"{name}.yaml"
+    return (f"{path}: {exc}. Start the file as conf/identity/yourbot.yaml does (defaults: [identity_schema, "
+            f"_self_]); the identity fields are: {', '.join(ModelIdentity.__dataclass_fields__)}.")
+
+
+def explain_config_error(exc: BaseException, argv: Sequence[str]) -> str | None:
+    """One line for an error raised before the job ran (composition, run folder); None if it is not one."""
+    import yaml
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from omegaconf.errors import OmegaConfBaseException
+
+    dirs = config_dirs(argv)
+    bad_yaml = in_chain(exc, yaml.YAMLError)
+    if bad_yaml is not None:
+        mark = getattr(bad_yaml, "context_mark", None) or getattr(bad_yaml, "problem_mark", None)
+        where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+        problem = getattr(bad_yaml, "problem", None) or first_line(bad_yaml)
+        return (f"{where}: not valid YAML ({problem}). Fix that line; conf/identity/yourbot.yaml shows the form "
+                "(lists as `- item` lines or [a, b]).")
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
+        group, name = exc.missing_cfg_file.rsplit("/", 1)
+        options = sorted(o for o in (exc.options or []) if not o.endswith("_schema"))
+        fix = (f" Make a new identity by copying conf/identity/yourbot.yaml to conf/identity/{name}.yaml."
+               if group == "identity" else f" Or add conf/{group}/{name}.yaml.")
+        return f"unknown {group} {name!r}. The {group} options are: {', '.join(options)} (files in {CONF_DIR / group}).{fix}"
+    if isinstance(exc, OverrideParseException):
+        return (f"cannot read the override {exc.override!r}: {first_line(exc.message)}. Overrides are key=value, "
+                "+key=value (add) or ~key (remove); quote values with spaces or brackets")
+    if isinstance(exc, ConfigCompositionException):
+        key_error = in_chain(exc, OmegaConfBaseException)
+        if key_error is not None:
+            return explain_key_error(key_error, argv, dirs)
+    if isinstance(exc, OSError) and not isinstance(exc, HydraException):
+        return (f"cannot create the run folder: {exc.strerror or exc} ({exc.filename}). "
+                "Point paths.root (or hydra.run.dir) at a folder you can write.")
+    if isinstance(exc, HydraException | OmegaConfBaseException):
+        cause = f": {first_line(exc.__cause__)}" if exc.__cause__ else ""
+        return f"config error: {first_line(exc)}{cause}"
+    return None
+
+
+def explain_key_error(error: Any, argv: Sequence[str], dirs: list[Path]) -> str:
+    """A bad key or value: in an override (name it and the allowed keys) or in a config file (name the file)."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    full_key = str(getattr(error, "full_key", "") or "")
+    group = full_key.split(".", 1)[0]
+    overridden = [a for a in argv if a.lstrip("+~").split("=", 1)[0] == full_key]
+    detail = first_line(error).rstrip(".")
+    hint = " (it must be a list: `- item` lines or [a, b])" if "ListConfig" in detail else ""
+    if overridden:
+        fix = ("; check its spelling against `--cfg job`" if isinstance(error, ConfigAttributeError | ConfigKeyError)
+               else "; give a value of the right type")
+        return f"{overridden[0]}: {detail}{hint}{fix}"
+    option = chosen_option(argv, group)
+    path = find_config_file(dirs, group, option) if option else None
+    where = str(path) if path else f"the {group} config"
+    fields = ""
+    if group == "identity":
+        from lanbot.core.identity import ModelIdentity
+
+        fields = f" The identity fields are: {', '.join(ModelIdentity.__dataclass_fields__)}."
+    if path is not None and group == "identity" and not _has_schema(path):
+        fields += " Start the file with `defaults: [identity_schema, _self_]` as conf/identity/yourbot.yaml does."
+    return f"{where}: bad field {full_key}: {detail}{hint}. Fix or remove that line of {where}.{fields}"
+
+
+def _has_schema(path: Path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return True
+    return "identity_schema" in (data.get("defaults") or []) if isinstance(data, dict) else True
+
+
+def chosen_option(argv: Sequence[str], group: str) -> str | None:
+    """The option of `group` this command chose: its override (parsed by Hydra) or config.yaml's default."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # noqa: BLE001 (a positional argument or a flag's value, not an override)
+            continue
+        if override.key_or_group == group and override.value_type is not None:
+            return str(override.value())
+    from omegaconf import OmegaConf
+
+    for entry in OmegaConf.load(CONF_DIR / "config.yaml").get("defaults", []):
+        if isinstance(entry, dict | DictConfig) and group in entry:
+            return str(entry[group])
+    return None
+
+
+def find_config_file(dirs: list[Path], group: str, option: str) -> Path | None:
+    """The first `<dir>/<group>/<option>.yaml` in Hydra's search order (user folders first, lanbot's last)."""
+    for d in [*dirs, CONF_DIR]:
+        path = Path(d) / group / f"{option}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def config_dirs(argv: Sequence[str]) -> list[Path]:
+    """Folders given with --config-dir/-cd, read with Hydra's own argument parser."""
+    from hydra._internal.utils import get_args_parser
+
+    known, _ = get_args_parser().parse_known_args(list(argv))
+    return [Path(known.config_dir)] if known.config_dir else []
+
+
+def collect_positional(argv: list[str], key: str) -> list[str]:
+    """Arguments that are neither Hydra flags (Hydra's parser) nor overrides (Hydra's grammar) -> `key=[...]`.
+
+    An existing path is always a path; a `key=value` Hydra cannot parse stays an override, so that Hydra
+    names its syntax error.
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    known, _ = get_args_parser().parse_known_args(argv)
+    parser = OverridesParser.create()
+    loose = []
+    for arg in known.overrides:
+        if Path(arg).exists():  # a sweep job folder is named `0_identity=lanbot,mix=default`: a path first
+            loose.append(arg)
+            continue
+        try:
+            parser.parse_override(arg)
+        except Exception:  # noqa: BLE001 (not an override: a path, unless it is a broken key=value)
+            if "=" not in arg:
+                loose.append(arg)
+    if not loose:
+        return argv
+    rest = [a for a in argv if a not in loose]
+    quoted = ",".join("'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'" for p in loose)
+    return [*rest, f"{key}=[{quoted}]"]
+
+
+def in_chain(exc: BaseException | None, kind: type | tuple[type, ...]) -> Any:
+    """The first exception of `kind` in `exc`'s cause/context chain (Hydra wraps what it raises)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def first_line(exc: BaseException | str | None) -> str:
+    """A message without OmegaConf's `full_key:` / `object_type=` trailer lines, on one line."""
+    text = str(getattr(exc, "msg", None) or exc or "")
+    return " ".join(line.strip() for line in text.strip().splitlines()
+                    if not line.strip().startswith(("full_key:", "object_type", "reference_type")))

@@ -1,0 +1,177 @@
+"""The on-disk layout, owned here once: where each step reads and writes, and what its files are called.
+
+Under `paths.root` (outputs/ by default):
+    data/<identity>/                     <type>_conversations.jsonl, <type>_meta.jsonl, all_conversations.jsonl, stats.json
+    checkpoints/<identity>/<mix>/<model>/<stage>/
+                                         model.pt, optimizer.pt, tokenizer.json, config.yaml, meta.json, eval.json
+    runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
+    multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
+
+Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lanbot.core.errors import LanbotError
+from lanbot.core.identity import slug
+
+# the data folder
+COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what training reads by default
+STATS_FILE = "stats.json"
+# a checkpoint folder
+MODEL_FILE = "model.pt"
+OPTIMIZER_FILE = "optimizer.pt"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "config.yaml"  # the resolved config of the run that wrote it
+META_FILE = "meta.json"
+EVAL_FILE = "eval.json"  # also in the run folder of the evaluation
+CHECKPOINT_REQUIRED = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, META_FILE)
+# a run folder
+HYDRA_CONFIG = Path(".hydra") / "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+RUN_FILES = (METRICS_FILE, SUMMARY_FILE, EVAL_FILE)  # a folder with .hydra/config.yaml and one of these is a run
+REPORT_FILE = "report.md"  # lanbot.compare's report
+UPLOAD_RECORD = "upload.json"  # what lanbot.upload pushed, in its run folder
+
+
+class CheckpointError(LanbotError, FileNotFoundError):
+    """A checkpoint that is missing or unreadable: the message names the command that makes it."""
+
+
+def conversations_file(kind: str) -> str:
+    """`identity` -> identity_conversations.jsonl (nanochat's CustomJSON: one JSON list of messages a line)."""
+    return f"{kind}_conversations.jsonl"
+
+
+def meta_file(kind: str) -> str:
+    """`identity` -> identity_meta.jsonl: one line per conversation (persona, language, spend, ...)."""
+    return f"{kind}_meta.jsonl"
+
+
+def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
+    """The identity's data folder: `paths.data_dir`, or the local copy of `data.from_hub` where that is set,
+    here or in `checkpoint`'s own config (a model trained from the Hub is evaluated on that same data)."""
+    from_hub = cfg.data.get("from_hub") if cfg.get("data") is not None else None
+    if not from_hub and checkpoint is not None and (Path(checkpoint) / CONFIG_FILE).is_file():
+        from omegaconf import OmegaConf
+
+        from_hub = OmegaConf.select(OmegaConf.load(Path(checkpoint) / CONFIG_FILE), "data.from_hub", default=None)
+    if from_hub:
+        from lanbot.sharing.hub import HubError, download_data  # imported here: only hub runs pay for it
+
+        try:
+            return Path(download_data(str(from_hub)))
+        except HubError as exc:
+            raise HubError(f"data.from_hub={from_hub}: {exc}") from None
+    return Path(cfg.paths.data_dir)
+
+
+def checkpoint_dir(cfg: Any, stage: str | None = None) -> Path:
+    """`<paths.checkpoints>/<identity slug>/<mix.name>/<model.name>/<stage>`."""
+    return (Path(cfg.paths.checkpoints) / slug(cfg.identity.name) / str(cfg.mix.name) / str(cfg.model.name)
+            / (stage or str(cfg.stage)))
+
+
+def checkpoint_name(directory: str | Path) -> str:
+    """`<identity>/<mix>/<model>/<stage>`: the last four parts of a checkpoint folder, as people name it."""
+    return "/".join(Path(directory).parts[-4:])
+
+
+def train_command(cfg: Any, stage: str) -> str:
+    """The command that makes the checkpoint of `stage` for this identity, mix and model."""
+    return (f"python -m lanbot.train stage={stage} identity={slug(cfg.identity.name)} "
+            f"mix={cfg.mix.name} model={cfg.model.name}")
+
+
+def find_checkpoint(cfg: Any, stage: str = "sft") -> Path:
+    """The configured identity/mix/model checkpoint of `stage` if it exists, else the identity's newest."""
+    configured = checkpoint_dir(cfg, stage)
+    if CheckpointMeta.read(configured) is not None:
+        return configured
+    root = Path(cfg.paths.checkpoints) / slug(cfg.identity.name)
+    found = [p.parent for p in root.glob(f"*/*/{stage}/{META_FILE}")] if root.exists() else []
+    if not found:
+        raise CheckpointError(f"no {stage} checkpoint for identity {slug(cfg.identity.name)!r} under {root}: "
+                          f"train one with `{train_command(cfg, stage)}`")
+    return max(found, key=lambda p: (p / META_FILE).stat().st_mtime)
+
+
+@dataclass
+class CheckpointMeta:
+    """meta.json: what a checkpoint is, how far its run got, and the tokenizer it must be loaded with.
+
+    `tokenizer_sha256` and `tokenizer_from` (the checkpoint whose run trained the tokenizer) make sure a
+    model is never loaded with another checkpoint's tokenizer. Keys this version does not know are kept
+    in `extra`, so a newer lanbot's meta.json reads and writes back unchanged.
+    """
+
+    stage: str
+    step: int = 0
+    finished: bool = False
+    identity: str | None = None
+    identity_slug: str | None = None
+    mix: str | None = None
+    model: str | None = None
+    optimizer: str | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+    tokenizer_sha256: str | None = None
+    tokenizer_from: str | None = None
+    val_loss: float | None = None
+    val_bpb: float | None = None
+    val_losses: dict[str, float] = field(default_factory=dict)
+    run_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the fields, then `extra` at the top level."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointMeta:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """meta.get("stage"): a field or an extra key, for code that reads meta.json as a mapping."""
+        value = self.to_dict().get(key, default)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        data = self.to_dict()
+        if key not in data:
+            raise KeyError(key)
+        return data[key]
+
+    def write(self, directory: str | Path) -> Path:
+        """`<directory>/meta.json`, atomically."""
+        from lanbot.core.files import write_text_atomic
+
+        path = Path(directory) / META_FILE
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, default=str))
+        return path
+
+    @classmethod
+    def read(cls, directory: str | Path) -> CheckpointMeta | None:
+        """meta.json of a checkpoint folder, None where there is none (a kill between renames is repaired)."""
+        directory = Path(directory)
+        if directory.parent.exists():
+            recover(directory)
+        path = directory / META_FILE
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
+def recover(directory: Path) -> None:
+    """A kill between the two renames of an atomic checkpoint save leaves only `.<name>.old-*`: put it back."""
+    if not directory.exists():
+        olds = sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            olds[-1].rename(directory)

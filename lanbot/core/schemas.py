@@ -1,0 +1,140 @@
+"""Typed schemas of the config groups that code reads: backend, mix and train (the identity has its own).
+
+Each is a dataclass registered with Hydra's ConfigStore as `<group>/<group>_schema`, and every YAML file of
+the group starts from it (`defaults: [<group>_schema, _self_]`, or from a sibling that does). So a typo such
+as `train.max_step=10` or `backend.concurency=4` fails at composition naming the key, and each default lives
+here once: a YAML file states only what it chooses differently. `python -m lanbot.<app> --cfg job` prints
+the composed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class Price:
+    """USD per 1M tokens."""
+
+    prompt: float = MISSING
+    completion: float = MISSING
+
+
+@dataclass
+class TemplateBackend:
+    """The offline writer: conversations from templates, no network and no key; deterministic for `seed`."""
+
+    name: str = "template"
+    model: str = "templates"
+    max_attempts: int = 5   # tries per wanted conversation before giving up (a writer that keeps repeating itself)
+
+
+@dataclass
+class LLMBackend:
+    """Any OpenAI-compatible chat server. The key is read from `api_key_env` (or .env) at call time only."""
+
+    name: str = MISSING
+    base_url: str = MISSING
+    model: str = MISSING
+    api_key_env: str | None = None   # null: a local server that needs no key
+    temperature: float = 1.0
+    max_tokens: int | None = 2048
+    concurrency: int = 16            # requests in flight at once
+    max_tries: int = 4               # tries per conversation (transport errors and invalid answers alike)
+    timeout_s: float = 60            # per request
+    backoff_s: float = 1.0           # first backoff; doubles per try, with jitter, capped at backoff_max_s
+    backoff_max_s: float = 30
+    max_failure_rate: float = 0.2    # stop when more than this share of conversations fail (after 10 attempts)
+    response_format: str = "json_schema"   # json_schema -> json_object -> text (falls back on its own if refused)
+    arithmetic: str = "repair"       # an LLM result that disagrees with lanbot's calculator: repair | reject
+    progress: bool = True
+    prices: dict[str, Price] = field(default_factory=dict)  # by model; a model not listed costs null (unknown)
+
+
+@dataclass
+class MixSource:
+    """One source of a stage's mix, keyed by its name in `mix.mid` / `mix.sft`.
+
+    A generated type by name (identity, tool_use, ...), a CustomJSON file (`path`), or a Hugging Face
+    dataset (`hf`, from the hub or a local copy at `path`). Give `epochs` (2 = twice; 0.5 = a seeded half;
+    0 = validation only) or `weight` (weighted sources share one pass in proportion).
+    """
+
+    epochs: float | None = None
+    weight: float | None = None
+    path: str | None = None
+    hf: str | None = None
+    subset: str | None = None
+    split: str = "train"
+    format: str = "conversations"    # conversations | smoltalk | gsm8k | mmlu
+    limit: int | None = None         # keep the first N rows (nanochat's `stop=`)
+
+
+@dataclass
+class Mix:
+    """Which conversations midtraining and SFT see, and how often. `sft: null` = the same sources as mid."""
+
+    name: str = MISSING
+    mid: dict[str, MixSource] = field(default_factory=dict)
+    sft: dict[str, MixSource] | None = None
+
+
+@dataclass
+class Validation:
+    """Held out per source, never trained on."""
+
+    fraction: float = 0.05
+    min_conversations: int = 1
+    max_conversations: int = 200
+
+
+@dataclass
+class Train:
+    """Settings of one training stage (conf/train/<stage>.yaml states what differs from these)."""
+
+    init_from: str | None = "scratch"  # scratch | mid | a checkpoint folder | hf://user/repo[@rev]
+    sequence_len: int | None = None    # null = the model's sequence_len
+    device_batch_size: int = 8         # rows per forward pass per process
+    total_batch_tokens: int = 4096     # tokens per optimizer step over all processes (gradient accumulation fills the gap)
+    max_steps: int = 200
+    optimizer: str = "adamw"           # adamw | muon (torch>=2.9: Muon for the block matrices, AdamW for the rest)
+    matrix_lr: float = 0.003
+    embedding_lr: float = 0.01
+    unembedding_lr: float = 0.003
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warmup_ratio: float = 0.02
+    warmdown_ratio: float = 0.3
+    final_lr_frac: float = 0.0
+    eval_every: int = 50
+    log_every: int = 10
+    checkpoint_every: int = 100
+    val: Validation = field(default_factory=Validation)
+    resume: bool = True                # continue an unfinished checkpoint of this stage
+    overwrite: bool = False            # a finished checkpoint is kept unless this is true
+    compile: bool = False
+    device: str = "auto"               # auto | cuda | mps | cpu
+    eval_at_end: bool = True           # lanbot.evaluate on the new checkpoint
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "backend": {"template_schema": TemplateBackend, "llm_schema": LLMBackend},
+    "mix": {"mix_schema": Mix},
+    "train": {"train_schema": Train},
+}
+
+
+def register() -> None:
+    """Register every schema with Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    for group, nodes in SCHEMAS.items():
+        for name, node in nodes.items():
+            store.store(group=group, name=name, node=node)
+
+
+register()

@@ -1,0 +1,227 @@
+"""Push an identity's data folder, or a run's checkpoint, to the Hugging Face Hub with a generated card.
+
+    python -m lanbot.upload identity=sage upload.repo_id=you/sage-data              # dataset repo
+    python -m lanbot.upload identity=sage upload.what=checkpoint upload.repo_id=you/sage-d4
+    python -m lanbot.upload identity=sage upload.repo_id=you/sage-data upload.dry_run=true
+
+Everything is checked locally first (repo id, folder, files, JSON lines); then the repo is created if
+missing (private unless upload.private=false) and every file plus README.md goes up in ONE commit, which
+the Hub applies whole or not at all. Only after it succeeds is `upload.json` written to the run folder.
+The token comes from HF_TOKEN or `hf auth login` (see lanbot.sharing.hub) and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lanbot.core.conversation import TYPES, BadLine, read_jsonl
+from lanbot.core.errors import LanbotError
+from lanbot.core.files import write_json_atomic
+from lanbot.core.identity import slug, to_identity
+from lanbot.core.layout import (
+    CHECKPOINT_REQUIRED,
+    COMBINED_FILE,
+    CONFIG_FILE,
+    EVAL_FILE,
+    META_FILE,
+    OPTIMIZER_FILE,
+    STATS_FILE,
+    SUMMARY_FILE,
+    UPLOAD_RECORD,
+    CheckpointMeta,
+    conversations_file,
+    find_checkpoint,
+)
+from lanbot.sharing import cards, hub
+from lanbot.sharing.portable import portable_config, portable_json
+
+
+class UploadError(LanbotError, RuntimeError):
+    """Bad input for an upload, found before anything is sent."""
+
+
+@dataclass
+class UploadPlan:
+    """What goes where: repo, its type, and each path in the repo with its local source (or bytes)."""
+
+    repo_id: str
+    repo_type: str
+    files: dict[str, Path | bytes]
+    private: bool
+    message: str
+    revision: str | None = None
+
+
+def _count_lines(path: Path) -> int:
+    """Conversations in a JSONL file; a line that is not a JSON list raises UploadError naming file:line."""
+    n = 0
+    try:
+        for number, value in read_jsonl(path):
+            if not isinstance(value, list):
+                raise UploadError(f"{path}:{number}: a conversation must be a JSON list of messages")
+            n += 1
+    except BadLine as exc:
+        raise UploadError(f"{exc}; fix or regenerate the file") from exc
+    return n
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UploadError(f"{path}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise UploadError(f"{path}: expected a JSON object")
+    return value
+
+
+def _message(cfg: DictConfig, default: str) -> str:
+    return cfg.upload.get("commit_message") or default
+
+
+def plan_data_upload(cfg: DictConfig) -> UploadPlan:
+    """The identity's data folder (or upload.path) as a dataset-repo commit with its card."""
+    repo_id = hub.validate_repo_id(cfg.upload.repo_id, "upload.repo_id")
+    identity = to_identity(cfg.identity)
+    folder = Path(cfg.upload.path or cfg.paths.data_dir)
+    if not folder.is_dir():
+        raise UploadError(
+            f"no data folder at {folder}: make it with `python -m lanbot.generate identity={slug(identity.name)}` "
+            "or point upload.path at one"
+        )
+    for required in (COMBINED_FILE, STATS_FILE):
+        if not (folder / required).is_file():
+            raise UploadError(
+                f"{folder} has no {required}: the generation did not finish; run "
+                f"`python -m lanbot.generate identity={slug(identity.name)}` again to complete it"
+            )
+    counts = {kind: _count_lines(folder / conversations_file(kind)) for kind in TYPES if (folder / conversations_file(kind)).is_file()}
+    if not counts:
+        raise UploadError(f"{folder} holds no <type>_conversations.jsonl file")
+    combined = _count_lines(folder / COMBINED_FILE)
+    if combined != sum(counts.values()):
+        raise UploadError(
+            f"{folder / COMBINED_FILE} has {combined} conversations but the type files {sum(counts.values())}: "
+            "the folder was changed after generation; rerun `python -m lanbot.generate` to rebuild it"
+        )
+    stats = _read_json(folder / STATS_FILE)
+    card = cards.dataset_card(identity, repo_id, counts, stats, str(cfg.upload.license), COMBINED_FILE)
+    files: dict[str, Path | bytes] = {conversations_file(kind): folder / conversations_file(kind) for kind in counts}
+    files[COMBINED_FILE] = folder / COMBINED_FILE
+    files[STATS_FILE] = folder / STATS_FILE
+    files["README.md"] = card.encode("utf-8")
+    total = sum(counts.values())
+    return UploadPlan(
+        repo_id, "dataset", files, bool(cfg.upload.private),
+        _message(cfg, f"lanbot: {identity.name} data, {total} conversations"), cfg.upload.get("revision"),
+    )
+
+
+def newest_checkpoint(cfg: DictConfig, stage: str) -> Path:
+    """The identity's newest checkpoint of `stage` (lanbot.core.layout.find_checkpoint)."""
+    try:
+        return find_checkpoint(cfg, stage=stage)
+    except FileNotFoundError as exc:  # the message names the train command that makes one
+        raise UploadError(f"{exc} (or point upload.path at a checkpoint folder)") from exc
+
+
+def _run_file(folder: Path, meta: CheckpointMeta, name: str) -> Path | None:
+    """`name` beside the checkpoint (eval.json is written there), else in the folder of the run that wrote it."""
+    candidates = [folder / name] + ([Path(meta.run_dir) / name] if meta.run_dir else [])
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
+    """A checkpoint folder (upload.path, else the identity's newest) as a model-repo commit with its card."""
+    repo_id = hub.validate_repo_id(cfg.upload.repo_id, "upload.repo_id")
+    folder = Path(cfg.upload.path) if cfg.upload.path else newest_checkpoint(cfg, str(cfg.upload.stage))
+    if not folder.is_dir():
+        raise UploadError(f"no checkpoint folder at {folder}: check upload.path")
+    missing = [name for name in CHECKPOINT_REQUIRED if not (folder / name).is_file()]
+    if missing:
+        raise UploadError(
+            f"checkpoint {folder} is incomplete, {', '.join(missing)} missing: a lanbot checkpoint holds "
+            f"{', '.join(CHECKPOINT_REQUIRED)}; train it again or point upload.path at a complete one"
+        )
+    meta = CheckpointMeta.from_dict(_read_json(folder / META_FILE))
+    run_cfg = OmegaConf.load(folder / CONFIG_FILE)
+    try:
+        identity = to_identity(run_cfg.identity if "identity" in run_cfg else cfg.identity)
+    except TypeError as exc:
+        raise UploadError(f"{folder / CONFIG_FILE}: its identity does not fit the schema ({exc})") from exc
+    mix = OmegaConf.to_container(run_cfg.mix, resolve=False) if "mix" in run_cfg else None
+    scores_path = _run_file(folder, meta, EVAL_FILE)
+    scores = _read_json(scores_path) if scores_path else None
+    summary_path = _run_file(folder, meta, SUMMARY_FILE)
+    summary = _read_json(summary_path) if summary_path else {}
+    figures = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
+    card = cards.model_card(identity, repo_id, {**figures, **meta.to_dict()}, mix, scores, str(cfg.upload.license), data_source)
+    files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
+    # the text files go as portable copies: no local folder names (see lanbot.sharing.portable)
+    files[CONFIG_FILE] = portable_config(run_cfg)
+    files[META_FILE] = portable_json(meta.to_dict())
+    if cfg.upload.include_optimizer and (folder / OPTIMIZER_FILE).is_file():
+        files[OPTIMIZER_FILE] = folder / OPTIMIZER_FILE
+    if scores_path is not None:
+        files[EVAL_FILE] = portable_json(scores)
+    files["README.md"] = card.encode("utf-8")
+    return UploadPlan(
+        repo_id, "model", files, bool(cfg.upload.private),
+        _message(cfg, f"lanbot: {identity.name} {meta.get('stage', '')} checkpoint, step {meta.get('step', '?')}"),
+        cfg.upload.get("revision"),
+    )
+
+
+def plan_upload(cfg: DictConfig) -> UploadPlan:
+    what = cfg.upload.what
+    if what == "data":
+        return plan_data_upload(cfg)
+    if what == "checkpoint":
+        return plan_checkpoint_upload(cfg)
+    raise UploadError(f"upload.what={what!r}: choose data or checkpoint")
+
+
+def describe(plan: UploadPlan) -> str:
+    """What would go where, one file a line."""
+    where = f"{'dataset' if plan.repo_type == 'dataset' else 'model'} repo {plan.repo_id}"
+    lines = [f"{where} ({'private' if plan.private else 'public'}), one commit: {plan.message!r}"]
+    for path, source in plan.files.items():
+        size = len(source) if isinstance(source, bytes) else source.stat().st_size
+        if not isinstance(source, bytes):
+            origin = str(source)
+        else:
+            origin = "(generated card)" if path == "README.md" else "(the local file, less its local paths)"
+        lines.append(f"  {path:<36} {size:>12,d} B  <- {origin}")
+    return "\n".join(lines)
+
+
+def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
+    """Plan, then (unless upload.dry_run) push in one commit and record it in <run_dir>/upload.json."""
+    if not cfg.upload.dry_run:
+        hub.hub_token(required=True)  # a missing token stops here, before any work
+    plan = plan_upload(cfg)
+    print(describe(plan))
+    if cfg.upload.dry_run:
+        print("dry run: nothing was sent")
+        return {"dry_run": True, "repo_id": plan.repo_id, "repo_type": plan.repo_type, "files": sorted(plan.files)}
+    result = hub.push_files(
+        plan.repo_id, plan.repo_type, plan.files, private=plan.private, message=plan.message, revision=plan.revision
+    )
+    result.update(repo_id=plan.repo_id, repo_type=plan.repo_type)
+    if run_dir is not None:
+        write_json_atomic(Path(run_dir) / UPLOAD_RECORD, result)
+    print(f"uploaded {len(plan.files)} files in commit {result['commit']}: {result['url']}")
+    return result
+
+
+def upload_app(cfg: DictConfig, run_dir: Path) -> dict:
+    """`python -m lanbot.upload`: a data folder or a checkpoint to the Hub (`upload.what`)."""
+    import logging
+
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    return upload(cfg, run_dir)

@@ -1,0 +1,312 @@
+"""Midtraining and SFT of a nanochat-style GPT on a data mix: `python -m lanbot.train stage=mid|sft`.
+
+    python -m lanbot.train stage=mid identity=sage model=tiny
+    python -m lanbot.train stage=sft identity=sage model=tiny
+    python -m lanbot.train -m stage=mid model=tiny mix=default,no_identity identity=lanbot,sage
+    torchrun --nproc_per_node=2 -m lanbot.train stage=mid hydra.run.dir=outputs/runs/ddp
+
+A scratch mid run trains the tokenizer on its training texts; sft starts from the mid checkpoint of the
+same identity, mix and model. Checkpoints are atomic; a killed run resumes from its last one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig
+
+import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
+from lanbot.core import layout
+from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed
+from lanbot.core.errors import LanbotError
+from lanbot.core.identity import slug
+from lanbot.evaluation.run import evaluate_run
+from lanbot.training import checkpoint as ckpt
+from lanbot.training import optim
+from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
+from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.optim import Optimizers
+from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
+from lanbot.training.tokenizer import Tokenizer
+
+
+class TrainError(LanbotError, RuntimeError):
+    """A run that cannot start: the message says why and what to do."""
+
+
+
+
+def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
+    """(model, tokenizer, meta of the source checkpoint or None): scratch, a folder, hf://, or sft's mid."""
+    init = cfg.train.init_from
+    if init is None or init == "mid":
+        init = str(layout.checkpoint_dir(cfg, "mid"))
+        if layout.CheckpointMeta.read(init) is None:
+            raise TrainError(f"sft starts from the mid checkpoint at {init}, which does not exist: "
+                             f"run `{layout.train_command(cfg, 'mid')}` first (or set train.init_from)")
+    if init == "scratch":
+        texts = [conversation_text(c) for s in sources for c in s.train]
+        if rt.master:
+            tok = Tokenizer.train(texts, int(cfg.model.vocab_size))
+            blob = [tok._hf.to_str()] if hasattr(tok, "_hf") else [None]
+        else:
+            blob = [None]
+        if rt.ddp:
+            dist.broadcast_object_list(blob, src=0)
+        if not rt.master:
+            from tokenizers import Tokenizer as HFTokenizer
+
+            tok = Tokenizer(HFTokenizer.from_str(blob[0]))
+        fields = {k: cfg.model[k] for k in ("sequence_len", "n_layer", "n_head", "n_kv_head", "n_embd")}
+        try:
+            config = GPTConfig(vocab_size=max(int(cfg.model.vocab_size), tok.vocab_size), **fields)
+        except ValueError as exc:
+            raise TrainError(f"model={cfg.model.name}: {exc} (fix conf/model/{cfg.model.name}.yaml or the "
+                             "model.* overrides)") from None
+        model = GPT(config)
+        torch.manual_seed(int(cfg.seed))
+        model.init_weights()
+        return model, tok, None
+    if str(init).startswith("hf://"):
+        from lanbot.sharing.hub import HubError, download_checkpoint
+
+        try:
+            init = str(download_checkpoint(init))
+        except HubError as exc:
+            raise TrainError(f"train.init_from={init}: {exc}") from None
+    model, tok, meta = ckpt.load_checkpoint(init, "cpu")
+    model.train()
+    return model, tok, meta
+
+
+def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: float) -> float:
+    """Linear warmup, constant, linear warmdown to `final` (fractions of the run)."""
+    w, d = round(warmup * total), round(warmdown * total)
+    if step < w:
+        return (step + 1) / w
+    if step >= total - d and d > 0:
+        progress = (total - step) / d
+        return final + (1 - final) * progress
+    return 1.0
+
+
+def build_optimizer(model: GPT, cfg: DictConfig) -> Optimizers:
+    """`train.optimizer` (adamw | muon) with nanochat's three learning rates: matrices, embedding, lm_head."""
+    t = cfg.train
+    return optim.build_optimizer(model, str(t.optimizer), float(t.matrix_lr), float(t.embedding_lr),
+                                 float(t.unembedding_lr), tuple(t.betas), float(t.weight_decay))
+
+
+def token_bytes(tok: Tokenizer) -> torch.Tensor:
+    """Bytes of each token's text (specials 0), for bits per byte."""
+    out = torch.zeros(tok.vocab_size, dtype=torch.float32)
+    specials = {tok.special_id(n) for n in Tokenizer.SPECIALS}
+    for i in range(tok.vocab_size):
+        if i not in specials:
+            out[i] = len(tok.decode([i]).encode("utf-8"))
+    return out
+
+
+@torch.no_grad()
+def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Tensor, batch: int) -> dict:
+    """val/loss per source, overall val/loss and val/bpb over the held-out rows (split across ranks)."""
+    model.eval()
+    out, total_nats, total_tokens, total_bytes = {}, 0.0, 0, 0.0
+    for name, rows in val_rows.items():
+        stats = torch.zeros(3, dtype=torch.float64, device=rt.device)
+        mine = rows[rt.rank::rt.world_size]
+        for i in range(0, len(mine), batch):
+            x, y = to_batch(mine[i:i + batch], rt.device)
+            with autocast(rt.device):
+                logits = model(x).float()
+            valid = y != -1
+            nats = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.clamp(min=0).view(-1),
+                                                     reduction="none").view_as(y)
+            stats[0] += nats[valid].sum().double()
+            stats[1] += valid.sum()
+            stats[2] += tbytes.to(rt.device)[y.clamp(min=0)][valid].sum().double()
+        if rt.ddp:
+            dist.all_reduce(stats)
+        if stats[1] > 0:
+            out[f"val/loss/{name}"] = (stats[0] / stats[1]).item()
+            total_nats, total_tokens, total_bytes = (total_nats + stats[0].item(), total_tokens + int(stats[1]),
+                                                     total_bytes + stats[2].item())
+    if total_tokens:
+        out["val/loss"] = total_nats / total_tokens
+        out["val/bpb"] = total_nats / (math.log(2) * max(total_bytes, 1.0))
+    model.train()
+    return out
+
+
+def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
+    """One training run of `cfg.stage`; returns the summary."""
+    stage, t = str(cfg.stage), cfg.train
+    try:
+        optim.check_name(str(t.optimizer))
+    except optim.OptimizerError as exc:
+        raise TrainError(str(exc)) from None
+    try:
+        rt = init_distributed(str(t.device))
+    except (RuntimeError, ValueError) as exc:  # an unavailable or unknown train.device
+        raise TrainError(str(exc)) from None
+    start = time.time()
+    out_dir = layout.checkpoint_dir(cfg, stage)
+    meta = layout.CheckpointMeta.read(out_dir)
+    resume_from = None
+    if meta is not None and meta.stage == stage:
+        if not meta.finished and t.resume:
+            resume_from = out_dir
+        elif meta.finished and not t.overwrite:
+            raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.step}): "
+                             "pass train.overwrite=true to train it again")
+    sources = load_mix(cfg, stage, layout.data_dir(cfg))
+    model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
+                               else ckpt.load_checkpoint(resume_from))
+    seq = int(t.sequence_len or model.config.sequence_len)
+    if seq > model.config.sequence_len:
+        raise TrainError(f"train.sequence_len={seq} exceeds the model's sequence_len {model.config.sequence_len}")
+    row_len = seq + 1
+    pad = tok.special_id("<|assistant_end|>")
+    val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val]), row_len, pad).rows
+                for i, s in enumerate(sources)}
+    model.to(rt.device).train()
+    optimizer = build_optimizer(model, cfg)
+    step = 0
+    if resume_from is not None:
+        saved = torch.load(resume_from / layout.OPTIMIZER_FILE, map_location=rt.device, weights_only=True)
+        try:
+            optimizer.load_state_dict(saved)
+        except optim.OptimizerError as exc:
+            raise TrainError(f"{resume_from}: {exc}; resume it with the optimizer it was trained with "
+                             "(train.optimizer) or start the stage afresh with train.resume=false") from None
+        step = int(layout.CheckpointMeta.read(resume_from).step)
+    raw = model
+    if t.compile:
+        model = torch.compile(model)
+    if rt.ddp:
+        model = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+    B, total_tokens = int(t.device_batch_size), int(t.total_batch_tokens)
+    per_step_rows = B * rt.world_size
+    if total_tokens % (per_step_rows * seq):
+        raise TrainError(f"train.total_batch_tokens={total_tokens} is not a multiple of device_batch_size x "
+                         f"sequence_len x processes = {per_step_rows * seq}")
+    accum = total_tokens // (per_step_rows * seq)
+    tracker = None
+    if rt.master:
+        from lanbot.core.tracking import Tracker
+
+        print(f"[train] {stage}: {raw.num_params():,} parameters, {raw.flops_per_token():,} FLOPs/token, "
+              f"device {rt.device} x{rt.world_size}, grad accumulation {accum}, checkpoint {out_dir}"
+              + (f", resuming at step {step}" if step else ""))
+        tracker = Tracker(cfg, run_dir, job_type=stage, group=group,
+                          tags=[slug(cfg.identity.name), str(cfg.mix.name), str(cfg.model.name)])
+    tbytes = token_bytes(tok)
+    max_steps = int(t.max_steps)
+    epoch, rows, cursor, drawn, skipped_total = -1, [], 0, Counter(), 0
+
+    def next_rows():
+        nonlocal epoch, rows, cursor, skipped_total
+        need = per_step_rows
+        if cursor + need > len(rows):
+            epoch += 1
+            packed = pack_rows(render_all(tok, mixture(sources, int(cfg.seed), epoch)), row_len, pad)
+            skipped_total = sum(packed.skipped.values())
+            if packed.skipped and rt.master and epoch == 0:
+                print(f"[train] skipped {skipped_total} conversations longer than {row_len} tokens: "
+                      + ", ".join(f"{sources[i].name}={n}" for i, n in packed.skipped.items()))
+            rows, cursor = shuffled_rows(packed, int(cfg.seed) + epoch), 0
+            if len(rows) < need:
+                raise TrainError(f"only {len(rows)} rows fit sequence_len={seq} (need {need} per step): "
+                                 "raise the sequence_len or lower device_batch_size")
+        batch = rows[cursor:cursor + need][rt.rank::rt.world_size]
+        cursor += need
+        return batch
+
+    for _ in range(step * accum):  # replay the loader to where the run stopped
+        next_rows()
+
+    def save(finished: bool, metrics: dict) -> None:
+        if rt.master:
+            ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
+                stage=stage, step=step, finished=finished, identity=cfg.identity.name,
+                identity_slug=slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
+                optimizer=optimizer.name, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
+                val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
+                val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)))
+        if rt.ddp:
+            dist.barrier()
+
+    metrics: dict = {}
+    while step < max_steps:
+        t0 = time.time()
+        factor = lr_factor(step, max_steps, float(t.warmup_ratio), float(t.warmdown_ratio), float(t.final_lr_frac))
+        for g in optimizer.param_groups:
+            g["lr"] = g["initial_lr"] * factor
+        loss_sum, tokens = 0.0, 0
+        for micro in range(accum):
+            batch = next_rows()
+            for r in batch:
+                for i, n in r[2].items():
+                    drawn[sources[i].name] += n
+            x, y = to_batch(batch, rt.device)
+            sync = not rt.ddp or micro == accum - 1
+            ctx = model.no_sync() if not sync else _null()
+            with ctx, autocast(rt.device):
+                loss = model(x, y) / accum
+            with ctx:
+                loss.backward()
+            loss_sum += loss.item()
+            tokens += x.numel() * rt.world_size
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        dt = time.time() - t0
+        row = {"train/loss": loss_sum, "lr": optimizer.param_groups[0]["lr"], "tok_per_sec": tokens / dt,
+               "step_time": dt}
+        if step % int(t.eval_every) == 0 or step == max_steps:
+            row.update(evaluate_val(raw, val_rows, rt, tbytes, B))
+            metrics = row
+        if tracker is not None and (step % int(t.log_every) == 0 or "val/loss" in row):
+            row.update({f"mix/{k}": v for k, v in drawn.items()})
+            tracker.log(row, step=step)
+            print(f"[train] step {step}/{max_steps} loss {loss_sum:.3f}"
+                  + (f" val {row['val/loss']:.3f} bpb {row['val/bpb']:.3f}" if "val/loss" in row else ""))
+        if step % int(t.checkpoint_every) == 0 and step < max_steps:
+            save(False, metrics)
+    save(True, metrics)
+    summary = {**{k: v for k, v in metrics.items() if k.startswith("val/")}, "checkpoint": str(out_dir),
+               "steps": step, "run_seconds": round(time.time() - start, 1), "skipped_conversations": skipped_total}
+    if tracker is not None:
+        tracker.summary(summary)
+        if t.eval_at_end:
+            summary.update(evaluate_run(cfg, out_dir, run_dir, tracker))
+        tracker.finish()
+    return summary
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def train_app(cfg: DictConfig, run_dir: Path) -> dict:
+    """`python -m lanbot.train`: one stage; a sweep's runs share a wandb group named after the sweep folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    group = cfg.logger.get("group") if cfg.get("logger") else None
+    if group is None and str(hc.mode) == "RunMode.MULTIRUN":
+        group = "-".join(Path(hc.sweep.dir).parts[-2:])
+    try:
+        return train(cfg, run_dir, group)
+    finally:
+        shutdown_distributed()
