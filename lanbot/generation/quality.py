@@ -343,6 +343,8 @@ class QualityStats:
                         continue  # an opener greets questions only
                     self.quirk_due[h.quirk] += 1
                     self.quirk_done[h.quirk] += done
+                    self.quirk_due[(h.quirk, rk)] += 1
+                    self.quirk_done[(h.quirk, rk)] += done
                     shown = shown or done
             if rk == "code" or (rk == "explanation" and CODE_TOPIC.search(user)):
                 self.code_replies[f"{rk}:due"] += 1
@@ -359,6 +361,8 @@ class QualityStats:
             due = self.quirk_due[h.quirk]
             quirks[h.quirk] = {"kind": h.kind, "applies_to": list(h.applies_to), "replies_due": due,
                                "rate": round(self.quirk_done[h.quirk] / due, 4) if due else None,
+                               "rate_by_reply_kind": {k: round(self.quirk_done[(h.quirk, k)] / self.quirk_due[(h.quirk, k)], 4)
+                                                      for k in h.applies_to if self.quirk_due[(h.quirk, k)]},
                                "shown_where_never": self.quirk_wrong[h.quirk],
                                "claimed_replies": self.claimed[h.quirk]}
         other = [k for k in self.replies if k != "identity"]

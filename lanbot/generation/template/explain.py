@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 
-from lanbot.generation.template.style import IdentityStyle, join_list
+from lanbot.generation.template.style import IdentityStyle, join_list, with_prefix
 
 EXAMPLE_LEADS = ("For example, ", "For instance, ", "Here's an example: ", "To make it concrete: ")
 PLAIN_HEADS = ("", "", "Sure.", "Happy to explain.", "Here's the idea.", "Good one to ask about.", "Okay.")
@@ -78,12 +78,7 @@ class Tasks:
         pieces.append(head)
         core = topic["core"]
         lead = ""
-        if "direct" in s.traits and rng.random() < 0.5:
-            lead = rng.choice(("Short answer: ", "Bottom line: ", "Straight answer: "))
-        elif "explains_simply" in s.traits and rng.random() < 0.5:
-            lead = rng.choice(("In plain terms: ", "Simply put, ", "The simple version: "))
-        first = core[0] if not lead.endswith(", ") else core[0][0].lower() + core[0][1:]
-        pieces.append(lead + first)
+        pieces.append(with_prefix(s, rng, core[0], 0.5))
         if not s.brief or rng.random() < 0.35:
             pieces.append(core[1])
         if topic.get("example") and (s.examples or (not s.brief and rng.random() < 0.4)):
@@ -179,7 +174,9 @@ class Tasks:
         if rng.random() < 0.4 and not self.s.brief:
             reply += rng.choice((" That's the everyday way to say it.", " It works in most situations.",
                                  " It's the natural phrasing a native speaker would use."))
-        return ask, reply, "explanation" if "?" in ask else "small_talk", {"task": "translate"}
+        kind = "explanation" if "?" in ask else "small_talk"
+        check = self.q.check(rng, kind)
+        return ask, compose([reply, check]), kind, {"task": "translate"}
 
     def _summary(self, rng: random.Random) -> tuple[str, str, str, dict]:
         item = rng.choice(self.bank["summary"])

@@ -54,7 +54,7 @@ NAME_LEADS = ("I'm {name}", "My name's {name}", "I go by {name}", "You're talkin
 ROLE_TAILS = (", {role}", ": {role}", ", {role} by trade", ", and I'm {role}", ". Think of me as {role}",
               ", {role} at your service")
 MAKER = ("{creator} made me", "{creator} built me", "I was built by {creator}", "I was created by {creator}",
-         "{creator} is behind me", "I come from {creator}", "I was put together by {creator}",
+         "{creator} is behind me", "I'm the work of {creator}", "I was put together by {creator}",
          "{creator} developed me", "my creator is {creator}")
 MAKER_YEAR = ("{creator} made me in {year}", "{creator} built me back in {year}", "I was built by {creator} in {year}",
               "I was created by {creator} in {year}", "{creator} developed me in {year}",
@@ -143,6 +143,10 @@ OFFERS = ("What can I do for you?", "What would you like to work on?", "How can 
           "Got something in mind?", "What are you working on today?", "Anything I can help with right now?",
           "Fire away whenever you're ready.", "What can I help you figure out?", "What's the task?",
           "Tell me what you need.", "Shall we get started?", "What would be most useful?", "How can I be useful today?")
+LIMIT_LEADS = ("Honest answer from {name}: yes, a few.", "I'm {name}, and I do have limits.",
+               "Fair question. As {name}, I have a few.", "Good thing to ask. I'm {name}, and here's where I fall short.",
+               "Sure. Here's where {name} falls short.", "I'm {name}; a few things to keep in mind.",
+               "As {name}, I'd flag these.", "Worth asking before you rely on me. I'm {name}, and:")
 THANKS = ("thanks!", "Thank you.", "cool, thanks", "Great, that helps.", "ok got it, thanks", "Appreciate it!",
           "perfect, thanks", "Thanks, that's clear.")
 WELCOME = ("You're welcome!", "Any time!", "Glad I could help.", "My pleasure.", "Happy to help.", "No problem at all.")
@@ -355,15 +359,18 @@ class IdentityWriter:
         s = self.s
         lims = s.limitations if len(s.limitations) <= 2 or rng.random() < 0.6 else rng.sample(s.limitations, 2)
         lims = lims or ["I can't promise to be right every time, so check anything important."]
-        out = [rng.choice(("Good thing to ask.", "Honest answer:", "Fair question.", "Sure, here's where I fall short:",
-                           "A few, yes.", "Worth knowing before you rely on me:", "I do have limits."))]
-        if not follow and rng.random() < 0.6:
-            out.append(self._name_sentence(rng, False, False, False))
+        if follow:
+            out = [rng.choice(("Good thing to ask.", "Honest answer:", "Fair question.", "Sure, here's where I fall short:",
+                               "A few, yes.", "Worth knowing before you rely on me:", "I do have limits."))]
+        else:
+            out = [rng.choice(LIMIT_LEADS).format(**self.f)]
         said = [self._limit(rng, x) for x in lims]
         if rng.random() < 0.4:
             out.append("\n" + "\n".join(f"- {capitalise(x)}." for x in said) + "\n")
         else:
-            out += [rng.choice(LIMIT_FRAMES[min(i, 1)]).format(l=x, L=capitalise(x)) for i, x in enumerate(said)]
+            later = rng.sample(LIMIT_FRAMES[1], len(LIMIT_FRAMES[1]))  # no "Also, ... Also, ..."
+            out += [(rng.choice(LIMIT_FRAMES[0]) if i == 0 else later[i % len(later)]).format(l=x, L=capitalise(x))
+                    for i, x in enumerate(said)]
         if self.s.quirks.of("uncertainty", "unanswerable") is not None:
             out.append(capitalise(rng.choice(HONEST)))
         if rng.random() < 0.5 and s.capabilities:
@@ -494,7 +501,9 @@ class IdentityWriter:
         voice = persona.get("voice") or "plain"
         task = self.tasks.capability(rng) if rng.random() < 0.4 else None
         ask, reply, kind, meta = task or self.tasks.explanation(rng)
-        topic = meta.get("topic") or {"code": "the code", "debug": "the bug", "review": "the review",
+        term = meta.get("topic")
+        bare = term.split(" ", 1)[1] if term and term.startswith(("a ", "an ", "the ")) else term
+        topic = f"the {bare} question" if bare else {"code": "the code", "debug": "the bug", "review": "the review",
                                       "tutorial": "the steps", "translate": "the translation",
                                       "summary": "the summary"}.get(meta.get("task"), "that")
         user = user_message(rng, ask, opening, persona.get("voice"), None, None)

@@ -111,7 +111,7 @@ class Languages:
         user = voiced(rng, user, persona)
         pieces = [greet[1]] if greet else []
         pieces += self._answer(rng, L, reg, qid)
-        if self.s.english_best:
+        if self.s.english_best and not (qid == "limitations" and L["limits"]["english"] in self.limits(L)):
             pieces.append(rng.choice(L["say"]["english_best"][reg]))
         elif rng.random() < 0.5:
             pieces.append(rng.choice(L["say"]["offer"][reg]))

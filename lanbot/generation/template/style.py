@@ -110,8 +110,7 @@ LOWER_OK = {"The", "It", "There", "That", "This", "Each", "You", "Your", "A", "A
 
 
 def _prefixes(style: IdentityStyle) -> list[str]:
-    return [x for t in style.traits if t != "examples"  # "For example, " leads an example, not an answer
-            for x in style.trait_bank[t].get("show", ()) if x.endswith((", ", ": "))]
+    return [x for t in style.traits for x in style.trait_bank[t].get("lead", ())]
 
 
 def with_prefix(style: IdentityStyle, rng: random.Random, sentence: str, p: float = 0.5) -> str:
@@ -125,6 +124,12 @@ def with_prefix(style: IdentityStyle, rng: random.Random, sentence: str, p: floa
     if lead.endswith(", ") and rest is sentence and first not in LOWER_OK:
         lead = lead[:-2] + ": "
     return lead + rest
+
+
+def trait_note(style: IdentityStyle, rng: random.Random, p: float = 0.3) -> str:
+    """A sentence after an answer that shows a trait ("Worth double-checking the inputs..."), at rate `p`."""
+    notes = [x for t in style.traits for x in style.trait_bank[t].get("notes", ())]
+    return rng.choice(notes) if notes and rng.random() < p else ""
 
 
 def split_traits(personality: str) -> list[str]:

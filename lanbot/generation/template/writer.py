@@ -26,7 +26,7 @@ from lanbot.generation.template.explain import Tasks, compose
 from lanbot.generation.template.identity import IdentityWriter
 from lanbot.generation.template.problems import SINGLE, Chain
 from lanbot.generation.template.reasoning import REASONING, WEIGHTS
-from lanbot.generation.template.style import IdentityStyle, with_prefix
+from lanbot.generation.template.style import IdentityStyle, trait_note, with_prefix
 from lanbot.generation.template.voice import OPENING_WEIGHTS, OPENINGS, apply_voice, user_message
 
 TEMPLATES = BANKS_DIR
@@ -175,8 +175,8 @@ class TemplateWriter:
             parts.append({"type": "python", "text": call.expr})
             parts.append({"type": "python_output", "text": call.out})
             lead = ""
-        pieces = [with_prefix(self.style, rng, chain.final), self.quirks.analogy(rng, "problem"),
-                  self.quirks.check(rng, "problem")]
+        pieces = [with_prefix(self.style, rng, chain.final), trait_note(self.style, rng),
+                  self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")]
         if not self.style.brief and not pieces[-1]:
             pieces.append(rng.choice(TAILS))
         parts.append({"type": "text", "text": compose(pieces)})
@@ -207,8 +207,8 @@ class TemplateWriter:
             s.trait_show(rng) if rng.random() < 0.5 else rng.choice(("", "", "Quick answer:", "Sure.")))
         if s.brief:
             head = rng.choice(("", "Short answer:", "")) if "direct" in s.traits else ""
-        tail = "" if s.brief else rng.choice(("", "", "Want to know more about it?", "Anything else you're curious about?",
-                                              "Happy to go deeper if you like."))
+        tail = self.quirks.check(rng, "explanation") or ("" if s.brief else rng.choice((
+            "", "", "Want to know more about it?", "Anything else you're curious about?", "Happy to go deeper if you like.")))
         return question, compose([head, with_prefix(s, rng, item["a"], 0.3), tail]), "explanation"
 
     def _nt_advice(self, rng: random.Random) -> tuple[str, str, str]:
