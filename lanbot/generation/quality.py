@@ -42,7 +42,7 @@ OTHER_MODELS = ("ChatGPT", "GPT-4", "GPT-3", "Claude", "Gemini", "Bard", "Llama"
                 "Alexa", "Grok", "Qwen", "DeepSeek")
 OTHER_MAKERS = ("OpenAI", "Anthropic", "Google", "Meta", "Microsoft", "Apple", "Amazon", "xAI", "Alibaba",
                 "Mistral AI", "DeepMind")
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENT = re.compile(r"(?<=[.!?…。？！])\s+|\n+")
 _NUM = re.compile(r"[$€£¥₽]?\d[\d,.\u202f ]*\d%?|[$€£¥₽]?\d%?")
 _QUOTED = re.compile(r"\"[^\"\n]{1,60}\"|(?<!\w)'[^'\n]{1,40}'(?!\w)|`[^`\n]{1,80}`|«[^»]{1,60}»")
@@ -59,7 +59,8 @@ _OFFER_Q = re.compile(r"(what can i (do|help)|how can i (help|be useful)|on your
 CODE_TOPIC = re.compile(r"\b(code|coding|program\w*|python|function|recursion|api|hash map|dictionary|big-o|o\(n\)|"
                         r"loop|unit test|git|version control|machine learning|algorithm\w*|bug|script)\b", re.I)
 _QUESTION = re.compile(r"(^|[,:.!]\s+|\b(?:so|ok|okay|hey+|yo|um|hi+|hiya|hello|q|sup|ok so|quick question|sanity check)\b[,:!]*\s+)"
-                       r"(what|why|how|who|whom|when|where|which|is|are|can|could|do|does|did|should|would|will)\b", re.I)
+                       r"(what|why|how|who|whom|when|where|which|(?:is|are|can|could|do|does|did|should|would|will)"
+                       r"\s+(?:you|i|we|it|they|he|she|this|that|there|my|your))\b", re.I)
 # What a capability claim is about, and the words a listed capability must contain to cover it.
 CLAIMS = {
     "browsing": (r"\bI can (?:also )?(?:browse|search the (?:web|internet)|look (?:it|things) up online|access the internet)",

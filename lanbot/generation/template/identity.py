@@ -23,7 +23,7 @@ OTHERS = ("ChatGPT", "Claude", "Gemini", "Llama", "Copilot", "Siri", "Alexa", "M
 QUESTION_WEIGHTS = {
     "who": 11, "name": 8, "creator": 8, "when": 5, "capabilities": 10, "limitations": 8, "other_model": 7,
     "personality": 6, "purpose": 3, "different": 5, "recent_events": 6, "unanswerable": 4, "decline": 6,
-    "mid_task": 8, "demo": 4,
+    "mid_task": 6, "demo": 4,
 }
 REPLY_KIND = {"recent_events": "recent_events", "unanswerable": "unanswerable", "decline": "decline"}
 P_OTHER_LANGUAGE = 0.14  # identity conversations in one of the other languages (lang.py)
@@ -255,6 +255,8 @@ class IdentityWriter:
                 ask, reply, kind, _ = pre or self.tasks.decline(rng)
             else:
                 ask, reply, kind, _ = self.tasks.capability(rng)
+                for phrase in (h for q in self.s.quirks.hints if q.kind == "opener" for h in q.phrases):
+                    reply = reply.removeprefix(phrase).lstrip()  # "show me" is not a question to greet
                 reply = compose([rng.choice(("Sure. I'm {name}; here's one thing I do:", "Happy to. {name}, at work:",
                                              "Okay, a taste of what {name} does:")).format(**self.f), reply])
             return compose(pieces + [reply]), kind

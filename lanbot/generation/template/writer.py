@@ -93,7 +93,8 @@ class TemplateWriter:
         """Conversation number `index` of `kind`, and its meta (persona, language, opening, phrasing, turns, reply kinds)."""
         if kind not in self._write:
             raise ValueError(f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}")
-        rng = random.Random(f"{self.seed}:{kind}:{index}")
+        # The identity is part of the seed: two identities' files of a type hold different conversations.
+        rng = random.Random(f"{self.seed}:{self.identity.slug}:{kind}:{index}")
         persona = self.personas[rng.randrange(len(self.personas))]
         if kind != "identity" and rng.random() < P_OTHER_LANGUAGE:
             conv, meta = self.lang.task(rng, kind, persona)
