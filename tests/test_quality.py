@@ -245,7 +245,8 @@ def test_money_is_written_to_the_cent_with_comma_thousands_and_no_float_noise():
                             assert re.fullmatch(r"\$\d{1,3}(,\d{3})*(\.\d\d)?", amount), (amount, text)
                         prose = re.sub(r"1 [\w ]+? is (?:about )?[\d.]+|π ≈ [\d.]+", "", text)  # exact constants
                         assert not re.search(r"\d\.\d{5,}", prose), text  # no 78.11999999 in prose
-                        assert not re.search(r"\ba (?:[aeio]\w|8|11\b|18\b)", text.lower()), text  # "a office", "a 18%"
+                        articles = re.sub(r'"[^"]*"|letter a\b', "", text.lower())
+                        assert not re.search(r"\ba (?:[aeio]\w|8|11\b|18\b)", articles), text  # "a office", "a 18%"
                         if message["role"] == "assistant":  # the user may ask "What do I pay?"
                             assert "So No," not in text and "I pay" not in text
     assert seen >= 300

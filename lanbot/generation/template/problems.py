@@ -271,7 +271,7 @@ def speed(rng, v) -> Chain:
         c.final = f"Your average speed was {rounded(out, 1)} km/h."
     elif kind == 1:
         d, s = rng.randint(int(dlo), int(dhi)), rng.randint(int(slo), int(shi))
-        c.question = f"How long does a {d} km {trip} take at {s} km/h?"
+        c.question = f"How long does {with_article(f'{d} km')} {trip} take at {s} km/h?"
         out = c.call("divide distance by speed", "Time = distance ÷ speed:", f"{d} / {s}")
         c.final = f"It takes {duration(out)} ({rounded(out)} hours)." if "." in out else f"It takes {count_of(out, 'hours')}."
     else:
