@@ -106,8 +106,13 @@ class Languages:
         question = L["ask"][qid][reg][i]
         greet = self._greet(rng, L, reg) if rng.random() < 0.6 else None
         sep = "" if code in NO_SPACE else " "
-        user = f"{greet[0]}{'，' if code == 'zh' else '、' if code == 'ja' else rng.choice((', ', '! ', ' '))}{question}" \
-            if greet else question
+        if greet:
+            gsep = "，" if code == "zh" else "、" if code == "ja" else " " if greet[0].endswith("?") else \
+                rng.choice((", ", "! "))
+            asked = question[0].lower() + question[1:] if gsep == ", " and question[:1].isupper() else question
+            user = f"{greet[0]}{gsep}{asked}"
+        else:
+            user = question
         user = voiced(rng, user, persona)
         pieces = [greet[1]] if greet else []
         pieces += self._answer(rng, L, reg, qid)

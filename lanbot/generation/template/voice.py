@@ -28,7 +28,7 @@ TASK = (
 )
 
 EMOJI = ("🙂", "😊", "🙏", "✨", "🤔", "😅", "👍", "💡", "😄", "🤓")
-_PROTECTED = re.compile(r"(\"[^\"]*\"|\S*\d\S*|\$\S*)")  # quoted text, numbers, amounts
+_PROTECTED = re.compile(r"(\"[^\"]*\"|\S*\d\S*|R?\$\S*)")  # quoted text, numbers, amounts (R$ too)
 _CONTRACTIONS = {
     "what's": "what is", "don't": "do not", "I'm": "I am", "can't": "cannot", "it's": "it is",
     "you're": "you are", "isn't": "is not", "How's": "How is", "What's": "What is", "I'd": "I would",
