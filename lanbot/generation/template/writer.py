@@ -157,6 +157,8 @@ class TemplateWriter:
         shown = s.trait_show(rng)
         if shown and rng.random() < 0.55:
             return shown
+        if mode == "plan":  # the plan's own intro follows: no "I'll do them in order. Here's my plan:"
+            return ""
         return rng.choice(TOOL_INTROS if mode == "single" else CHAIN_INTROS)
 
     def _solve(self, rng: random.Random, chain: Chain, mode: str, follow: bool = False) -> list[dict]:
