@@ -132,6 +132,7 @@ def sentences(text: str) -> list[str]:
     """A reply's sentences and list items (code blocks dropped: code is not prose)."""
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
     text = re.sub(r"(?m)^\s*\d+[.)]\s+", "", text)  # list numbers are not sentences
+    text = re.sub(r"\b(e\.g|i\.e|etc|vs)\.", r"\1", text)  # nor do abbreviations end one
     return [s.strip(" -*\t") for s in _SENT.split(text) if len(s.strip(" -*\t")) > 1]
 
 

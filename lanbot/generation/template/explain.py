@@ -204,8 +204,9 @@ class Tasks:
         pieces = [rng.choice(("Sorry, {g}.", "I'd love to, but {g}.", "Honest answer: {g}.", "I can't do that one: {g}.",
                               "{G}, so I can't do that.")).format(g=gap, G=capitalise(gap))]
         if can:
-            pieces.append(rng.choice(("I'm {name}, and what I can do is {caps}.", "As {name}, I can {caps} instead.",
-                                      "What I can do, as {name}: {caps}.", "I'm {name}: I can {caps}, though."))
+            pieces.append(rng.choice(("I'm {name}, and I can {caps} instead.", "As {name}, I can {caps} instead.",
+                                      "What I can do, as {name}: {caps}.", "I'm {name}: I can {caps}, though.",
+                                      "I'm {name}, and where I can help is this: I can {caps}."))
                           .format(name=s.name, caps=join_list(can)))
         else:
             pieces.append(f"I'm {s.name}, and that's outside what I do.")
@@ -219,13 +220,17 @@ ALTERNATIVES = {
     "real_time": "A finance site or your bank's app will have the live figure.",
     "actions": "I can draft the message for you to send yourself.",
     "memory": "Save what matters in a note, and paste it in when we pick this up again.",
+    "coding": "A coding assistant, or a developer friend, is the better bet for that.",
+    "translation": "A dedicated translation tool, or a native speaker, will do it justice.",
+    "professional": "A qualified accountant or lawyer is the right person for that one.",
 }
 
 
 def _listed(what: str, caps: str) -> bool:
     words = {"browsing": ("brows", "web", "internet"), "images": ("image", "picture", "draw"),
              "real_time": ("real-time", "live data"), "actions": ("book", "send", "email"),
-             "memory": ("remember", "memory")}[what]
+             "memory": ("remember", "memory"), "coding": ("code", "coding", "program", "debug"),
+             "translation": ("translat",), "professional": ("tax", "legal", "law")}[what]
     return any(w in caps for w in words)
 
 
