@@ -60,7 +60,7 @@ CODE_TOPIC = re.compile(r"\b(code|coding|program\w*|python|function|recursion|ap
                         r"loop|unit test|git|version control|machine learning|algorithm\w*|bug|script)\b", re.I)
 _QUESTION = re.compile(r"(^|[,:.!]\s+|\b(?:so|ok|okay|hey+|yo|um|hi+|hiya|hello|q|sup|ok so|quick question|sanity check)\b[,:!]*\s+)"
                        r"(what|why|how|who|whom|when|where|which|(?:is|are|can|could|do|does|did|should|would|will)"
-                       r"\s+(?:you|i|we|it|they|he|she|this|that|there|my|your))\b", re.I)
+                       r"\s+(?:you|u|i|we|it|they|he|she|this|that|there|my|your))\b", re.I)
 # What a capability claim is about, and the words a listed capability must contain to cover it.
 CLAIMS = {
     "browsing": (r"\bI can (?:also )?(?:browse|search the (?:web|internet)|look (?:it|things) up online|access the internet)",
