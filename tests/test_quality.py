@@ -188,6 +188,19 @@ def test_follow_ups_refer_only_to_what_was_said(name):
             said += " " + text_of(conv[i + 1]["content"])
 
 
+def test_asked_for_a_short_answer_the_explanation_is_short():
+    short, long = [], []
+    for name in ("sage", "lanbot"):
+        for user, reply in replies(name, "no_tool", "explanation") + replies(name, "identity", "explanation"):
+            if re.search(r"short answer is fine", user, re.I):
+                short.append(reply)
+            elif re.search(r"clear explanation|take your time", user, re.I):
+                long.append(reply)
+    assert short and long
+    assert not any(re.search(r"For example|For instance|Here's an example|To make it concrete", r) for r in short)
+    assert sum(map(len, short)) / len(short) < sum(map(len, long)) / len(long)
+
+
 def test_stated_context_is_taken_up():
     taken = [r for u, r in replies("lanbot", "identity", "about_self") if "in case that matters" in u
              and re.search(r"what can you do|what are you good|help me|skills|capable|what kinds", u, re.I)]

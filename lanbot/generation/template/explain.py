@@ -15,9 +15,12 @@ that names what it can do instead.
 from __future__ import annotations
 
 import random
+import re
 
 from lanbot.generation.template.style import IdentityStyle, join_list, with_prefix
 
+SHORT = re.compile(r"short answer|quick answer|briefly|in a sentence|tl;dr", re.I)  # the user asks for less
+LONG = re.compile(r"clear explanation|take your time|in detail|walk me through", re.I)  # ... or for more
 EXAMPLE_LEADS = ("For example, ", "For instance, ", "Here's an example: ", "To make it concrete: ")
 PLAIN_HEADS = ("", "", "Sure.", "Happy to explain.", "Here's the idea.", "Good one to ask about.", "Okay.")
 REQUEST_HEADS = ("Sure.", "Happy to.", "Here goes.", "Of course.", "Let's do it.", "")
@@ -59,18 +62,23 @@ class Tasks:
 
     # ---- explanations -----------------------------------------------------------------------------
 
+    def pick(self, rng: random.Random) -> tuple[dict, str]:
+        """A topic to explain (programming ones more often for an identity that codes) and how it is asked."""
+        coder = "code" in self.s.tasks and self.code_topics and rng.random() < (0.75 if self.q.of(
+            "code_block", "explanation") else 0.4)
+        topic = rng.choice(self.code_topics if coder else self.topics)
+        return topic, rng.choice(topic["asks"]) if rng.random() < 0.75 else rng.choice(topic["requests"])
+
     def explanation(self, rng: random.Random, topic: dict | None = None, ask: str | None = None) -> tuple[str, str, str, dict]:
         """(user question, reply, reply kind, meta) explaining one topic in the identity's voice."""
-        if topic is None:
-            coder = "code" in self.s.tasks and self.code_topics and rng.random() < (0.75 if self.q.of(
-                "code_block", "explanation") else 0.4)
-            topic = rng.choice(self.code_topics if coder else self.topics)
-        if ask is None:
-            ask = rng.choice(topic["asks"]) if rng.random() < 0.75 else rng.choice(topic["requests"])
+        if topic is None or ask is None:
+            topic, ask = self.pick(rng)
         return ask, self.explain(rng, topic, ask), "explanation", {"topic": topic["term"]}
 
     def explain(self, rng: random.Random, topic: dict, ask: str, follow: bool = False) -> str:
+        """The reply to `ask` (the user's whole message: "Short answer is fine" makes it short, "take your time" long)."""
         s, q = self.s, self.q
+        wants = "short" if SHORT.search(ask) else "long" if LONG.search(ask) else ""
         pieces = []
         head = q.opener(rng, "explanation", ask) if not follow else ""
         if not head:
@@ -79,9 +87,10 @@ class Tasks:
         core = topic["core"]
         lead = ""
         pieces.append(with_prefix(s, rng, core[0], 0.5))
-        if not s.brief or rng.random() < 0.35:
+        if wants != "short" and (not s.brief or wants == "long" or rng.random() < 0.35):
             pieces.append(core[1])
-        if topic.get("example") and (s.examples or (not s.brief and rng.random() < 0.4)):
+        if topic.get("example") and wants != "short" and (s.examples or wants == "long"
+                                                          or (not s.brief and rng.random() < 0.4)):
             lead = rng.choice(EXAMPLE_LEADS)
             ex = topic["example"]
             pieces.append(lead + (capitalise(ex) if lead.endswith(": ") else ex))

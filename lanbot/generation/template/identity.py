@@ -505,13 +505,18 @@ class IdentityWriter:
     def _mid_task(self, rng: random.Random, persona: dict, opening: str) -> tuple[list[dict], dict]:
         voice = persona.get("voice") or "plain"
         task = self.tasks.capability(rng) if rng.random() < 0.4 else None
-        ask, reply, kind, meta = task or self.tasks.explanation(rng)
+        if task:
+            ask, reply, kind, meta = task
+            user = user_message(rng, ask, opening, persona.get("voice"), None, None)
+        else:  # the user's whole message first, so "Short answer is fine" is taken up
+            topic_item, ask = self.tasks.pick(rng)
+            user = user_message(rng, ask, opening, persona.get("voice"), None, None)
+            reply, kind, meta = self.tasks.explain(rng, topic_item, user), "explanation", {"topic": topic_item["term"]}
         term = meta.get("topic")
         bare = term.split(" ", 1)[1] if term and term.startswith(("a ", "an ", "the ")) else term
         topic = f"the {bare} question" if bare else {"code": "the code", "debug": "the bug", "review": "the review",
                                       "tutorial": "the steps", "translate": "the translation",
                                       "summary": "the summary"}.get(meta.get("task"), "that")
-        user = user_message(rng, ask, opening, persona.get("voice"), None, None)
         qid, asks = rng.choice(MID_TASK_ASKS)
         other = rng.choice(self.others)
         said = {"other": set()}

@@ -189,7 +189,12 @@ class TemplateWriter:
 
     def _no_tool(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         category = rng.choices(self._nt_kinds, self._nt_weights)[0]
-        if category in ("definitions", "capability", "decline"):
+        if category == "definitions":  # the whole message first: "Short answer is fine" shortens the reply
+            topic, ask = self.tasks.pick(rng)
+            user, opening = self._ask(rng, persona, ask)
+            return [{"role": "user", "content": user}, {"role": "assistant", "content": self.tasks.explain(rng, topic, user)}], {
+                "opening": opening, "phrasing": category, "reply_kinds": ["explanation"]}
+        if category in ("capability", "decline"):
             made = self.tasks.explanation(rng) if category == "definitions" else \
                 self.tasks.capability(rng) if category == "capability" else self.tasks.decline(rng)
             question, answer, reply_kind, _ = made
