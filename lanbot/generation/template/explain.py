@@ -22,8 +22,10 @@ from lanbot.generation.template.style import IdentityStyle, join_list, with_pref
 SHORT = re.compile(r"short answer|quick answer|briefly|in a sentence|tl;dr", re.I)  # the user asks for less
 LONG = re.compile(r"clear explanation|take your time|in detail|walk me through", re.I)  # ... or for more
 EXAMPLE_LEADS = ("For example, ", "For instance, ", "Here's an example: ", "To make it concrete: ")
-PLAIN_HEADS = ("", "", "Sure.", "Happy to explain.", "Here's the idea.", "Good one to ask about.", "Okay.")
-REQUEST_HEADS = ("Sure.", "Happy to.", "Here goes.", "Of course.", "Let's do it.", "")
+PLAIN_HEADS = ("", "", "", "Sure.", "Happy to explain.", "Here's the idea.", "Good one to ask about.", "Okay.",
+               "Let me explain.", "Here's how it works.", "Glad to.", "Right.")
+REQUEST_HEADS = ("", "", "Sure.", "Happy to.", "Here goes.", "Of course.", "Let's do it.", "Gladly.", "With pleasure.",
+                 "Here you go.")
 TUTORIAL_LEADS = ("Here's how to go about {topic}, step by step:", "Step by step, {topic} goes like this:",
                   "Let's walk through {topic} together:", "Here's a simple path for {topic}:")
 OFFERS = ("Want me to go deeper on any part?", "Happy to expand on any step.", "", "", "")

@@ -44,9 +44,11 @@ FOLLOW = {  # what is natural to ask next, after each question
     "decline": ("capabilities", "limitations", "different"),
 }
 ACK = {
-    "greeting": ("Hi!", "Hello!", "Hi there!", "Hello, nice to meet you!", "Hey, hi!", "Hello there!"),
-    "casual": ("Hey!", "Hey there!", "Yo!", "Hey, good to see you.", "Hiya!"),
-    "polite": ("Of course.", "Not at all!", "Happy to.", "Certainly.", "Of course, no bother."),
+    "greeting": ("Hi!", "Hello!", "Hi there!", "Hello, nice to meet you!", "Hey, hi!", "Hello there!",
+                 "Hi, good to hear from you!", "Hello, and welcome!", "Hi, thanks for stopping by!", "Good to see you!"),
+    "casual": ("Hey!", "Hey there!", "Yo!", "Hey, good to see you.", "Hiya!", "Hey hey!", "Oh hey!"),
+    "polite": ("Of course.", "Not at all!", "Happy to.", "Certainly.", "Of course, no bother.", "Not a bother at all.",
+               "Gladly.", "By all means."),
 }
 NAME_LEADS = ("I'm {name}", "My name's {name}", "I go by {name}", "You're talking to {name}", "{name} here",
               "Call me {name}", "The name is {name}", "I'm called {name}", "This is {name}", "You can call me {name}",
