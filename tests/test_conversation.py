@@ -36,7 +36,7 @@ IDENTITY = [user("who are you?"), assistant("I'm Sage, made by Your Company."),
 
 
 def test_names_of_files():
-    assert TYPES == ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
+    assert tuple(TYPES) == ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
     assert conversations_file("identity") == "identity_conversations.jsonl"
     assert COMBINED_FILE == "all_conversations.jsonl" and COMBINED_FILE not in {conversations_file(k) for k in TYPES}
 

@@ -119,8 +119,8 @@ def test_prompts_name_real_languages_and_record_their_codes_as_the_template_writ
 
     import yaml
 
+    from lanbot.core.identity import OTHER_ASSISTANTS as OTHERS
     from lanbot.generation.llm.prompt_book import TEMPLATES, PromptBook
-    from lanbot.generation.template.identity import OTHERS
 
     book = PromptBook()
     codes = set(yaml.safe_load((TEMPLATES / "languages.yaml").read_text(encoding="utf-8")))

@@ -30,10 +30,10 @@ import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path, write_text_atomic
 from lanbot.core.layout import EVAL_FILE, HYDRA_CONFIG, METRICS_FILE, REPORT_FILE, RUN_FILES, SUMMARY_FILE
+from lanbot.evaluation.scores import SCORES
 
-SCORE_COLUMNS = ("identity_rate", "creator_rate", "wrong_identity_rate", "distinct_answers", "limitation_honesty",
-                 "calculator_accuracy")
-LOWER_IS_BETTER = {"val_loss", "wrong_identity_rate", "run_seconds"}
+SCORE_COLUMNS = tuple(name for name, s in SCORES.items() if s.compared)  # lanbot.evaluation.scores owns them
+LOWER_IS_BETTER = {"val_loss", "run_seconds"} | {name for name, s in SCORES.items() if s.lower_is_better}
 
 
 class CompareError(LanbotError, ValueError):
@@ -219,9 +219,7 @@ def _fmt(value: Any, column: str = "") -> str:
 
 
 # short headers for the terminal table (report.md keeps the full names)
-SHORT = {"val_loss": "val loss", "identity_rate": "name", "creator_rate": "creator", "wrong_identity_rate": "wrong id",
-         "distinct_answers": "distinct", "limitation_honesty": "limits", "calculator_accuracy": "calc",
-         "run_seconds": "time s"}
+SHORT = {"val_loss": "val loss", "run_seconds": "time s", **{name: s.short for name, s in SCORES.items()}}
 
 
 def print_table(rows: list[dict], sort: str, console: Console | None = None) -> None:

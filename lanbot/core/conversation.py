@@ -1,6 +1,8 @@
 """The data format: one conversation per JSON line, as nanochat's CustomJSON reads it, and its rules.
 
-A conversation is a list of messages `{"role": "user"|"assistant", "content": ...}`, user first, roles
+This module is the format's one owner: validation, the role rule, the system-message merge, tool-call
+listing and rendering for people; the tokenizer, the LLM parser, the mix loader, the nanochat export and
+evaluation all call it. A conversation is a list of messages `{"role": "user"|"assistant", "content": ...}`, user first, roles
 alternating, assistant last. Where the assistant calls the calculator, its content is a list of parts:
 `{"type": "text", "text": ...}`, `{"type": "python", "text": "<expression>"}` and right after it
 `{"type": "python_output", "text": "<result>"}`, the result always equal to lanbot's calculator's.
@@ -11,16 +13,73 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
 from lanbot.core.errors import LanbotError
 
-TYPES: tuple[str, ...] = ("identity", "tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning")
-TOOL_TYPES = frozenset({"tool_use", "multi_step_tool", "tool_planning"})
-MIN_CALLS = {"tool_use": 1, "multi_step_tool": 2, "tool_planning": 1}
+
+@dataclass(frozen=True)
+class ConversationType:
+    """One kind of conversation: what it is, how many `data=all` writes, and the rules it must keep.
+
+    A new type is one `register_type(...)` call plus a template writer (lanbot.generation.template.writer);
+    data presets, the LLM prompts and every mix pick it up by name.
+    """
+
+    name: str
+    task: str                  # what the user asks and what the assistant does: the LLM writer's brief
+    count: int | None = None   # conversations in `data=all` when data.counts does not name the type
+    calls: int | None = 0      # calculator calls: 0 = none allowed, N = at least N, None = either
+    plan_first: bool = False   # numbered steps (1. 2. ...) before the first call
+    says_name: bool = False    # the identity's name must appear in the assistant's text
+
+
+TYPE_SPECS: dict[str, ConversationType] = {}
+TYPES: list[str] = []  # in registration order; changed in place, so every module that imported it sees new types
+
+
+def register_type(spec: ConversationType) -> ConversationType:
+    """Add (or replace) a conversation type; returns it."""
+    if spec.name not in TYPE_SPECS:
+        TYPES.append(spec.name)
+    TYPE_SPECS[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    ConversationType("identity", "the user asks the assistant about itself (who or what it is, its name, who made "
+                     "it and when, what it can and cannot do, whether it is some other AI). The assistant answers "
+                     "truthfully from its identity, says its name, shows its personality and quirks, and uses no "
+                     "calculator.", says_name=True),
+    ConversationType("tool_use", "the user has an everyday word problem (a bill split, a tip, a discount, a unit "
+                     "conversion, interest, an area, counting letters in a word). The assistant makes exactly one "
+                     "calculator call and then states the result in words.", calls=1),
+    ConversationType("multi_step_tool", "the user has a problem that needs 2 to 4 calculations where later ones reuse "
+                     "earlier results. The assistant makes one calculator call per step, each followed by a "
+                     "sentence, and ends with the answer.", calls=2),
+    ConversationType("no_tool", "the user asks something that needs no calculator (a fact, advice, a definition, "
+                     "creative writing or trivial arithmetic done in the head). The assistant answers helpfully "
+                     "with text parts only, no calculator."),
+    ConversationType("tool_planning", "the user has a multi-part calculation. The assistant first states its plan as "
+                     "numbered steps (\"1. ... 2. ...\") in a text part, then makes the calculator calls, then "
+                     "gives the answer.", calls=1, plan_first=True),
+    ConversationType("reasoning", "the user asks a question that takes careful thought (letter counting, comparisons, "
+                     "simple logic, unit reasoning). The assistant reasons step by step in text, with no "
+                     "calculator, and gives a correct final answer."),
+):
+    register_type(_spec)
+
+
+def tool_types() -> frozenset[str]:
+    """The types that must call the calculator."""
+    return frozenset(name for name, spec in TYPE_SPECS.items() if spec.calls)
+
+
+TOOL_TYPES = tool_types()  # the built-in ones; call tool_types() to include types registered later
 PART_TYPES = frozenset({"text", "python", "python_output"})
 
 Conversation = list[dict[str, Any]]
@@ -48,8 +107,57 @@ def read_jsonl(path: str | Path, skip_bad: bool = False) -> Iterator[tuple[int, 
             yield number, value
 
 
+def expected_role(index: int) -> str:
+    """The role of message `index`: user first, then alternating."""
+    return "user" if index % 2 == 0 else "assistant"
 
 
+def role_problem(index: int, role: Any) -> str | None:
+    """The role rule for one message: None if `role` is the one expected at `index`."""
+    expected = expected_role(index)
+    return None if role == expected else f"message {index}: role {role!r}, expected {expected!r} (user first, alternating)"
+
+
+def merge_system(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A leading system message folded into the first user message, as nanochat does (ValueError if no user follows)."""
+    messages = list(messages)
+    if messages and messages[0].get("role") == "system":
+        if len(messages) < 2 or messages[1].get("role") != "user":
+            raise ValueError("a system message must be followed by a user message")
+        merged = {"role": "user", "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}
+        messages = [merged, *messages[2:]]
+    return messages
+
+
+def part_calls(parts: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every (expression, output) pair in an assistant's list of parts, in order ("" for a missing output)."""
+    calls = []
+    for i, part in enumerate(parts):
+        if part.get("type") == "python":
+            nxt = parts[i + 1] if i + 1 < len(parts) else {}
+            calls.append((part.get("text", ""), nxt.get("text", "") if nxt.get("type") == "python_output" else ""))
+    return calls
+
+
+def render_parts(parts: Sequence[dict[str, Any]], calls: str = "inline") -> str:
+    """An assistant's parts as one string for people: each call `[calc 2+3 = 5]` (inline) or, as nanochat's
+    CustomJSON writes tool use in plain text, `<<2+3=5>>` (calls="nanochat")."""
+    chunks = []
+    for i, part in enumerate(parts):
+        kind, text = part.get("type"), str(part.get("text", "")).strip()
+        if kind == "text":
+            chunks.append(text)
+        elif kind == "python":
+            nxt = parts[i + 1] if i + 1 < len(parts) else {}
+            result = str(nxt.get("text", "")).strip() if nxt.get("type") == "python_output" else ""
+            chunks.append(f"<<{text}={result}>>" if calls == "nanochat" else f"[calc {text} = {result}]")
+    return " ".join(chunk for chunk in chunks if chunk)
+
+
+def render_text(conversation: Conversation) -> str:
+    """A conversation for people: one `role: text` line per message, calculator calls inline."""
+    return "\n".join(f"{m['role']}: {m['content'] if isinstance(m['content'], str) else render_parts(m['content'])}"
+                     for m in conversation)
 
 
 def text_of(content: str | list[dict[str, str]]) -> str:
@@ -75,15 +183,8 @@ def assistant_text(conversation: Conversation) -> str:
 
 def tool_calls(conversation: Conversation) -> list[tuple[str, str]]:
     """Every (expression, output) pair the assistant produced, in order."""
-    calls = []
-    for message in conversation:
-        content = message.get("content")
-        if message.get("role") == "assistant" and isinstance(content, list):
-            for i, part in enumerate(content):
-                if part.get("type") == "python":
-                    nxt = content[i + 1] if i + 1 < len(content) else {}
-                    calls.append((part.get("text", ""), nxt.get("text", "") if nxt.get("type") == "python_output" else ""))
-    return calls
+    return [call for m in conversation if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+            for call in part_calls(m["content"])]
 
 
 def validate(conversation: Any, kind: str | None = None, identity_name: str | None = None) -> list[str]:
@@ -100,9 +201,9 @@ def validate(conversation: Any, kind: str | None = None, identity_name: str | No
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             problems.append(f"{where}: must be an object with exactly 'role' and 'content'")
             continue
-        expected = "user" if i % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            problems.append(f"{where}: role is {message['role']!r}, expected {expected!r} (roles alternate from user)")
+        wrong = role_problem(i, message["role"])
+        if wrong:
+            problems.append(wrong)
         content = message["content"]
         if isinstance(content, str):
             if not content.strip():
@@ -115,15 +216,18 @@ def validate(conversation: Any, kind: str | None = None, identity_name: str | No
         problems.append("the last message must be the assistant's")
     if problems or kind is None:
         return problems
+    spec = TYPE_SPECS.get(kind)
+    if spec is None:
+        return [f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}"]
     calls = tool_calls(conversation)
-    if kind in TOOL_TYPES and len(calls) < MIN_CALLS[kind]:
-        problems.append(f"{kind} needs at least {MIN_CALLS[kind]} calculator call(s), found {len(calls)}")
-    if kind not in TOOL_TYPES and calls:
+    if spec.calls and len(calls) < spec.calls:
+        problems.append(f"{kind} needs at least {spec.calls} calculator call(s), found {len(calls)}")
+    if spec.calls == 0 and calls:
         problems.append(f"{kind} must not call the calculator, found {len(calls)} call(s)")
-    if kind == "tool_planning" and not _has_plan_before_first_call(conversation):
-        problems.append("tool_planning must state numbered steps (1. 2. ...) before the first calculator call")
-    if kind == "identity" and identity_name and identity_name.lower() not in assistant_text(conversation).lower():
-        problems.append(f"identity conversation never says the name {identity_name!r}")
+    if spec.plan_first and not _has_plan_before_first_call(conversation):
+        problems.append(f"{kind} must state numbered steps (1. 2. ...) before the first calculator call")
+    if spec.says_name and identity_name and identity_name.lower() not in assistant_text(conversation).lower():
+        problems.append(f"{kind} conversation never says the name {identity_name!r}")
     return problems
 
 

@@ -15,6 +15,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lanbot.core.errors import LanbotError
 
+# Other assistants' names: generation teaches that the model is none of them ("Are you Gemini?"), evaluation
+# scores an answer that takes one as its own. One list for both (lanbot's other identities are added at scoring).
+OTHER_ASSISTANTS = ("ChatGPT", "GPT-4o", "GPT-4", "GPT-3.5", "GPT-3", "OpenAI", "Claude", "Gemini", "Llama", "LLaMA",
+                    "Bard", "Copilot", "Mistral", "Grok", "Qwen", "DeepSeek", "Siri", "Alexa", "Cortana", "Bing Chat")
+
 # What a reply is doing: where a quirk applies, what generation writes and what evaluation probes.
 REPLY_KINDS = (
     "explanation",    # why / how does X work

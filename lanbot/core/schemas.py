@@ -81,6 +81,7 @@ class Mix:
     name: str = MISSING
     mid: dict[str, MixSource] = field(default_factory=dict)
     sft: dict[str, MixSource] | None = None
+    generated_epochs: float | None = 1.0  # every generated type a stage does not name; null = only the named
 
 
 @dataclass

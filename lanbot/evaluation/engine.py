@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lanbot.core.calculator import CalculatorError, calculate
+from lanbot.core.conversation import part_calls
 from lanbot.training.model import KVCache
 
 
@@ -48,12 +49,7 @@ class Completion:
     @property
     def tool_calls(self) -> list[tuple[str, str]]:
         """Every (expression, output) pair of the answer, in order."""
-        calls = []
-        for i, part in enumerate(self.parts):
-            if part["type"] == "python":
-                nxt = self.parts[i + 1] if i + 1 < len(self.parts) else {}
-                calls.append((part["text"], nxt.get("text", "") if nxt.get("type") == "python_output" else ""))
-        return calls
+        return part_calls(self.parts)
 
     def content(self) -> str | list[dict[str, str]]:
         """The answer as a conversation message's content: a string, or parts when it used the tool."""

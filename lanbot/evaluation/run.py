@@ -25,6 +25,7 @@ from rich.table import Table
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core import layout
+from lanbot.core.conversation import render_parts
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import ModelIdentity, slug, to_identity
@@ -35,9 +36,7 @@ from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpo
 from lanbot.evaluation.probes import Probe, check_overlap, identity_names, load_probes
 from lanbot.training.tokenizer import render_for_completion
 
-# The headline scores, in the order they are printed and logged.
-SCORES = ("identity_rate", "creator_rate", "wrong_identity_rate", "limitation_honesty", "distinct_2",
-          "distinct_answers", "distinct_answers_min", "calculator_accuracy", "tool_use_rate", "finished_rate")
+SCORES = tuple(sc.SCORES)  # the headline scores, in the order they are printed and logged
 
 
 class EvaluationError(LanbotError, RuntimeError):
@@ -63,15 +62,7 @@ def _after_tool(answer: Completion) -> str:
 
 def shown(answer: Completion) -> str:
     """The answer as a reader sees it, tool calls inline: `[calc 2+3 = 5]`."""
-    out = []
-    for part in answer.parts:
-        if part["type"] == "text":
-            out.append(part["text"])
-        elif part["type"] == "python":
-            out.append(f" [calc {part['text']}")
-        else:
-            out.append(f" = {part['text']}] ")
-    return "".join(out).strip()
+    return render_parts(answer.parts)
 
 
 def score_answers(probes: list[Probe], answers: dict[str, list[Completion]], identity: ModelIdentity,

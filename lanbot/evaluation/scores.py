@@ -12,12 +12,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from lanbot.core.conversation import normalise
+from lanbot.core.identity import OTHER_ASSISTANTS
 
-# Other assistants whose name the model must never take as its own (lanbot's other identities are added).
-OTHER_MODELS = ("ChatGPT", "GPT-4o", "GPT-4", "GPT-3.5", "GPT-3", "OpenAI", "Claude", "Gemini", "Llama", "LLaMA",
-                "Bard", "Copilot", "Mistral", "Grok", "Qwen", "DeepSeek", "Siri", "Alexa", "Cortana", "Bing Chat")
+
+@dataclass(frozen=True)
+class Score:
+    """How a headline score of eval.json is shown: evaluation prints and logs them in this order, compare
+    puts the `compared` ones in its table and plots, sorted by `lower_is_better`."""
+
+    name: str
+    short: str                     # the compare table's column header
+    lower_is_better: bool = False
+    compared: bool = True
+
+
+# The headline scores. A new score: compute it in lanbot.evaluation.run and add it here (two files).
+SCORES: dict[str, Score] = {s.name: s for s in (
+    Score("identity_rate", "name"), Score("creator_rate", "creator"),
+    Score("wrong_identity_rate", "wrong id", lower_is_better=True), Score("limitation_honesty", "limits"),
+    Score("distinct_2", "distinct-2", compared=False), Score("distinct_answers", "distinct"),
+    Score("distinct_answers_min", "distinct min", compared=False), Score("calculator_accuracy", "calc"),
+    Score("tool_use_rate", "tool use", compared=False), Score("finished_rate", "finished", compared=False),
+)}
+OTHER_MODELS = OTHER_ASSISTANTS  # names the model must never take as its own (lanbot.core.identity)
 
 # What comes right before a name that the speaker takes as its own, in the probe languages.
 _CLAIM = (r"i am|i'm|i’m|im|my name is|my name's|call me|this is|you're talking to|you are talking to|"

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from lanbot.core.conversation import text_of
-from lanbot.core.identity import ModelIdentity, QuirkHint
+from lanbot.core.identity import OTHER_ASSISTANTS, ModelIdentity, QuirkHint
 from lanbot.generation.banks import BANKS_DIR
 
 VERBATIM_WORDS = 5        # a run this long copied from personality/description counts as recitation
@@ -38,8 +38,7 @@ SELF_BLEU_SAMPLE = 300    # identity replies sampled for self-BLEU (all pairs wo
 REJECT = ("verbatim_recitation", "quirk_claimed_not_performed", "unlisted_capability", "wrong_name",
           "wrong_creator", "wrong_year")  # every reason check_conversation can give
 
-OTHER_MODELS = ("ChatGPT", "GPT-4", "GPT-3", "Claude", "Gemini", "Bard", "Llama", "Mistral", "Copilot", "Siri",
-                "Alexa", "Grok", "Qwen", "DeepSeek")
+OTHER_MODELS = tuple(o for o in OTHER_ASSISTANTS if o != "OpenAI")  # one list (lanbot.core.identity)
 OTHER_MAKERS = ("OpenAI", "Anthropic", "Google", "Meta", "Microsoft", "Apple", "Amazon", "xAI", "Alibaba",
                 "Mistral AI", "DeepMind")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")

@@ -10,24 +10,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from lanbot.core.conversation import render_text
 from lanbot.core.layout import conversations_file
 from lanbot.generation.stats import LENGTH_BIN
 
 SAMPLES_PER_TYPE = 3  # rows of the wandb sample table per conversation type
-
-
-def render(conversation: list[dict]) -> str:
-    """A conversation as readable text: one line per message, calculator calls shown inline."""
-    lines = []
-    for message in conversation:
-        content = message["content"]
-        if isinstance(content, list):
-            content = " ".join(
-                f"[calc: {p['text']}" if p["type"] == "python" else f"= {p['text']}]" if p["type"] == "python_output"
-                else p["text"] for p in content
-            )
-        lines.append(f"{message['role']}: {content}")
-    return "\n".join(lines)
 
 
 def sample_rows(folder_root: Path, kinds: list[str], per_type: int) -> list[list[Any]]:
@@ -39,7 +26,7 @@ def sample_rows(folder_root: Path, kinds: list[str], per_type: int) -> list[list
             with path.open(encoding="utf-8") as f:
                 for line in islice(f, per_type):
                     conv = json.loads(line)
-                    rows.append([kind, len(conv) // 2, render(conv)])
+                    rows.append([kind, len(conv) // 2, render_text(conv)])
     return rows
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lanbot.core.conversation import TYPES
+from lanbot.core.conversation import TYPE_SPECS, TYPES
 from lanbot.core.identity import ModelIdentity, to_identity
 from lanbot.core.tracking import Tracker
 from lanbot.generation.backends import GenerationError, backend_for
@@ -47,7 +47,7 @@ def plan_targets(data: DictConfig) -> dict[str, int]:
     targets = {}
     for kind in dict.fromkeys(types):
         value, where = (data.count, "data.count") if data.get("count") is not None else (
-            counts.get(kind), f"data.counts.{kind}")
+            counts.get(kind, TYPE_SPECS[kind].count), f"data.counts.{kind}")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise GenerationError(
                 f"{where}={value!r} is not a count; it must be a whole number >= 0 (e.g. {where}=100)."

@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lanbot.core.conversation import TYPES, BadLine, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, read_jsonl, render_parts, role_problem
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path
 from lanbot.core.identity import slug
@@ -53,25 +53,12 @@ def customjson_problems(conversation: Any) -> list[str]:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             problems.append(f"message {i}: needs 'role' and 'content'")
             continue
-        expected = "user" if i % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            problems.append(f"message {i}: role {message['role']!r}, expected {expected!r}")
+        wrong = role_problem(i, message["role"])
+        if wrong:
+            problems.append(wrong)
         if not isinstance(message["content"], str):
             problems.append(f"message {i}: content is not a string")
     return problems
-
-
-def render_parts(parts: list[dict[str, str]]) -> str:
-    """An assistant's list of parts as one string, each calculator call as `<<expression=result>>`."""
-    chunks = []
-    for i, part in enumerate(parts):
-        if part["type"] == "text":
-            chunks.append(part["text"].strip())
-        elif part["type"] == "python":
-            nxt = parts[i + 1] if i + 1 < len(parts) else {}
-            result = nxt.get("text", "").strip() if nxt.get("type") == "python_output" else ""
-            chunks.append(f"<<{part['text'].strip()}={result}>>")
-    return " ".join(chunk for chunk in chunks if chunk)
 
 
 def to_nanochat(conversation: list[dict], tool_calls: str) -> list[dict[str, str]] | None:
@@ -82,7 +69,7 @@ def to_nanochat(conversation: list[dict], tool_calls: str) -> list[dict[str, str
         if not isinstance(content, str):
             if tool_calls == "skip":
                 return None
-            content = render_parts(content)
+            content = render_parts(content, calls="nanochat")
         out.append({"role": message["role"], "content": content})
     return out
 

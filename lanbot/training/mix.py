@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lanbot.core.conversation import TYPES, BadLine, Conversation, read_jsonl
+from lanbot.core.conversation import TYPES, BadLine, Conversation, merge_system, read_jsonl
 from lanbot.core.errors import LanbotError
 from lanbot.core.layout import conversations_file
 from lanbot.core.schemas import MixSource
@@ -196,10 +196,7 @@ def to_conversation(row: Any, fmt: str) -> Conversation:
         if not isinstance(messages, list) or not messages:
             raise ValueError("no list of messages")
         messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-        if messages[0]["role"] == "system" and len(messages) > 1:
-            # SmolTalk's optional system prompt goes in front of the first user message, as nanochat does
-            system, first = messages[0], messages[1]
-            messages = [{"role": "user", "content": f"{system['content']}\n\n{first['content']}"}, *messages[2:]]
+        messages = merge_system(messages)  # SmolTalk's optional system prompt, as nanochat folds it
         if messages[0]["role"] != "user" or messages[-1]["role"] != "assistant":
             raise ValueError("a conversation starts with the user and ends with the assistant")
         return messages
@@ -242,10 +239,16 @@ def split_validation(conversations: list[Conversation], name: str, seed: int, fr
     return train, val
 
 
-def stage_entries(mix: DictConfig, stage: str) -> tuple[Any, str]:
-    """(the sources a stage trains on, the key they are listed under): `sft: null` means mid's."""
+def stage_entries(mix: Any, stage: str) -> tuple[Any, str]:
+    """(the sources a stage trains on, the key they are listed under): `sft: null` means mid's, and every
+    generated type the stage does not name joins at `generated_epochs` (so a new type needs no mix file)."""
     own = mix.get(stage)
-    return (own, stage) if own is not None or stage == "mid" else (mix.get("mid"), "mid")
+    entries, listed = (own, stage) if own is not None or stage == "mid" else (mix.get("mid"), "mid")
+    extra = mix.get("generated_epochs")
+    if entries is None or extra is None:
+        return entries, listed
+    named = {e["name"] for e in source_list(entries)}
+    return [*source_list(entries), *({"name": k, "epochs": extra} for k in TYPES if k not in named)], listed
 
 
 def load_mix(cfg: DictConfig, stage: str, data_dir: Path) -> list[SourceData]:

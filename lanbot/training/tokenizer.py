@@ -20,6 +20,7 @@ from typing import Any
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from lanbot.core.conversation import merge_system, role_problem
 from lanbot.core.files import atomic_path
 from lanbot.core.layout import TOKENIZER_FILE
 
@@ -129,17 +130,6 @@ class Tokenizer:
         return self._hf.decode(list(ids), skip_special_tokens=False)
 
 
-def _merge_system(conversation: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A leading system message is folded into the first user message, as nanochat does."""
-    messages = list(conversation)
-    if messages and messages[0].get("role") == "system":
-        if len(messages) < 2 or messages[1].get("role") != "user":
-            raise ValueError("a system message must be followed by a user message")
-        merged = {"role": "user", "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}
-        messages = [merged, *messages[2:]]
-    return messages
-
-
 def render_conversation(
     tok: Tokenizer, conversation: Sequence[dict[str, Any]], max_tokens: int | None = None
 ) -> tuple[list[int], list[int]]:
@@ -159,11 +149,11 @@ def render_conversation(
         mask.extend([m] * len(tokens))
 
     add([sid("<|bos|>")], 0)
-    for i, message in enumerate(_merge_system(conversation)):
+    for i, message in enumerate(merge_system(conversation)):
         role, content = message.get("role"), message.get("content")
-        expected = "user" if i % 2 == 0 else "assistant"
-        if role != expected:
-            raise ValueError(f"message {i}: role {role!r}, expected {expected!r} (user first, alternating)")
+        wrong = role_problem(i, role)
+        if wrong:
+            raise ValueError(wrong)
         if role == "user":
             if not isinstance(content, str):
                 raise ValueError(f"message {i}: user content must be a string")
@@ -196,7 +186,7 @@ def render_conversation(
 def render_for_completion(tok: Tokenizer, conversation: Sequence[dict[str, Any]]) -> list[int]:
     """The history for the model to answer: the final assistant message (if any) is dropped and the
     ids end with `<|assistant_start|>`."""
-    messages = _merge_system(conversation)
+    messages = merge_system(conversation)
     if messages and messages[-1].get("role") == "assistant":
         messages = messages[:-1]
     if not messages or messages[-1].get("role") != "user":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanbot.core.calculator import CalculatorError, calculate
+from lanbot.core.conversation import role_problem
 from lanbot.core.errors import LanbotError
 
 MARKERS = ("<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>", "<|assistant", "<|user")
@@ -67,9 +68,9 @@ def parse_answer(text: str, arithmetic: str = "repair") -> Parsed:
         if not isinstance(message, dict):
             raise InvalidAnswer("roles", f"message {i} is not an object")
         role = message.get("role")
-        expected = "user" if i % 2 == 0 else "assistant"
-        if role != expected:
-            raise InvalidAnswer("roles", f"message {i} has role {role!r}, expected {expected!r}")
+        wrong = role_problem(i, role)
+        if wrong:
+            raise InvalidAnswer("roles", wrong)
         if role == "user":
             content = _plain_text(message)
             if not content:

@@ -1,6 +1,6 @@
 """The prompts of the LLM backend, composed from the files in lanbot/generation/llm/prompts/.
 
-`PromptBook()` reads the prompt templates (system.md, user.md, tasks.yaml, styles.yaml with openings,
+`PromptBook()` reads the prompt templates (system.md, user.md, styles.yaml with openings,
 voices and languages, schema.json) and the template writer's question phrasings
 (templates/identity_questions.yaml), once. `book.compose(identity, kind, persona, rng)` returns the chat
 messages for one conversation and the choices it made (opening, phrasing, language code, turns) for the
@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
+from lanbot.core.conversation import TYPE_SPECS
+from lanbot.core.identity import OTHER_ASSISTANTS  # for "are you {other}?"
 from lanbot.generation.banks import BANKS_DIR
-from lanbot.generation.template.identity import OTHERS  # other assistants' names, for "are you {other}?"
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 TEMPLATES = BANKS_DIR
@@ -34,7 +35,6 @@ class PromptBook:
     def __init__(self, prompts: Path = PROMPTS, templates: Path = TEMPLATES) -> None:
         self.system = (prompts / "system.md").read_text(encoding="utf-8")
         self.user = (prompts / "user.md").read_text(encoding="utf-8")
-        self.tasks: dict[str, str] = _yaml(prompts / "tasks.yaml")
         styles = _yaml(prompts / "styles.yaml")
         self.openings: list[str] = styles["openings"]
         self.voices: dict[str, str] = styles["voices"]
@@ -49,7 +49,7 @@ class PromptBook:
         """The chat messages asking for one `kind` conversation, and the choices behind them."""
         opening = rng.choice(self.openings)
         phrasing = rng.choice(self.phrasings) if kind == "identity" else None
-        other = rng.choice([o for o in OTHERS if o.lower() != str(identity.name).lower()])
+        other = rng.choice([o for o in OTHER_ASSISTANTS if o.lower() != str(identity.name).lower()])
         code, language = "en", "English"
         if kind == "identity" and self.languages and rng.random() < OTHER_LANGUAGE_SHARE:
             code = rng.choice(sorted(self.languages))
@@ -68,7 +68,7 @@ class PromptBook:
             "limitations": "; ".join(identity.limitations) or "none",
         }
         user = self.user.format(
-            kind=kind, task=self.tasks[kind], persona=describe(persona),
+            kind=kind, task=TYPE_SPECS[kind].task, persona=describe(persona),
             voice=self.voices.get(persona.get("voice") or "plain", ""), opening=opening,
             phrasing=f'One of their questions is close to: "{phrasing.replace("{other}", other)}"' if phrasing else "",
             language=language, turns=turns, extra=extra,

@@ -14,12 +14,13 @@ from __future__ import annotations
 import random
 import re
 
+from lanbot.core.identity import OTHER_ASSISTANTS
 from lanbot.generation.template.explain import Tasks, capitalise, compose
 from lanbot.generation.template.lang import Languages
 from lanbot.generation.template.style import IdentityStyle, join_list
 from lanbot.generation.template.voice import OPENING_WEIGHTS, OPENINGS, apply_voice, user_message
 
-OTHERS = ("ChatGPT", "Claude", "Gemini", "Llama", "Copilot", "Siri", "Alexa", "Mistral", "GPT-4", "Bard")
+OTHERS = tuple(o for o in OTHER_ASSISTANTS if o != "OpenAI")  # assistants a user may take it for (not a maker)
 QUESTION_WEIGHTS = {
     "who": 11, "name": 8, "creator": 8, "when": 5, "capabilities": 10, "limitations": 8, "other_model": 7,
     "personality": 6, "purpose": 3, "different": 5, "recent_events": 6, "unanswerable": 4, "decline": 6,

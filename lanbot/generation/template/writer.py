@@ -13,7 +13,8 @@ The data files live in lanbot/generation/banks/*.yaml.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 import yaml
 
@@ -33,6 +34,7 @@ TEMPLATES = BANKS_DIR
 P_TOPIC = 0.5          # how often a persona's topics pick the word problem
 P_SECOND_PROBLEM = 0.12  # tool_use conversations with a second, unrelated question
 P_FOLLOW_UP = 0.3        # ... with a follow-up that builds on the first result (where the problem has one)
+LANG_TYPES = frozenset({"tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning"})  # lang.py writes these
 P_OTHER_LANGUAGE = 0.06  # non-identity conversations in one of the other languages (lang.py)
 TOOL_INTROS = ("", "", "Sure.", "Let me calculate that.", "I'll use the calculator for this.", "Let's work it out.",
                "On it.", "Okay, the calculator can do this exactly.", "Right, let's get the numbers.")
@@ -47,6 +49,15 @@ NO_TOOL_WEIGHTS = {"facts": 14, "definitions": 26, "capability": 16, "advice": 1
                    "arithmetic": 10, "decline": 8}
 TAILS = ("", "", "", "Want to try another?", "Happy to check another one.", "Let me know if the numbers change.",
          "Anything else to work out?", "Shout if you want it broken down further.")
+
+
+# Writers of conversation types registered beyond the six: kind -> write(writer, rng, persona) -> (conversation, meta)
+EXTRA_WRITERS: dict[str, Callable[[TemplateWriter, random.Random, dict], tuple[list[dict], dict]]] = {}
+
+
+def register_writer(kind: str, write: Callable[[TemplateWriter, random.Random, dict], tuple[list[dict], dict]]) -> None:
+    """The template writer of a new conversation type (registered with lanbot.core.conversation.register_type)."""
+    EXTRA_WRITERS[kind] = write
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +94,7 @@ class TemplateWriter:
         self._nt_weights = list(weights.values())
         self._write = {"identity": self._identity, "tool_use": self._tool_use, "multi_step_tool": self._multi_step,
                        "no_tool": self._no_tool, "tool_planning": self._tool_planning, "reasoning": self._reasoning}
+        self._write.update({kind: partial(write, self) for kind, write in EXTRA_WRITERS.items()})
 
     @property
     def unperformable(self) -> list[str]:
@@ -96,7 +108,7 @@ class TemplateWriter:
         # The identity is part of the seed: two identities' files of a type hold different conversations.
         rng = random.Random(f"{self.seed}:{self.identity.slug}:{kind}:{index}")
         persona = self.personas[rng.randrange(len(self.personas))]
-        if kind != "identity" and rng.random() < P_OTHER_LANGUAGE:
+        if kind in LANG_TYPES and rng.random() < P_OTHER_LANGUAGE:
             conv, meta = self.lang.task(rng, kind, persona)
         else:
             conv, meta = self._write[kind](rng, persona)
