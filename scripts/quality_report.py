@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lanbot.core.config import compose_config  # noqa: E402
 from lanbot.core.conversation import TYPES, validate  # noqa: E402
+from lanbot.core.conversation import render_text as render  # noqa: E402
 from lanbot.core.identity import ModelIdentity, QuirkHint, to_identity  # noqa: E402
 from lanbot.generation.personas.builtin import read_builtin  # noqa: E402
 from lanbot.generation.quality import QualityStats  # noqa: E402
-from lanbot.generation.report import render  # noqa: E402
 from lanbot.generation.template.writer import TemplateWriter  # noqa: E402
 
 CUSTOM = ModelIdentity(

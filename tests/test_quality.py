@@ -188,6 +188,14 @@ def test_follow_ups_refer_only_to_what_was_said(name):
             said += " " + text_of(conv[i + 1]["content"])
 
 
+def test_a_persona_signs_off_once_not_on_every_turn():
+    sign_offs = ("Thank you in advance.", "Many thanks.", "Thank you kindly.", "Much obliged.", "Thanks ever so much.",
+                 "Precise answer, please.", "Thanks so much!!", "You're the best!", "Take your time.")
+    later = [text_of(m["content"]) for kind in ("identity", "tool_use") for conv, _ in data("lanbot")[kind]
+             for m in conv[2::2]]
+    assert later and sum(t.endswith(sign_offs) for t in later) <= 0.15 * len(later)
+
+
 def test_asked_for_a_short_answer_the_explanation_is_short():
     short, long = [], []
     for name in ("sage", "lanbot"):

@@ -201,7 +201,7 @@ class IdentityWriter:
                 other = rng.choice(self.others)
                 ask = self._follow_ask(rng, nxt, prev, other, said)
                 reply, kind = self.answer(rng, nxt, ask, "direct", other, said, persona, follow=True)
-                conv += [{"role": "user", "content": apply_voice(rng, voice, ask, prefix=False)},
+                conv += [{"role": "user", "content": apply_voice(rng, voice, ask, prefix=False, sign_off=rng.random() < 0.2)},
                          {"role": "assistant", "content": reply}]
                 kinds.append(kind)
                 asked.add(nxt)
@@ -529,7 +529,7 @@ class IdentityWriter:
                             .format(**self.f)])
         side = compose([side, rng.choice(BACK).format(topic=topic)])
         conv = [{"role": "user", "content": user}, {"role": "assistant", "content": reply},
-                {"role": "user", "content": apply_voice(rng, voice, rng.choice(asks).format(other=other), prefix=False)},
+                {"role": "user", "content": apply_voice(rng, voice, rng.choice(asks).format(other=other), False, rng.random() < 0.2)},
                 {"role": "assistant", "content": side}]
         return conv, {"language": "en", "opening": opening, "phrasing": f"mid_task:{qid}",
                       "reply_kinds": [kind, side_kind]}

@@ -139,12 +139,13 @@ class TemplateWriter:
         conv = [{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "single")}]
         roll = rng.random()
         if chain.follow is not None and roll < P_FOLLOW_UP:  # the next question builds on this answer's result
-            ask = apply_voice(rng, persona.get("voice") or "plain", chain.follow.question, False)
+            ask = apply_voice(rng, persona.get("voice") or "plain", chain.follow.question, False, rng.random() < 0.2)
             conv += [{"role": "user", "content": ask},
                      {"role": "assistant", "content": self._solve(rng, chain.follow, "single", follow=True)}]
         elif roll > 1 - P_SECOND_PROBLEM:
             _, second = self._problem(rng, persona, chains=False)
-            ask = apply_voice(rng, persona.get("voice") or "plain", f"{rng.choice(FOLLOW_UP_ASKS)} {second.question}", False)
+            ask = apply_voice(rng, persona.get("voice") or "plain", f"{rng.choice(FOLLOW_UP_ASKS)} {second.question}", False,
+                              rng.random() < 0.2)
             conv += [{"role": "user", "content": ask},
                      {"role": "assistant", "content": self._solve(rng, second, "single", follow=True)}]
         return conv, {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"] * (len(conv) // 2)}
