@@ -252,7 +252,7 @@ class IdentityWriter:
         said = said if said is not None else {"other": set()}
         s = self.s
         pieces: list[str] = []
-        ack = ACK.get(opening)
+        ack = ACK.get(opening) if not (qid == "decline" and opening == "polite") else None  # no "Happy to. Sorry, I can't"
         if ack and not follow and rng.random() < 0.7:
             pieces.append(rng.choice(ack))
         kind = REPLY_KIND.get(qid, "about_self")
@@ -277,7 +277,10 @@ class IdentityWriter:
 
     def _name_sentence(self, rng: random.Random, role: bool, maker: bool, year: bool) -> str:
         s, f = self.s, self.f
-        out = rng.choice(NAME_LEADS).format(**f)
+        lead = rng.choice(NAME_LEADS)
+        if role and ("nice to meet" in lead or lead.startswith("Hi,")):  # "I'm Sage, nice to meet you: a teacher"
+            lead = "I'm {name}"
+        out = lead.format(**f)
         if role:
             out += rng.choice(ROLE_TAILS).format(role=s.role(rng))
         if maker:

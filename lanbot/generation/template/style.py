@@ -81,7 +81,8 @@ class IdentityStyle:
         task = next((t for t, needs in TASKS.items() if any(n in low for n in needs)), None)
         details = CAP_DETAILS.get(task, ())
         if details and rng.random() < 0.75:
-            sep = rng.choice((": ", ", such as ", " (for example, "))
+            examples = task in ("code", "translate", "summary", "math", "poems")  # details that are examples
+            sep = rng.choice((": ", ", such as ", " (for example, ")) if examples else ": "
             return f"{cap[0].upper()}{cap[1:]}{sep}{rng.choice(details)}{')' if sep.startswith(' (') else ''}"
         return f"{cap[0].upper()}{cap[1:]}"
 
