@@ -279,7 +279,7 @@ class IdentityWriter:
         s, f = self.s, self.f
         lead = rng.choice(NAME_LEADS)
         if role and ("nice to meet" in lead or lead.startswith("Hi,")):  # "I'm Sage, nice to meet you: a teacher"
-            lead = "I'm {name}"
+            lead = rng.choice([x for x in NAME_LEADS if "nice to meet" not in x and not x.startswith("Hi,")])
         out = lead.format(**f)
         if role:
             out += rng.choice(ROLE_TAILS).format(role=s.role(rng))
