@@ -194,18 +194,6 @@ def first_person_limitation(text: str) -> str:
     return out[0].upper() + out[1:] + "."
 
 
-def first_person_quirk(text: str) -> str:
-    """A quirk as a first-person verb phrase: 'uses analogies' -> 'use analogies'; 'occasionally uses' kept adverb."""
-    words = text.strip().rstrip(".").split()
-    if not words:
-        return ""
-    i = 1 if words[0].lower().endswith("ly") and len(words) > 1 else 0
-    words[i] = _base_verb(words[i])
-    phrase = " ".join(words)
-    phrase = re.sub(r"\bit (\w+?)s\b", r"I \1", phrase)  # "tests for code it writes" -> "code I write"
-    return re.sub(r"\bits\b", "my", phrase)
-
-
 def _base_verb(word: str) -> str:
     low = word.lower()
     special = {"is": "am", "has": "have", "does": "do", "goes": "go"}
