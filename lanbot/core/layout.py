@@ -145,6 +145,9 @@ class CheckpointMeta:
         value = self.to_dict().get(key, default)
         return default if value is None else value
 
+    def keys(self) -> list[str]:  # with __getitem__: `{**meta}` and dict(meta) give meta.json's object
+        return list(self.to_dict())
+
     def __getitem__(self, key: str) -> Any:
         data = self.to_dict()
         if key not in data:
