@@ -89,7 +89,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
                 "personas_source": str(cfg.personas.get("source")), "seed": int(cfg.seed),
                 **figures,
             }
-            stats = compute_stats(folder_root, folder.present(), extra)
+            stats = compute_stats(folder_root, folder.present(), extra, identity)
             log_to_tracker(tracker, stats, sample_rows(folder_root, folder.present(), SAMPLES_PER_TYPE))
         finally:
             tracker.finish()

@@ -46,6 +46,7 @@ from lanbot.generation.llm.client import ChatClient, FatalBackendError, RequestF
 from lanbot.generation.llm.local_server import LocalServerError, serving
 from lanbot.generation.llm.parse import InvalidAnswer, is_prose, parse_answer
 from lanbot.generation.llm.prompt_book import PromptBook
+from lanbot.generation.quality import check_conversation
 
 MIN_ATTEMPTS_FOR_RATE = 10  # the failure-rate bound applies once this many conversations were attempted
 LOG_EVERY_S = 2.0
@@ -193,6 +194,10 @@ class _Run:
             problems = validate(parsed.conversation, kind, self.identity.name)
             if problems:  # by type, the rule broken, numbers masked: "tool_use needs at least N calculator call(s)"
                 self._invalid(kind, "validation", problems[0], re.sub(r"\d+", "N", problems[0].split(",")[0])[:80])
+                continue
+            flagged = check_conversation(parsed.conversation, kind, self.identity)  # the template data's gates
+            if flagged:  # recitation, a claimed quirk not performed, an unlisted capability, a wrong name/creator/year
+                self._invalid(kind, f"quality:{flagged[0]}", ", ".join(flagged))
                 continue
             now, spent = self.spent_since()
             meta = {"persona": persona.get("id"), **meta, "backend": self.name, "model": self.model,
