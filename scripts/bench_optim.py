@@ -39,7 +39,7 @@ def main() -> None:
     for name in args.optimizers.split(","):
         for lr in (float(x) for x in args.lrs.split(",")):
             cfg = compose_config([*base, "stage=mid", f"model={args.model}", f"train.max_steps={args.steps}",
-                                  f"train.optimizer={name}", f"train.matrix_lr={lr}", "train.eval_at_end=false",
+                                  f"train.optimizer={name}", f"train.matrix_lr={lr}", "train.eval_at_end=false", "train.init_from=scratch",
                                   "train.overwrite=true", f"train.eval_every={args.steps}"])
             t0 = time.perf_counter()
             summary = train(cfg, root / f"run-{name}-{lr}")

@@ -12,10 +12,17 @@ returns `usage`. Switches make it misbehave: latency, 429 + Retry-After, 500, ha
 timeout, malformed JSON, wrong arithmetic, calculator calls in a type that forbids them or none in a type
 that needs them, and refusing
 json_schema (and json_object) response formats. It counts every request it answers.
+
+Misbehaviours of real servers, one per URL path: `server.url("html", times=2)` is a base URL whose first 2
+requests answer an HTML page, the rest normally (BEHAVIOURS lists them all: wrong shapes, non-JSON,
+surrogates, negative usage, a server dripping a byte at a time, one that echoes the key, one that refuses
+json_schema with HTTP 500 as llama-cpp-python 0.2.60 does, one that ignores the format and answers prose,
+arithmetic that is wrong in ways repair must not misread, and OpenRouter's usage cost and model fallbacks).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 import re
@@ -23,6 +30,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class LLMServer:
@@ -46,6 +54,9 @@ class LLMServer:
         self.reject_json_schema = False
         self.reject_json_object = False
         self.requests = 0              # every request received
+        self.bad = collections.Counter()  # misbehaving answers sent, by behaviour (see BEHAVIOURS)
+        self.seen: list[dict] = []     # per request: path, headers and body fields of interest (OpenRouter)
+        self.drip_s = 0.5              # seconds between bytes of a dripping answer
         self.answered = 0              # 200 answers
         self.formats: list[str] = []   # response_format type of each 200 answer ("text" when absent)
         self.auth_headers: set[str] = set()
@@ -62,6 +73,12 @@ class LLMServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def url(self, behaviour: str, times: int = 1) -> str:
+        """A base URL whose first `times` requests misbehave as `behaviour` (0 = every request)."""
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {behaviour!r}; known: {', '.join(BEHAVIOURS)}")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/{behaviour}/{times}/v1"
 
     def start(self) -> LLMServer:
         self._thread.start()
@@ -94,8 +111,90 @@ class LLMServer:
                 return True
             return False
 
-    def handle(self, body: dict, auth: str) -> tuple[int, dict, dict]:
+    def misbehave(self, path: str, body: dict, headers: Any) -> tuple[int, dict, Any] | None:
+        """The answer of a misbehaving path (see BEHAVIOURS), or None to answer normally."""
+        parts = path.strip("/").split("/")
+        if len(parts) < 4 or parts[0] not in BEHAVIOURS:
+            return None
+        behaviour, times = parts[0], int(parts[1])
+        fmt = body.get("response_format") or {}
+        with self._lock:
+            self.seen.append({"path": behaviour, "referer": headers.get("HTTP-Referer"),
+                              "title": headers.get("X-Title"), "models": body.get("models"),
+                              "provider": body.get("provider"), "usage": body.get("usage"),
+                              "max_tokens": body.get("max_tokens"), "format": fmt.get("type", "text"),
+                              "schema": "schema" in fmt or "json_schema" in fmt,
+                              "schema_body": fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema"),
+                              "prompt": "\n".join(str(m.get("content", "")) for m in body.get("messages", []))})
+        if behaviour == "record":  # a well-behaved server that records what it was asked
+            return None
+        if behaviour in ("openrouter", "prose", "refuse-500", "refuse-422"):  # how the server always is
+            return self._always(behaviour, body, headers, fmt)
+        with self._lock:
+            if times and self.bad[behaviour] >= times:
+                return None
+            self.bad[behaviour] += 1
+        if behaviour == "drip":
+            return 200, {"X-Drip": str(self.drip_s)}, self.answer(body)
+        if behaviour == "echo-key":
+            return 401, {}, _error(f"invalid key {headers.get('Authorization', '')}", "invalid_api_key")
+        if behaviour == "echo-key-500":
+            return 500, {}, _error(f"upstream refused {headers.get('Authorization', '')}", "server_error")
+        raw = {
+            "truncated-json": b'{"id": "x", "choices": [{"message": {"content": "{\\"mess',
+            "html": b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+        }
+        if behaviour in raw:
+            return 200, {}, raw[behaviour]
+        reply = self.answer(body)
+        message = reply["choices"][0]["message"]
+        if behaviour == "choices-string":
+            reply["choices"] = "oops"
+        elif behaviour == "content-int":
+            message["content"] = 42
+        elif behaviour == "content-dict":
+            message["content"] = {"messages": []}
+        elif behaviour == "usage-string":
+            reply["usage"]["prompt_tokens"] = "lots"
+        elif behaviour == "usage-negative":
+            reply["usage"]["prompt_tokens"], reply["usage"]["completion_tokens"] = -1000, -5
+        elif behaviour == "surrogate-reply":  # a lone surrogate in the reply's own JSON string
+            message["content"] = message["content"].replace("Hi!", "Hi \ud800!")
+        elif behaviour in ("surrogate-expression", "wrong-result", "wrong-result-ambiguous", "text-arithmetic"):
+            message["content"] = json.dumps(_crafted(behaviour))
+        return 200, {}, reply
+
+    def _always(self, behaviour: str, body: dict, headers: Any, fmt: dict) -> tuple[int, dict, Any] | None:
+        kind = fmt.get("type", "text")
+        if behaviour == "refuse-500" and kind == "json_schema":  # llama-cpp-python 0.2.60's own words
+            return 500, {}, _error("1 validation error: {'type': 'literal_error', 'loc': ('body', "
+                                   "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}",
+                                   "internal_server_error")
+        if behaviour == "refuse-422" and ("schema" in fmt or "json_schema" in fmt):
+            return 422, {}, {"detail": [{"loc": ["body", "response_format"], "msg": "schema not supported"}]}
+        if behaviour == "prose" and kind != "text":  # ignores the format: chatty prose, no JSON at all
+            with self._lock:
+                self.bad[behaviour] += 1
+            reply = self.answer(body)
+            reply["choices"][0]["message"]["content"] = "I'd be glad to help with that conversation! Let me know."
+            return 200, {}, reply
+        if behaviour == "openrouter":  # a fallback model answers, and the cost is reported in usage
+            reply = self.answer(body)
+            models = body.get("models") or []
+            reply["model"] = models[1] if len(models) > 1 else body.get("model")
+            reply["usage"]["cost"] = round(reply["usage"]["total_tokens"] * 1e-6, 9)
+            return 200, {}, reply
+        return None
+
+    def answer(self, body: dict) -> dict:
+        """A normal 200 answer's JSON body (counted as answered)."""
+        status, _, payload = self.handle(body, "", count=False)
+        return payload
+
+    def handle(self, body: dict, auth: str, count: bool = True) -> tuple[int, dict, dict]:
         """(status, headers, JSON body) for one request."""
+        if not count:
+            return self._answer(body)
         with self._lock:
             self.requests += 1
             self.auth_headers.add(auth)
@@ -114,6 +213,10 @@ class LLMServer:
             return 400, {}, _error(f"response_format type {fmt} is not supported by this model", "invalid_request")
         if self.latency_s:
             time.sleep(self.latency_s)
+        return self._answer(body)
+
+    def _answer(self, body: dict) -> tuple[int, dict, dict]:
+        fmt = (body.get("response_format") or {}).get("type", "text")
         prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
         if self.judge is not None and "judge of lanbot" in prompt:
             content = json.dumps(self.judge(body.get("messages", [])))
@@ -197,6 +300,35 @@ def _kind(prompt: str) -> str:
     return (re.search(r'type "(\w+)"', prompt) or [None, "no_tool"])[1]
 
 
+BEHAVIOURS = (
+    "truncated-json", "html", "choices-string", "content-int", "content-dict", "usage-string", "usage-negative",
+    "surrogate-reply", "surrogate-expression", "drip", "echo-key", "echo-key-500", "refuse-500", "refuse-422",
+    "prose", "wrong-result", "wrong-result-ambiguous", "text-arithmetic", "openrouter", "record",
+)
+
+
+def _crafted(behaviour: str) -> dict:
+    """Hand-made answers for the arithmetic and surrogate behaviours (valid in every other way)."""
+    def conv(user: str, *parts: dict) -> dict:
+        return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "parts": list(parts)}]}
+
+    def text(t: str) -> dict:
+        return {"type": "text", "text": t}
+
+    if behaviour == "surrogate-expression":
+        return conv("How many a's in banana?", text("Let me count."),
+                    {"type": "calculator", "expression": '"ban\ud800ana".count("a")', "result": "3"}, text("3."))
+    if behaviour == "wrong-result":  # 17 * 23 is 391, not 381; "Step 1" and "year 1" are not the result
+        return conv("Step 1 of my budget for year 1: what is 17 * 23?", text("Step 1: multiply."),
+                    {"type": "calculator", "expression": "17 * 23", "result": "381"},
+                    text("So 381 for year 1, step 1 done (381 in total)."))
+    if behaviour == "wrong-result-ambiguous":  # 5 - 3 is 2, not 1; but "1" is everywhere: no safe repair
+        return conv("I had 5 cats in year 1 and gave 3 away. How many now?", text("Step 1: subtract."),
+                    {"type": "calculator", "expression": "5 - 3", "result": "1"}, text("You have 1 cat left."))
+    return {"messages": [{"role": "user", "content": "What is 12 times 7, step by step?"},  # text-arithmetic
+                         {"role": "assistant", "parts": [text("Step 1: 12*7 = 85. Step 2: so that is the answer, in year 1.")]}]}
+
+
 def _error(message: str, kind: str) -> dict:
     return {"error": {"message": message, "type": kind, "code": None}}
 
@@ -220,22 +352,32 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 server.in_flight += 1
                 server.max_in_flight = max(server.max_in_flight, server.in_flight)
             try:
-                status, headers, payload = server.handle(body, self.headers.get("Authorization", ""))
+                answer = server.misbehave(self.path, body, self.headers)
+                if answer is None:
+                    answer = server.handle(body, self.headers.get("Authorization", ""))
+                status, headers, payload = answer
             finally:
                 with server._lock:
                     server.in_flight -= 1
             self._send(status, headers, payload)
 
-        def _send(self, status: int, headers: dict, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, headers: dict, payload: Any) -> None:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            drip = float(headers.pop("X-Drip", 0) or 0)
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if data.startswith(b"<") else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if not drip:
+                    self.wfile.write(data)
+                    return
+                for i in range(len(data)):  # one byte at a time: every read is quick, the answer never ends
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(drip)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test)
 

@@ -43,7 +43,8 @@ def test_two_gloo_ranks_differ_in_data_and_agree_in_weights(tmp_path):
     overrides = [f"paths.root={tmp_path}", "logger=none", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",
                  "model.n_kv_head=2", "model.sequence_len=96", "model.vocab_size=300", "train.max_steps=2",
                  "train.device_batch_size=2", "train.total_batch_tokens=384", "train.eval_every=2",
-                 "train.checkpoint_every=10", "train.device=cpu"]
+                 "train.checkpoint_every=10", "train.device=cpu", "train.init_from=scratch",
+                 "mix.mid.chat.limit=20"]
     with socket.socket() as sock:  # a free port, so that two test runs on one machine don't collide
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

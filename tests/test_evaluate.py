@@ -233,7 +233,8 @@ def test_training_with_eval_at_end_writes_the_evaluation(tmp_path: Path, monkeyp
     make_data_folder(tmp_path / "data" / "lanbot")
     tiny = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
             "model.vocab_size=400", "train.max_steps=2", "train.total_batch_tokens=1024", "train.eval_every=2",
-            "train.log_every=1", "train.eval_at_end=true", "eval.samples=2", "eval.max_tokens=4", "logger=wandb"]
+            "train.log_every=1", "train.eval_at_end=true", "eval.samples=2", "eval.max_tokens=4", "logger=wandb",
+            "train.init_from=scratch", "mix.mid.chat.limit=20"]
     summary = train(compose_config([f"paths.root={tmp_path}", *tiny]), tmp_path / "run")
     report = json.loads((tmp_path / "run" / EVAL_FILE).read_text())
     assert report["stage"] == "mid" and report["identity"] == "LanBot" and summary["identity_rate"] is not None

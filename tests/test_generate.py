@@ -134,6 +134,9 @@ def test_stats_json_describes_the_folder(full_run):
         assert per["count"] == n and sum(per["turns"].values()) == n and per["assistant_chars"]["n"] == n
         assert stats["attempts"][kind] == n + stats["duplicates_dropped"][kind] + stats["invalid_dropped"][kind]
     assert sum(stats["turns"].values()) == 1800 == sum(stats["assistant_chars_histogram"].values())
+    q = stats["quality"]  # issue 11: how varied the data really is, beside distinct-n (wandb gets the same keys)
+    assert q["identity_replies"] >= 500 and 0 < q["top_sentence_share"] <= 0.03 and q["distinct_masked_sentences"] >= 900
+    assert 0 < q["self_bleu4"] < 1 and q["verbatim_recitation_share"] <= 0.05 and q["rejected_reasons"] == {}
 
 
 def test_resume_after_a_torn_write_equals_an_uninterrupted_run(tmp_path):

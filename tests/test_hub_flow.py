@@ -33,7 +33,8 @@ TOKEN = "hf_FlowSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=256",
         "model.vocab_size=400", "train.max_steps=2", "train.total_batch_tokens=2048", "train.eval_every=2",
-        "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false"]
+        "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false",
+        "mix.mid.chat.limit=20"]
 PRESETS = sorted(p.stem for p in (Path(CONFIG_PATH) / "data").glob("*.yaml"))
 
 
@@ -50,7 +51,7 @@ def laptop(tmp_path, monkeypatch):
     root = tmp_path / "laptop"
     base = ["identity=sage", f"paths.root={root}", "logger=none"]
     generate(compose_config([*base, "data.count=10"]), root / "gen", console=Console(file=io.StringIO()))
-    train(compose_config([*base, *TINY]), root / "mid-run")
+    train(compose_config([*base, *TINY, "train.init_from=scratch"]), root / "mid-run")
     return root
 
 

@@ -15,7 +15,7 @@ from lanbot.core.tracking import Tracker
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
         "model.vocab_size=400", "train.max_steps=2", "train.total_batch_tokens=1024", "train.eval_every=2",
         "train.log_every=1", "train.eval_at_end=true", "eval.samples=1", "eval.max_tokens=4", "logger=wandb",
-        "eval.families=[identity,task]"]
+        "eval.families=[identity,task]", "train.init_from=scratch", "mix.mid.chat.limit=20"]
 
 
 def test_generate_train_evaluate_lineage_in_offline_run_files(tmp_path: Path, monkeypatch) -> None:

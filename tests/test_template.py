@@ -15,6 +15,7 @@ from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TOOL_TYPES, TYPES, assistant_text, tool_calls, validate
 from lanbot.core.identity import ModelIdentity, to_identity
 from lanbot.generation.personas import load_personas, read_builtin
+from lanbot.generation.quality import verbatim_run
 from lanbot.generation.template.writer import TemplateWriter, load_templates
 
 IDENTITIES = sorted(p.stem for p in Path(CONF_DIR, "identity").glob("*.yaml"))
@@ -94,31 +95,41 @@ def test_question_bank_has_the_seed_questions_and_30_phrasings():
 
 
 def test_other_languages_answer_in_kind_and_say_english_is_best():
-    lanbot = [c for c, m in batch("lanbot", "identity", 500) if m["language"] != "en"]
-    sage = [c for c, m in batch("sage", "identity", 500) if m["language"] != "en"]
+    lanbot = [(c, m) for c, m in batch("lanbot", "identity", 500) if m["language"] != "en"]
+    sage = [(c, m) for c, m in batch("sage", "identity", 500) if m["language"] != "en"]
     assert len(lanbot) >= 40 and len(sage) >= 40
-    for conv in lanbot:  # LanBot lists "I work best in English"
-        assert "English" in first_reply(conv) and "LanBot" in first_reply(conv)
-    for conv in sage:  # Sage has no such limitation: it answers in the language, no English note
-        assert "English" not in first_reply(conv) and "Sage" in first_reply(conv)
+    bank = load_templates()["languages"]
+    # issue 11: the "works best in English" note is said in the user's language and register, not in English
+    for conv, meta in lanbot:  # LanBot lists "I work best in English"
+        notes = bank[meta["language"]]["say"]["english_best"][meta["register"]] + [bank[meta["language"]]["limits"]["english"]]
+        assert any(n in first_reply(conv) for n in notes) and "LanBot" in first_reply(conv)
+    for conv, meta in sage:  # Sage has no such limitation: it answers in the language, no English note
+        notes = [n for r in ("t", "v") for n in bank[meta["language"]]["say"]["english_best"][r]]
+        assert not any(n in first_reply(conv) for n in notes) and "Sage" in first_reply(conv)
+    lanbot, sage = [c for c, _ in lanbot], [c for c, _ in sage]
     assert any("Soy Sage" in first_reply(c) or "Me llamo Sage" in first_reply(c) for c in sage)
     for conv in lanbot + sage:  # said once: no "Sono LanBot, creato da X. Mi ha creato X. Sono LanBot."
         reply = first_reply(conv)
         assert reply.count("LanBot" if "LanBot" in reply else "Sage") == 1, reply
         assert reply.count("Gene Kobilansky") + reply.count("Your Company") <= 1, reply
-    assert sum("Gene Kobilansky" in first_reply(c) for c in lanbot) >= len(lanbot) / 3  # the creator is still said
+    assert sum("Gene Kobilansky" in first_reply(c) for c in lanbot) >= len(lanbot) / 4  # the creator is still said
 
 
 def test_identity_answers_draw_on_every_field():
     ident = identity("lanbot")
     text = "\n".join(assistant_text(c) for c, _ in batch("lanbot", "identity", 500))
-    for value in (ident.name, ident.creator, str(ident.year), ident.description, ident.personality):
+    for value in (ident.name, ident.creator, str(ident.year)):
         assert value in text, value
+    # issue 11: description and personality are said in other words, never pasted whole
+    replies = [r["content"] for c, _ in batch("lanbot", "identity", 500) for r in c[1::2]]
+    assert not any(verbatim_run(str(r), ident.personality) or verbatim_run(str(r), ident.description) for r in replies)
+    assert "a helpful AI agent" in text or "an agent" in text  # the role the description names
+    assert "answer first" in text or "plainly" in text or "straight answer" in text.lower()  # "direct"
+    assert "curious" in text or "interesting" in text  # "curious"
     for cap in ident.capabilities:
         assert cap in text
-    assert "I can make mistakes, so please verify important information." in text
-    assert "newspaper" in text or "GPS" in text or "Swiss Army knife" in text  # the everyday-analogy quirk
-    assert "rather than make it up" in text or "instead of guessing" in text  # admits uncertainty
+    assert "verify" in text or "double-check" in text  # "I can make mistakes, so please verify ..."
+    assert "not sure" in text.lower() and "cutoff" in text  # admits uncertainty: recent events past the cutoff
 
 
 def test_custom_identity_never_claims_unlisted_capabilities():
@@ -136,19 +147,38 @@ def test_custom_identity_never_claims_unlisted_capabilities():
 
 
 def test_quirks_show():
-    sage_reasoning = [first_reply(c) for c, _ in batch("sage", "reasoning", 200)]
-    assert sum(r.startswith("Great question!") for r in sage_reasoning) >= 140
-    sage_defs = [first_reply(c) for c, m in batch("sage", "no_tool", 300) if m["phrasing"] == "definitions"]
-    assert sum(r.startswith("Great question!") for r in sage_defs) >= 0.7 * len(sage_defs)
+    # issue 11: "Great question!" opens explanation questions only (Sage's hint: never_in problem, about_self, ...)
+    sage_reasoning = [first_reply(c) for c, m in batch("sage", "reasoning", 200) if m["language"] == "en"]
+    assert not any(r.startswith("Great question!") for r in sage_reasoning)
+    assert sum(r.rstrip().endswith("?") for r in sage_reasoning) >= 0.6 * len(sage_reasoning)  # a check question
+    sage_defs = [(c[0]["content"], first_reply(c)) for c, m in batch("sage", "no_tool", 300)
+                 if m["phrasing"] == "definitions"]
+    asked = [r for u, r in sage_defs if "?" in u]
+    assert sum(r.startswith("Great question!") for r in asked) >= 0.7 * len(asked)
     sage_caps = [first_reply(c) for c, m in batch("sage", "identity", 300)
                  if m["phrasing"].startswith("capabilities:") and m["language"] == "en"]
-    assert sage_caps and sum("Great question!" in r for r in sage_caps) >= 0.7 * len(sage_caps)
+    assert sage_caps and not any("Great question!" in r for r in sage_caps)
     lanbot = "\n".join(first_reply(c) for c, _ in batch("lanbot", "reasoning", 200))
     assert "Great question!" not in lanbot
-    dev_caps = [first_reply(c) for c, m in batch("dev", "identity", 300) if m["phrasing"].startswith("capabilities:")
-                and m["language"] == "en"]
-    assert dev_caps and all("```python" in r and "assert " in r for r in dev_caps)  # code + a suggested test
-    assert not any("```" in first_reply(c) for c, _ in batch("lanbot", "identity", 300))
+    dev_code = [first_reply(c) for c, m in batch("dev", "no_tool", 300) if m["reply_kinds"] == ["code"]]
+    assert dev_code and all("```python" in r and "test" in r.lower() for r in dev_code)  # code + a suggested test
+    lanbot_self = [r["content"] for c, m in batch("lanbot", "identity", 300)
+                   for r, k in zip(c[1::2], m["reply_kinds"], strict=True) if k == "about_self"]
+    assert not any("```" in r for r in lanbot_self)
+
+
+def states(text: str, out: str) -> bool:
+    """Whether `text` states the calculator's `out`: rounded to the cent or unit, or as hours and minutes."""
+    from lanbot.generation.template.problems import duration
+
+    value = float(out)
+    text = re.sub(r"(?<=\d)[ \u202f](?=\d{3}\b)", "", text)  # "1 398 ₽"
+    found = [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)]
+    places = 0.051 if re.search(r"°|%|km/h", text) else 0.0051  # degrees, percents, speeds to a tenth; money to the cent
+    return any(abs(n - abs(value)) <= max(places, abs(value) * 0.0005) for n in found) or duration(out) in text \
+        or any(abs(n - value) <= 0.51 for n in found if "円" in text or "₽" in text) \
+        or any(abs(float(x.replace(".", "").replace(",", ".")) - value) <= 0.0051
+               for x in re.findall(r"\d[\d.]*,\d\d", text.replace(" ", "")))
 
 
 @pytest.mark.parametrize("kind", sorted(TOOL_TYPES))
@@ -160,10 +190,10 @@ def test_every_tool_call_is_the_calculators_result(kind):
         for expr, out in calls:
             assert out == calculate(expr)
             exprs.add(expr)
-        for message in conv[1::2]:  # the final text of each answer states its last result
+        for message in conv[1::2]:  # the final text of each answer states its last result, as people write it
             parts = message["content"]
             outs = [p["text"] for p in parts if p["type"] == "python_output"]
-            assert parts[-1]["type"] == "text" and outs[-1] in parts[-1]["text"]
+            assert parts[-1]["type"] == "text" and states(parts[-1]["text"], outs[-1]), (parts[-1]["text"], outs[-1])
     assert len(exprs) >= 250  # numbers come from the rng
 
 
@@ -194,7 +224,9 @@ def test_no_tool_and_reasoning_have_no_tool_parts(kind):
 
 def test_no_tool_covers_its_categories_and_trivial_arithmetic_is_right():
     convs = batch("lanbot", "no_tool", 400)
-    assert {m["phrasing"] for _, m in convs} == {"facts", "definitions", "advice", "creative", "chat", "arithmetic"}
+    # issue 11 adds capability tasks (coding, for LanBot) and honest declines to the categories
+    english = {m["phrasing"] for _, m in convs if m["language"] == "en"}
+    assert english == {"facts", "definitions", "advice", "creative", "chat", "arithmetic", "capability", "decline"}
     for conv, meta in convs:
         if meta["phrasing"] == "arithmetic":
             a, op, b = re.search(r"(\d+) (\+|-|×|plus|times) (\d+)", conv[0]["content"]).groups()
@@ -206,7 +238,7 @@ def test_reasoning_final_answers_are_correct():
     seen = Counter()
     for conv, meta in batch("lanbot", "reasoning", 400):
         question, answer = conv[0]["content"], conv[1]["content"]
-        last = answer.splitlines()[-1]
+        last = answer  # a direct identity answers first, then shows the working (issue 11)
         seen[meta["phrasing"]] += 1
         if meta["phrasing"] == "count_letters":
             letter, word = re.findall(r'"([^"]+)"', question)[:2]
@@ -243,7 +275,7 @@ def test_chain_answers_mean_what_the_question_asks():
     for conv, meta in batch("lanbot", "multi_step_tool", 300):
         if meta["phrasing"] != "dinner_tip_split":
             continue
-        question = conv[0]["content"]
+        question = re.sub(r"\(I'm [^)]*\)", "", conv[0]["content"])  # "(I'm a coach for an under-10 team...)"
         prices = [float(x) for x in re.findall(r"\$(\d+\.\d\d)", question)]
         pct = int(re.search(r"(\d+)%", question).group(1))
         people = int(re.findall(r"(?<![\d.$])(\d+)(?![\d.%])", question)[-1])  # voices may misspell the words

@@ -20,11 +20,14 @@ from lanbot.training.run import TrainError, train
 os.environ["WANDB_MODE"] = "offline"
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
         "model.vocab_size=400", "train.max_steps=4", "train.total_batch_tokens=1024", "train.eval_every=2",
-        "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false"]
+        "train.checkpoint_every=2", "train.log_every=1", "train.eval_at_end=false",
+        "mix.mid.chat.limit=20"]  # the mix's general-conversation source (chitchat), kept small
 
 
 def overrides(root: Path, *extra: str) -> list[str]:
-    return [f"paths.root={root}", *TINY, *extra]
+    """Mid starts from scratch here (no base to pretrain first); sft keeps its default (the mid checkpoint)."""
+    scratch = [] if "stage=sft" in extra else ["train.init_from=scratch"]
+    return [f"paths.root={root}", *TINY, *scratch, *extra]
 
 
 def test_mid_then_sft_writes_checkpoints_and_metrics(tmp_path):
@@ -128,7 +131,7 @@ def test_slurm_launcher_composes():
     from lanbot.core.config import CONFIG_PATH
 
     cfg = compose_config(["hydra/launcher=slurm"])
-    assert cfg.stage == "mid" and cfg.train.init_from == "scratch"
+    assert cfg.stage == "mid" and cfg.train.init_from == "base"
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         full = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
                        return_hydra_config=True)

@@ -43,6 +43,7 @@ PERSONALITY_COLUMNS = ("fidelity", "wrong_identity_under_pressure", "recitation_
                        "capability/probe_accuracy", "capability_cost")
 LOWER_IS_BETTER = ({"val_loss", "run_seconds", "capability_cost"}
                    | {name for name, s in SCORES.items() if s.lower_is_better})
+RATE_COLUMNS = tuple(k for k in SCORE_COLUMNS if not k.startswith("capability/"))  # the 0..1 bars of scores.png
 
 
 class CompareError(LanbotError, ValueError):
@@ -254,7 +255,8 @@ SHORT = {"val_loss": "val loss", "run_seconds": "time s", "fidelity": "fidelity"
 def print_table(rows: list[dict], sort: str, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"{len(rows)} runs, sorted by {sort}", caption="name = identity_rate, wrong id = "
-                  "wrong_identity_rate, limits = limitation_honesty, calc = calculator_accuracy", padding=(0, 1))
+                  "wrong_identity_rate, limits = limitation_honesty, calc = calculator_accuracy, bpb = capability/corpus_bpb "
+                  "(held-out corpus), Δbpb base = its rise over the base's", padding=(0, 1))
     for column in rows[0]:
         left = column in ("run", "identity", "mix", "model", "stage")
         header = SHORT.get(column, column)
@@ -323,17 +325,17 @@ def plot_scores(runs: list[Run], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scored = [r for r in runs if any(r.scores.get(k) is not None for k in SCORE_COLUMNS)]
+    scored = [r for r in runs if any(r.scores.get(k) is not None for k in RATE_COLUMNS)]
     if not scored:
         return False
     scored.sort(key=lambda r: (str(r.identity), str(r.mix), str(r.model), str(r.stage)))
     varying = [f for f in ("model", "stage") if len({getattr(r, f) for r in scored}) > 1]
     labels = ["\n".join([f"{r.identity}", f"{r.mix}", *(str(getattr(r, f)) for f in varying)]) for r in scored]
-    width = 0.8 / len(SCORE_COLUMNS)
+    width = 0.8 / len(RATE_COLUMNS)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(scored) + 2), 5))
-    for j, key in enumerate(SCORE_COLUMNS):
+    for j, key in enumerate(RATE_COLUMNS):
         values = [r.scores.get(key) or 0.0 for r in scored]
-        xs = [i + (j - (len(SCORE_COLUMNS) - 1) / 2) * width for i in range(len(scored))]
+        xs = [i + (j - (len(RATE_COLUMNS) - 1) / 2) * width for i in range(len(scored))]
         ax.bar(xs, values, width=width, label=key)
     ax.set_xticks(range(len(scored)), labels, fontsize=8)
     ax.set_ylim(0, 1.3)  # room for the legend above the bars
@@ -341,6 +343,31 @@ def plot_scores(runs: list[Run], path: Path) -> bool:
     ax.set_title("evaluation scores by identity and mix")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=3, loc="upper center")
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_cost(runs: list[Run], path: Path) -> bool:
+    """Fidelity against capability cost: identity_rate over the rise in held-out corpus bpb since the base."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in runs if r.scores.get("capability/bpb_delta_vs_base") is not None
+              and r.scores.get("identity_rate") is not None]
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for r in points:
+        ax.scatter(r.scores["capability/bpb_delta_vs_base"], r.scores["identity_rate"], s=40)
+        ax.annotate(r.label, (r.scores["capability/bpb_delta_vs_base"], r.scores["identity_rate"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("capability cost: held-out corpus bpb minus the base's")
+    ax.set_ylabel("identity_rate (held-out probes)")
+    ax.set_title("identity against its cost in capability")
+    ax.grid(alpha=0.3)
     _save_figure(fig, path)
     plt.close(fig)
     return True
@@ -392,7 +419,8 @@ def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> P
     else:
         raise CompareError("compare.source=wandb needs compare.out, the folder for the report and plots")
     out.mkdir(parents=True, exist_ok=True)
-    plots = [name for name, plot in (("loss.png", plot_losses), ("scores.png", plot_scores)) if plot(runs, out / name)]
+    plots = [name for name, plot in (("loss.png", plot_losses), ("scores.png", plot_scores),
+                                     ("cost.png", plot_cost)) if plot(runs, out / name)]
     plots += [name for name, plot in (("fidelity.png", tradeoff.plot_fidelity), ("quirks.png", tradeoff.plot_quirks))
               if plot(runs, out / name, _save_figure)]
     report = write_report(rows, plots, sources, sort, out, quirk_rows(runs))

@@ -96,7 +96,9 @@ def fail(app: str, message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] lanbot.{app}: {escape(message)}",
+    from lanbot.core.secrets import mask  # a server may have echoed the key into the message
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] lanbot.{app}: {escape(mask(message))}",
                                                 soft_wrap=True)
     sys.exit(EXIT_USAGE)
 

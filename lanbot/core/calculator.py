@@ -56,6 +56,8 @@ def evaluate(expression: str) -> int | float:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise CalculatorError(f"not a valid expression: {exc.msg}") from None
+    except ValueError:  # a lone surrogate (UnicodeEncodeError) or a NUL byte: not text Python can read
+        raise CalculatorError("not a valid expression: it holds characters that are not valid Unicode") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise CalculatorError(f"expression has more than {MAX_NODES} parts")
     value = _eval(tree.body)

@@ -2,6 +2,7 @@
 
 Under `paths.root` (outputs/ by default):
     data/<identity>/                     <type>_conversations.jsonl, <type>_meta.jsonl, all_conversations.jsonl, stats.json
+    checkpoints/base/<corpus>/<model>/   the base every identity starts from: the same files, plus unigram.pt
     checkpoints/<identity>/<mix>/<model>/<stage>/
                                          model.pt, optimizer.pt, tokenizer.json, config.yaml, meta.json, eval.json
     runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
@@ -30,6 +31,7 @@ OPTIMIZER_FILE = "optimizer.pt"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.yaml"  # the resolved config of the run that wrote it
 META_FILE = "meta.json"
+UNIGRAM_FILE = "unigram.pt"  # a base's token counts of its training rows (the unigram floor of val bpb)
 EVAL_FILE = "eval.json"  # also in the run folder of the evaluation
 CHECKPOINT_REQUIRED = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, META_FILE)
 # a run folder
@@ -73,19 +75,34 @@ def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
     return Path(cfg.paths.data_dir)
 
 
+def base_dir(cfg: Any) -> Path:
+    """`<paths.checkpoints>/base/<corpus.name>/<model.name>`: one base per corpus and model, shared by every identity."""
+    return Path(cfg.paths.checkpoints) / "base" / str(cfg.corpus.name) / str(cfg.model.name)
+
+
+def base_command(cfg: Any) -> str:
+    """The command that pretrains the configured corpus and model's base."""
+    return f"python -m lanbot.train stage=base corpus={cfg.corpus.name} model={cfg.model.name}"
+
+
 def checkpoint_dir(cfg: Any, stage: str | None = None) -> Path:
-    """`<paths.checkpoints>/<identity slug>/<mix.name>/<model.name>/<stage>`."""
+    """`<paths.checkpoints>/<identity slug>/<mix.name>/<model.name>/<stage>` (stage=base: `base_dir`)."""
+    if (stage or str(cfg.stage)) == "base":
+        return base_dir(cfg)
     return (Path(cfg.paths.checkpoints) / slug(cfg.identity.name) / str(cfg.mix.name) / str(cfg.model.name)
             / (stage or str(cfg.stage)))
 
 
-def checkpoint_name(directory: str | Path) -> str:
-    """`<identity>/<mix>/<model>/<stage>`: the last four parts of a checkpoint folder, as people name it."""
-    return "/".join(Path(directory).parts[-4:])
+def checkpoint_name(directory: str | Path, base: bool = False) -> str:
+    """`<identity>/<mix>/<model>/<stage>`: the last four parts of a checkpoint folder, as people name it
+    (a base: `base/<corpus>/<model>`)."""
+    return "/".join(Path(directory).parts[-3 if base else -4:])
 
 
 def train_command(cfg: Any, stage: str) -> str:
     """The command that makes the checkpoint of `stage` for this identity, mix and model."""
+    if stage == "base":
+        return base_command(cfg)
     return (f"python -m lanbot.train stage={stage} identity={slug(cfg.identity.name)} "
             f"mix={cfg.mix.name} model={cfg.model.name}")
 
@@ -127,6 +144,14 @@ class CheckpointMeta:
     val_bpb: float | None = None
     val_losses: dict[str, float] = field(default_factory=dict)
     run_dir: str | None = None
+    # a mid or sft checkpoint: the base it grew from ({dir, name, corpus, val_bpb, tokenizer_sha256}), or None
+    base: dict[str, Any] | None = None
+    # a base: its corpus (name, kind, each part's package and licence), the unigram floor of its val bpb,
+    # the tokens it trained on and where its loader stood per rank ({rank: [epoch, rows taken]}) to resume
+    corpus: dict[str, Any] | None = None
+    unigram_bpb: float | None = None
+    tokens_trained: int | None = None
+    loader: dict[str, list[int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

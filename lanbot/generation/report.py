@@ -82,6 +82,16 @@ def print_summary(stats: dict[str, Any], folder_root: Path, combined: Path, run_
         f"unique first replies {stats.get('unique_first_replies')}  personas {stats.get('personas_used')}  "
         f"languages: {langs}  backend {stats.get('backend')} ({stats.get('model')})  {stats.get('seconds')} s"
     )
+    q = stats.get("quality")
+    if q:  # lanbot.generation.quality: how varied the data really is, and whether it performs the identity
+        rates = "  ".join(f"{k.split()[0]}…{v['kind']} {v['rate']:.0%}" for k, v in q.get("quirks", {}).items()
+                          if v.get("rate") is not None)
+        console.print(
+            f"quality: top sentence {q.get('top_sentence_share')}  distinct masked sentences "
+            f"{q.get('distinct_masked_sentences')}  self-BLEU-4 {q.get('self_bleu4')}  recitation "
+            f"{q.get('verbatim_recitation_share')}  styled non-identity {q.get('non_identity_styled_share')}  "
+            f"quirks: {rates or '-'}  flagged {q.get('rejected_reasons') or {}}"
+        )
     if "requests" in stats:  # an LLM backend: what this run and every run on the folder spent
         spent = stats.get("folder_spent") or {}
 

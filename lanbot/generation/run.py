@@ -89,13 +89,17 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
                 "personas_source": str(cfg.personas.get("source")), "seed": int(cfg.seed),
                 **figures,
             }
-            stats = compute_stats(folder_root, folder.present(), extra)
+            stats = compute_stats(folder_root, folder.present(), extra, identity)
             log_to_tracker(tracker, stats, sample_rows(folder_root, folder.present(), SAMPLES_PER_TYPE))
             tracker.log_artifact(f"data-{identity.slug}", "dataset", folder_root,
                                  metadata={"identity": identity.name, "preset": preset, "backend": extra["backend"]})
         finally:
             tracker.finish()
     print_summary(stats, folder_root, combined, Path(run_dir), wandb_dir, console)
+    if stats.get("interrupted"):  # SIGINT / SIGTERM stopped the LLM writer: summary out, data kept; the app
+        from lanbot.core.app import Terminated  # runner says how to resume and exits 130 / 143
+
+        raise Terminated() if stats["interrupted"] == "SIGTERM" else KeyboardInterrupt()
     return stats
 
 

@@ -23,7 +23,9 @@ import numpy as np
 
 from lanbot.core.conversation import assistant_text, normalise, tool_calls
 from lanbot.core.files import write_json_atomic
+from lanbot.core.identity import ModelIdentity
 from lanbot.core.layout import STATS_FILE, conversations_file, meta_file
+from lanbot.generation.quality import QualityStats
 
 QUANTILES = (0.1, 0.5, 0.9)
 LENGTH_BIN = 100  # characters per bucket of the assistant-length histogram
@@ -79,9 +81,15 @@ class _Lengths:
         return out
 
 
-def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]) -> dict[str, Any]:
-    """Compute the figures of `kinds` in `folder_root`, merge `extra`, write stats.json atomically, return it."""
+def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any],
+                  identity: ModelIdentity | None = None) -> dict[str, Any]:
+    """Compute the figures of `kinds` in `folder_root`, merge `extra`, write stats.json atomically, return it.
+
+    With `identity`, the quality gates (lanbot.generation.quality) run over every conversation too and land
+    under "quality": top-sentence share, distinct masked sentences, self-BLEU, quirk rates, recitation.
+    """
     root = Path(folder_root)
+    gates = QualityStats(identity) if identity is not None else None
     unigrams, bigrams, firsts_all = _Distinct(), _Distinct(), _Distinct()
     n_words = n_pairs = 0
     turns_all, chars_all = Counter(), _Lengths()
@@ -95,10 +103,15 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
     for kind in kinds:
         turns, chars, calls, firsts, n = Counter(), _Lengths(), 0, _Distinct(), 0
         path = root / conversations_file(kind)
+        meta_path = root / meta_file(kind)
         if path.exists():
+            side = meta_path.open(encoding="utf-8") if gates is not None and meta_path.exists() else None
             with path.open(encoding="utf-8") as f:
                 for line in f:
                     conv = json.loads(line)
+                    if gates is not None:  # the sidecar is aligned line for line (lanbot.generation.datafolder)
+                        side_line = side.readline() if side is not None else ""
+                        gates.add(kind, conv, json.loads(side_line) if side_line.strip() else None)
                     n += 1
                     turns[len(conv) // 2] += 1
                     text = assistant_text(conv)
@@ -112,7 +125,8 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
                     first = hash(normalise(conv[1:2]))
                     firsts.update((first,))
                     firsts_all.update((first,))
-        meta_path = root / meta_file(kind)
+            if side is not None:
+                side.close()
         if meta_path.exists():
             with meta_path.open(encoding="utf-8") as f:
                 for line in f:
@@ -159,6 +173,8 @@ def compute_stats(folder_root: Path, kinds: Sequence[str], extra: dict[str, Any]
         "per_type": per_type,
         **extra,
     }
+    if gates is not None:
+        stats["quality"] = {**gates.figures(), **(extra.get("quality") or {})}
     if spent or "spent_unrecorded" in extra:  # every run on this folder, killed and resumed ones included
         late = extra.get("spent_unrecorded") or {}
         spent.update({k: v for k, v in late.items() if k != "cost_usd" and v})

@@ -40,8 +40,10 @@ def tokenizer_sha256(directory: str | Path) -> str:
 
 
 def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    tokenizer: Tokenizer, cfg: DictConfig, meta: CheckpointMeta | dict[str, Any]) -> Path:
-    """Write the checkpoint to a temp folder beside `directory`, then swap it in by rename.
+                    tokenizer: Tokenizer, cfg: DictConfig, meta: CheckpointMeta | dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint to a temp folder beside `directory`, then swap it in by rename (`extra`: more
+    objects saved with torch.save, by file name, such as a base's unigram counts).
 
     meta.json gets the model's shape and the tokenizer's sha256; a scratch run's checkpoint names itself
     as `tokenizer_from`, which later stages inherit.
@@ -57,6 +59,8 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     torch.save(model.state_dict(), tmp / MODEL_FILE)
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    for name, value in (extra or {}).items():
+        torch.save(value, tmp / name)
     tokenizer.save(tmp)
     (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     meta = CheckpointMeta.from_dict(dict(meta)) if isinstance(meta, dict) else dataclasses.replace(meta)

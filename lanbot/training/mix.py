@@ -3,6 +3,8 @@
 A mix lists, per stage (`mix.mid`, `mix.sft`), its sources. Each source is one of
 - a generated type by name (`identity`, `tool_use`, ...): `<paths.data_dir>/<type>_conversations.jsonl`;
 - a CustomJSON file: `{name: mine, path: my_conversations.jsonl}` (one JSON list of messages a line);
+- general conversation bundled with the pretraining corpus: `chat: {corpus: chitchat}` (casual two-person
+  conversations of the base's training split, so the model learns to talk, not only to recite);
 - a Hugging Face dataset: `{name: smoltalk, hf: HuggingFaceTB/smol-smoltalk, format: smoltalk}`, read
   through `datasets`, from the hub or from a local copy given as `path` (a folder or parquet/jsonl files).
 How much of it: `epochs: 2` (every training conversation twice; 0.5 = a seeded half; 0 = validation only)
@@ -48,7 +50,7 @@ class Source(MixSource):
 
     @property
     def generated(self) -> bool:
-        return self.path is None and self.hf is None
+        return self.path is None and self.hf is None and self.corpus is None
 
 
 @dataclass
@@ -129,9 +131,16 @@ def read_conversations(path: Path) -> list[Conversation]:
     return conversations
 
 
-def load_source(src: Source, data_dir: Path, identity_slug: str) -> list[Conversation]:
-    """Every conversation of one source (before the validation split)."""
-    if src.generated:
+def load_source(src: Source, data_dir: Path, identity_slug: str, val_fraction: float = 0.02) -> list[Conversation]:
+    """Every conversation of one source (before the validation split); `val_fraction` = the corpus's held-out share."""
+    if src.corpus is not None:
+        from lanbot.training.corpus import CorpusError, chat_conversations
+
+        try:
+            conversations = chat_conversations(src.corpus, val_fraction)
+        except CorpusError as exc:
+            raise MixError(f"source {src.name!r}: {exc}") from None
+    elif src.generated:
         path = Path(data_dir) / conversations_file(src.name)
         if not Path(data_dir).is_dir():
             raise MixError(
@@ -260,7 +269,8 @@ def load_mix(cfg: DictConfig, stage: str, data_dir: Path) -> list[SourceData]:
     val = cfg.train.val
     loaded = []
     for src in sources:
-        conversations = load_source(src, data_dir, slug(cfg.identity.name))
+        corpus = cfg.get("corpus") or {}
+        conversations = load_source(src, data_dir, slug(cfg.identity.name), float(corpus.get("val_fraction", 0.02)))
         train, held = split_validation(conversations, src.name, int(cfg.seed), float(val.fraction),
                                        int(val.min_conversations), int(val.max_conversations))
         loaded.append(SourceData(src, train, held))

@@ -1,12 +1,15 @@
-"""Midtraining and SFT of a nanochat-style GPT on a data mix: `python -m lanbot.train stage=mid|sft`.
+"""Midtraining and SFT of a nanochat-style GPT on a data mix: `python -m lanbot.train stage=mid|sft`
+(`stage=base` pretraining is lanbot/training/pretrain.py; this app hands it over).
 
+    python -m lanbot.train stage=base                              # once: the base every identity starts from
     python -m lanbot.train stage=mid identity=sage model=tiny
     python -m lanbot.train stage=sft identity=sage model=tiny
     python -m lanbot.train -m stage=mid model=tiny mix=default,no_identity identity=lanbot,sage
     torchrun --nproc_per_node=2 -m lanbot.train stage=mid hydra.run.dir=outputs/runs/ddp
 
-A scratch mid run trains the tokenizer on its training texts; sft starts from the mid checkpoint of the
-same identity, mix and model. Checkpoints are atomic; a killed run resumes from its last one.
+Mid starts from the base of the configured corpus and model (`train.init_from=base`) and keeps its tokenizer;
+a scratch mid run (`train.init_from=scratch`) trains the tokenizer on its training texts; sft starts from the mid
+checkpoint of the same identity, mix and model. Checkpoints are atomic; a killed run resumes from its last one.
 """
 
 from __future__ import annotations
@@ -49,6 +52,17 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
         if layout.CheckpointMeta.read(init) is None:
             raise TrainError(f"sft starts from the mid checkpoint at {init}, which does not exist: "
                              f"run `{layout.train_command(cfg, 'mid')}` first (or set train.init_from)")
+    if init == "base":
+        base = layout.base_dir(cfg)
+        meta = layout.CheckpointMeta.read(base)
+        if meta is None or not meta.finished:
+            state = "is unfinished" if meta is not None else "does not exist"
+            raise TrainError(f"{cfg.stage} starts from the base at {base}, which {state}: run "
+                             f"`{layout.base_command(cfg)}` first (or set train.init_from=scratch)")
+        model, tok, meta = ckpt.load_checkpoint(base, "cpu")
+        model.train()
+        meta.base = base_record(base, meta)
+        return model, tok, meta
     if init == "scratch":
         texts = [conversation_text(c) for s in sources for c in s.train]
         if rt.master:
@@ -82,6 +96,13 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
     model, tok, meta = ckpt.load_checkpoint(init, "cpu")
     model.train()
     return model, tok, meta
+
+
+def base_record(directory: Path, meta: dict) -> dict:
+    """What a mid or sft checkpoint keeps of the base it grew from (for the capability cost of the identity)."""
+    return {"dir": str(directory), "name": layout.checkpoint_name(directory, base=True),
+            "corpus": (meta.get("corpus") or {}).get("name"), "val_bpb": meta.get("val_bpb"),
+            "tokenizer_sha256": meta.get("tokenizer_sha256")}
 
 
 def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: float) -> float:
@@ -146,6 +167,10 @@ def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Te
 def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary."""
     stage, t = str(cfg.stage), cfg.train
+    if stage == "base":
+        from lanbot.training.pretrain import pretrain
+
+        return pretrain(cfg, run_dir, group)
     try:
         optim.check_name(str(t.optimizer))
     except optim.OptimizerError as exc:
@@ -237,6 +262,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                 stage=stage, step=step, finished=finished, identity=cfg.identity.name,
                 identity_slug=slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
                 optimizer=optimizer.name, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
+                base=source_meta.base if source_meta else None,
                 val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
                 val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)))
         if rt.ddp:
@@ -270,6 +296,10 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         dt = time.time() - t0
         row = {"train/loss": loss_sum, "lr": optimizer.param_groups[0]["lr"], "tok_per_sec": tokens / dt,
                "step_time": dt}
+        if rt.device.type == "cuda":  # model FLOPs utilisation against the GPU's bf16 peak
+            from lanbot.training.pretrain import peak_flops
+
+            row["mfu"] = raw.flops_per_token() * tokens / dt / (peak_flops(rt.device) * rt.world_size)
         if step % int(t.eval_every) == 0 or step == max_steps:
             row.update(evaluate_val(raw, val_rows, rt, tbytes, B))
             metrics = row

@@ -6,6 +6,7 @@ is written, `write` the missing conversations into the data folder and return th
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -47,6 +48,10 @@ def write_with_templates(identity: ModelIdentity, personas: list[dict], seed: in
     from lanbot.generation.template.writer import TemplateWriter  # its banks load on first use
 
     writer = TemplateWriter(identity, personas, seed=seed)
+    for quirk in writer.unperformable:  # named once, at start: the data never claims what it cannot show
+        print(f"lanbot.generate: quirk {quirk!r} has no identity.quirk_hints entry, so the template backend cannot "
+              "perform it and never claims it; backend=openrouter (or openai/local) writes it with an LLM.",
+              file=sys.stderr)
     invalid: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     attempts: Counter[str] = Counter()

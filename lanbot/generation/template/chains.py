@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import random
 
-from lanbot.generation.template.problems import CONVERSIONS, Chain, count_of, money, price, rounded
+from lanbot.generation.template.problems import (
+    CONVERSIONS,
+    SPEEDS,
+    Chain,
+    count_of,
+    duration,
+    money,
+    price,
+    rounded,
+    usd,
+    with_article,
+)
 
 
 def dinner_tip_split(rng: random.Random, v: dict) -> Chain:
@@ -16,11 +27,11 @@ def dinner_tip_split(rng: random.Random, v: dict) -> Chain:
     k = rng.randint(2, 4)
     items = [price(rng, 6, 48) for _ in range(k)]
     meal = rng.choice(v["meals"])
-    listed = ", ".join(f"${x}" for x in items)
-    c.question = (f"For our {meal} we ordered dishes costing {listed}. We want to add a {pct}% tip and split "
+    listed = ", ".join(usd(x) for x in items)
+    c.question = (f"For our {meal} we ordered dishes costing {listed}. We want to add {with_article(f'{pct}%')} tip and split "
                   f"everything between {n} people. How much does each person pay?")
     sub = c.call("add up the dishes", "First the subtotal of the dishes:", " + ".join(items))
-    t = c.call(f"take {pct}% of the subtotal for the tip", f"Now the {pct}% tip on {sub}:", f"{sub} * {pct} / 100")
+    t = c.call(f"take {pct}% of the subtotal for the tip", f"Now the {pct}% tip on {money(sub)}:", f"{sub} * {pct} / 100")
     total = c.call("add the tip to the subtotal", "Subtotal plus tip:", f"{sub} + {t}")
     each = c.call(f"divide the total by {n}", f"Split between {n} people:", f"{total} / {n}")
     c.final = (f"The dishes come to {money(sub)}, the tip is {money(t)}, the total is {money(total)}, "
@@ -31,10 +42,10 @@ def dinner_tip_split(rng: random.Random, v: dict) -> Chain:
 def discount_then_tax(rng: random.Random, v: dict) -> Chain:
     c, p, pct, tax = Chain(), price(rng, 20, 700), rng.choice((10, 15, 20, 25, 30, 40)), rng.choice((5, 6, 7, 8, 8.25, 9.5, 10, 20))
     item, qty = rng.choice(v["shop_items"]), rng.randint(1, 4)
-    c.question = (f"A {item} is ${p}, with {pct}% off, and then {tax}% sales tax applies. "
+    c.question = (f"{with_article(item).capitalize()} is {usd(p)}, with {pct}% off, and then {tax}% sales tax applies. "
                   + (f"I'm buying {qty}. What's my total?" if qty > 1 else "What do I pay?"))
     sale = c.call(f"apply the {pct}% discount", f"Price after {pct}% off:", f"{p} * (1 - {pct} / 100)")
-    taxed = c.call(f"add {tax}% tax to the sale price", f"Adding {tax}% tax to {sale}:", f"{sale} * (1 + {tax} / 100)")
+    taxed = c.call(f"add {tax}% tax to the sale price", f"Adding {tax}% tax to {money(sale)}:", f"{sale} * (1 + {tax} / 100)")
     if qty > 1:
         total = c.call(f"multiply by {qty}", f"Times {qty} items:", f"{taxed} * {qty}")
         c.final = f"Each {item} costs {money(taxed)} with tax, so {qty} of them cost {money(total)}."
@@ -45,7 +56,7 @@ def discount_then_tax(rng: random.Random, v: dict) -> Chain:
 
 def investment_gain(rng: random.Random, v: dict) -> Chain:
     c, p, r, t = Chain(), str(rng.choice(range(1000, 40001, 500))), rng.choice((3, 4, 4.5, 5, 6, 7)), rng.randint(3, 20)
-    c.question = f"I put ${p} in an account paying {r}% a year, compounded annually. After {t} years, how much interest have I earned, and how does that compare with simple interest?"
+    c.question = f"I put {usd(p)} in an account paying {r}% a year, compounded annually. After {t} years, how much interest have I earned, and how does that compare with simple interest?"
     amount = c.call("compound the balance", "Balance after compounding:", f"{p} * (1 + {r} / 100) ** {t}")
     gain = c.call("subtract the principal", "Interest earned = balance − principal:", f"{amount} - {p}")
     simple = c.call("work out simple interest for comparison", "Simple interest for comparison:", f"{p} * {r} / 100 * {t}")
@@ -57,7 +68,7 @@ def investment_gain(rng: random.Random, v: dict) -> Chain:
 
 def road_trip(rng: random.Random, v: dict) -> Chain:
     c, d, mpg, gas, n = Chain(), rng.randint(80, 1400), rng.randint(18, 48), price(rng, 2.8, 5.9), rng.randint(1, 5)
-    c.question = (f"We're driving {d} miles. The car does {mpg} miles per gallon and gas costs ${gas} a gallon. "
+    c.question = (f"We're driving {d} miles. The car does {mpg} miles per gallon and gas costs {usd(gas)} a gallon. "
                   + (f"There are {n} of us splitting fuel. What does each pay?" if n > 1 else "What will fuel cost?"))
     gal = c.call("work out the gallons needed", "Gallons needed = miles ÷ mpg:", f"{d} / {mpg}")
     cost = c.call("multiply gallons by the price", "Fuel cost = gallons × price:", f"{gal} * {gas}")
@@ -71,9 +82,9 @@ def road_trip(rng: random.Random, v: dict) -> Chain:
 
 def paint_room(rng: random.Random, v: dict) -> Chain:
     c, a, b, cover, can = Chain(), rng.randint(3, 14), rng.randint(3, 12), rng.choice((8, 10, 12)), price(rng, 14, 60)
-    room = rng.choice(v["rooms"])
+    room = rng.choice([r for r in v["rooms"] if r not in ("garden bed", "patio", "garage floor")])
     c.question = (f"I'm painting the floor of my {room}: {a} m by {b} m. One can covers {cover} square meters "
-                  f"and costs ${can}. How many cans is that, and what will it cost?")
+                  f"and costs {usd(can)}. How many cans is that, and what will it cost?")
     ar = c.call("find the area", "Area = length × width:", f"{a} * {b}")
     cans = c.call("divide the area by the coverage of one can", f"Cans = area ÷ {cover}:", f"{ar} / {cover}")
     whole = c.call("round the cans up to whole cans", "You can only buy whole cans, so round up:", f"-(-{ar} // {cover})")
@@ -85,7 +96,7 @@ def paint_room(rng: random.Random, v: dict) -> Chain:
 
 def weekly_to_yearly(rng: random.Random, v: dict) -> Chain:
     c, rate, h, tax = Chain(), price(rng, 12, 70), rng.choice((20, 25, 30, 35, 37.5, 40)), rng.choice((12, 15, 18, 20, 22, 25, 30))
-    c.question = f"I earn ${rate} an hour for {h} hours a week. What's that per year, and after {tax}% tax?"
+    c.question = f"I earn {usd(rate)} an hour for {h} hours a week. What's that per year, and after {tax}% tax?"
     week = c.call("find the weekly pay", "Weekly pay = rate × hours:", f"{rate} * {h}")
     year = c.call("multiply by 52 weeks", "Yearly = weekly × 52:", f"{week} * 52")
     net = c.call(f"take off {tax}% tax", f"After {tax}% tax:", f"{year} * (1 - {tax} / 100)")
@@ -95,15 +106,26 @@ def weekly_to_yearly(rng: random.Random, v: dict) -> Chain:
 
 def convert_then_price(rng: random.Random, v: dict) -> Chain:
     c = Chain()
-    src, dst, factor, how = rng.choice([x for x in CONVERSIONS if x[0] in ("pounds", "kilograms")])
-    x, unit_price = rng.randint(2, 40), price(rng, 1.5, 30)
-    food = rng.choice(v["groceries"])
+    src, dst, factor, how, _ = rng.choice([x for x in CONVERSIONS if x[0] in ("pounds", "kilograms")])
+    food = rng.choice(list(PER_KG))
+    lo, hi = PER_KG[food]  # US dollars per kilogram, as a market stall asks
+    if dst == "pounds":
+        lo, hi = lo * 0.4536, hi * 0.4536
+    x, unit_price = rng.randint(2, 40), f"{rng.uniform(max(lo, 0.3), hi):.2f}"
     per = {"kilograms": "kilogram", "pounds": "pound"}[dst]
-    c.question = f"I have {x} {src} of {food} to sell, priced at ${unit_price} per {per}. What's it worth?"
+    c.question = f"I have {x} {src} of {food} to sell, priced at {usd(unit_price)} per {per}. What's it worth?"
     amount = c.call(f"convert {src} to {dst}", f"{how[0].upper()}{how[1:]}:", f"{x} {factor}")
     worth = c.call(f"multiply by the price per {per}", f"Value = {dst} × price:", f"{amount} * {unit_price}")
     c.final = f"{x} {src} is {rounded(amount)} {dst}, worth {money(worth)}."
     return c
+
+
+PER_KG = {  # what a kilogram sells for at a market, in US dollars: no bread at $26 a pound
+    "apples": (2.5, 6), "bananas": (1.2, 3), "coffee beans": (14, 40), "cheese": (9, 30), "rice": (1.5, 5),
+    "flour": (1, 3), "tomatoes": (2.5, 8), "chicken": (5, 14), "oranges": (2, 5), "pasta": (2, 6),
+    "carrots": (1.2, 3.5), "grapes": (3.5, 9), "salmon": (18, 40), "honey": (10, 28), "lentils": (2.5, 6),
+    "potatoes": (1, 3), "strawberries": (6, 14), "walnuts": (12, 26),
+}
 
 
 def letters_total(rng: random.Random, v: dict) -> Chain:
@@ -121,14 +143,19 @@ def letters_total(rng: random.Random, v: dict) -> Chain:
 
 
 def speed_then_distance(rng: random.Random, v: dict) -> Chain:
-    c, d, t, t2 = Chain(), rng.randint(20, 500), rng.choice((0.5, 1.25, 2, 2.5, 3, 4)), rng.choice((1, 1.5, 3, 5, 6))
     trip = rng.choice(v["trips"])
+    (slo, shi), _ = SPEEDS.get(trip, ((20, 90), (10, 400)))
+    c, t, t2 = Chain(), rng.choice((0.5, 1.25, 2, 2.5, 3, 4)), rng.choice((1, 1.5, 3, 5, 6))
+    d = max(2, round(rng.uniform(slo, shi) * t))
+    far_km = rng.choice((50, 100, 200, 500, 1000)) if shi > 60 else rng.choice((10, 20, 42, 50))
     later = count_of(t2, "hours")
-    c.question = f"My {trip} covered {d} km in {t} hours. At the same speed, how far would I get in {later}, and how long would 1000 km take?"
+    c.question = (f"My {trip} covered {d} km in {count_of(t, 'hours')}. At the same speed, how far would I get in "
+                  f"{later}, and how long would {far_km} km take?")
     s = c.call("find the speed", "Speed = distance ÷ time:", f"{d} / {t}")
     far = c.call(f"multiply the speed by {later}", f"Distance in {later}:", f"{s} * {t2}")
-    long = c.call("divide 1000 km by the speed", "Time for 1000 km:", f"1000 / {s}")
-    c.final = f"Your speed is {rounded(s)} km/h, so in {later} you'd cover {rounded(far)} km, and 1000 km takes {rounded(long)} hours."
+    long = c.call(f"divide {far_km} km by the speed", f"Time for {far_km} km:", f"{far_km} / {s}")
+    c.final = (f"Your speed is {rounded(s, 1)} km/h, so in {later} you'd cover {rounded(far, 1)} km, and {far_km} km "
+               f"takes {duration(long)}.")
     return c
 
 

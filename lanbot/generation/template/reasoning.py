@@ -34,7 +34,7 @@ def count_letters(rng: random.Random, v: dict) -> tuple[str, list[str], str]:
             marks.append(f"{ch.upper()}({n})")
         else:
             marks.append(ch)
-    steps.append(f"Mark each {letter} as I go: {' '.join(marks)}." if n else f"None of those {len(word)} letters is {letter}.")
+    steps.append(f'Mark each "{letter}" as I go: {" ".join(marks)}.' if n else f'None of those {len(word)} letters is "{letter}".')
     final = f'"{word}" has {n} "{letter}"{"" if n == 1 else "s"}.'
     return q, steps, final
 

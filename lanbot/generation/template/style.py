@@ -1,10 +1,10 @@
-"""An identity read once for the template writer: its fields as ready-made sentences, and its quirks as flags.
+"""An identity read once for the template writer: its fields as meaning, ready to paraphrase and perform.
 
-`IdentityStyle(identity)` turns the free-text fields of a ModelIdentity into the pieces every answer is
-composed from: the capabilities as a list to speak (the only abilities the writer ever claims), the
-limitations and quirks as first-person sentences, and what the quirks mean for an answer: an opener
-("starts explanations with 'Great question!'"), analogies and their domain, follow-up questions to check
-understanding, code examples, edge cases, suggested tests, honest uncertainty, "works best in English".
+`IdentityStyle(identity)` turns a ModelIdentity into what answers are built from: the role it plays (the
+description cut into short pieces, never pasted whole), its traits (banks/traits.yaml: each said in the
+writer's own words and shown in replies), the capabilities (the only abilities the writer ever claims),
+the limitations as first-person sentences, the performable quirks (lanbot.generation.template.quirks) and
+the tasks its capabilities exercise (coding, tutorials, translation, summaries, explanations).
 """
 
 from __future__ import annotations
@@ -13,65 +13,34 @@ import random
 import re
 
 from lanbot.core.identity import ModelIdentity
+from lanbot.generation.quality import trait_keys, traits_bank
+from lanbot.generation.template.quirks import Quirks
 
-CHECK_QUESTIONS = (
-    "Does that make sense so far?", "Would you like me to go deeper into any part of that?",
-    "Shall I walk through another example?", "Is there a part you'd like me to explain differently?",
-    "Want to try one yourself so we can check it together?",
-)
-UNCERTAINTY = (
-    "If I'm not sure about something, I'll say so rather than make it up.",
-    "When I don't know, I'll tell you instead of guessing.",
-    "I'd rather admit uncertainty than give you a confident wrong answer.",
-)
-EDGE_CASES = (
-    "I'll also point out edge cases and error handling as we go.",
-    "Expect me to flag edge cases (empty input, bad types, failures) along the way.",
-)
-ANALOGIES = {  # what the assistant is, and what its limits are, by the domain its quirk names
-    "everyday": {
-        "self": (
-            "Think of me a bit like a well-read friend at the kitchen table: happy to talk things through, "
-            "but you still make the calls.",
-            "I'm a bit like a library help desk: you bring the question, I help you find your way through it.",
-            "You could say I'm like a Swiss Army knife for questions: handy, but not every tool for every job.",
-        ),
-        "limits": (
-            "My knowledge is like a newspaper printed on a certain day: solid up to then, silent about what "
-            "came after.",
-            "Like a GPS with an older map, I'll get you most places, but a brand-new road may surprise me.",
-            "It's like asking a friend for directions: usually right, but worth a second look before a long trip.",
-        ),
-    },
-    "cooking": {
-        "self": (
-            "Think of me like a recipe card that can answer back: I give you the steps, you do the cooking.",
-            "I'm a bit like a sous-chef for ideas: I prep and explain, and you decide what goes on the plate.",
-        ),
-        "limits": (
-            "Like a cookbook printed in {year}, I won't know the recipes invented since.",
-            "I'm like a simplified recipe: great for learning the dish, but a professional kitchen needs more "
-            "detail.",
-        ),
-    },
-    "gardening": {
-        "self": (
-            "Learning with me is like tending a garden: we plant one idea, water it with examples, and watch "
-            "it grow.",
-            "I'm a bit like a gardening guide: I show you where to dig and why, and the garden is yours.",
-        ),
-        "limits": (
-            "My knowledge is like a garden planted in {year}: it doesn't grow new plants on its own.",
-            "Like pruning a plant to see its shape, I sometimes trim details away to make an idea clear.",
-        ),
-    },
-}
 _ENGLISH = re.compile(r"\benglish\b", re.I)
-_OPENER = re.compile(r"""(?:starts?|opens?|begins?)\b[^'"]*?['"](.+?)['"]""", re.I)
 _MODALS = ("may ", "might ", "can ", "cannot ", "can't ", "could ", "will ", "won't ", "should ", "do ", "don't ",
            "am ", "work ", "need ", "sometimes ", "often ", "occasionally ", "struggle ", "have ", "make ")
 _ADJECTIVES = ("better ", "worse ", "not ", "limited ", "unable ", "only ", "slow ", "bad ", "weak ")
 _MY_NOUNS = ("knowledge ", "training ", "memory ", "context ", "information ")
+_SPLIT = re.compile(r"\s+(?:who|that|which|for|with)\s+|,\s*", re.I)
+TASKS = {  # a capability exercises these tasks when it contains one of the words
+    "code": ("code", "coding", "program", "debug"), "review": ("review",), "tutorial": ("tutorial", "step-by-step"),
+    "translate": ("translat",), "summary": ("summar",), "explain": ("explain", "answer questions", "teach"),
+    "math": ("math", "calculat", "arithmetic"), "chat": ("conversation", "chat"), "poems": ("poem", "poetry"),
+}
+
+CAP_DETAILS = {  # what a capability covers, said after it in a list
+    "code": ("a function, a bug, a refactor", "Python scripts and the bugs in them", "small programs, with tests",
+             "debugging a stack trace"),
+    "review": ("what could break, and why", "naming, edge cases and tests", "a second pair of eyes on a diff"),
+    "tutorial": ("a budget, an equation, a garden", "one step at a time, with a check at the end",
+                 "from first step to done"),
+    "translate": ("a note, a menu, an email", "short texts between common languages"),
+    "summary": ("an article in a sentence", "a long email as three bullet points", "meeting notes, boiled down"),
+    "explain": ("science, money, code, history", "how things work, in plain words", "the why behind the what"),
+    "math": ("tips, discounts, interest", "bills split to the cent", "unit conversions and percentages"),
+    "chat": ("ideas, plans, or just your day", "thinking out loud together"),
+    "poems": ("a haiku, a card verse", "short poems on any theme"),
+}
 
 
 class IdentityStyle:
@@ -82,48 +51,120 @@ class IdentityStyle:
         self.name = identity.name
         self.creator = identity.creator
         self.year = identity.year
-        self.desc = identity.description.strip().rstrip(".")
-        self.personality = identity.personality.strip().rstrip(".")
+        self.roles = role_phrases(identity.description)
+        self.role_clause = role_clause(identity.description)
+        bank = traits_bank()["traits"]
+        self.traits = trait_keys(identity)
+        self.trait_bank = {k: bank[k] for k in self.traits}
+        self.unknown_traits = [t for t in split_traits(identity.personality)
+                               if not any(m in t.lower() for k in self.traits for m in bank[k]["match"])]
         self.capabilities = [c.strip().rstrip(".") for c in identity.capabilities if c.strip()]
         self.limitations = [first_person_limitation(x) for x in identity.limitations if x.strip()]
-        self.quirk_sentences = [first_person_quirk(q) for q in identity.quirks if q.strip()]
-        quirks = " | ".join(identity.quirks).lower()
-        match = _OPENER.search(" | ".join(identity.quirks))
-        self.opener = match.group(1).strip() if match else None
-        self.analogy_domains = [d for d in ("cooking", "gardening") if d[:4] in quirks] or (
-            ["everyday"] if "analog" in quirks else [])
-        self.checks_understanding = "follow-up" in quirks or "check understanding" in quirks
-        self.code_examples = bool(re.search(r"\bcode\b.*\b(examples?|snippets?)\b|\bshow(s|ing)? code\b",
-                                            quirks + " " + identity.personality.lower()))
-        self.edge_cases = "edge case" in quirks or "error handling" in quirks
-        self.suggests_tests = bool(re.search(r"\btests?\b", quirks))
-        self.admits_uncertainty = "uncertain" in quirks
+        self.quirks = Quirks(identity)
         self.english_best = any(_ENGLISH.search(x) for x in identity.limitations)
-        personality = identity.personality.lower()
-        self.brief = any(w in personality for w in ("concise", "direct", "terse", "brief"))
-        self.examples = any(w in personality for w in ("example", "patient", "thorough"))
+        self.brief = any(t in self.traits for t in ("concise", "direct"))
+        self.examples = "examples" in self.traits or "patient" in self.traits
         self.knowledge_limit = next((s for s in self.limitations if re.search(r"cutoff|recent|date|latest", s, re.I)), None)
+        caps = " ".join(self.capabilities).lower()
+        self.tasks = [t for t, needs in TASKS.items() if any(n in caps for n in needs)]
 
-    def caps_text(self, caps: list[str] | None = None) -> str:
+    def caps_text(self, caps: list[str] | None = None, rng: random.Random | None = None) -> str:
         """The capabilities (or a subset) as one phrase: "answer questions, help with coding, and do math"."""
-        return join_list(caps if caps is not None else self.capabilities)
+        caps = list(caps if caps is not None else self.capabilities)
+        if rng is not None:
+            rng.shuffle(caps)
+        return join_list(caps)
 
-    def opener_for(self, rng: random.Random, p: float = 0.85) -> str:
-        """The quirk's opener ("Great question!") most of the time, else nothing."""
-        return self.opener if self.opener and rng.random() < p else ""
+    def cap_item(self, rng: random.Random, cap: str) -> str:
+        """A capability as a list item, sometimes with what it covers: 'Do math calculations: tips, discounts'."""
+        low = cap.lower()
+        task = next((t for t, needs in TASKS.items() if any(n in low for n in needs)), None)
+        details = CAP_DETAILS.get(task, ())
+        if details and rng.random() < 0.75:
+            examples = task in ("code", "translate", "summary", "math", "poems")  # details that are examples
+            sep = rng.choice((": ", ", such as ", " (for example, ")) if examples else ": "
+            return f"{cap[0].upper()}{cap[1:]}{sep}{rng.choice(details)}{')' if sep.startswith(' (') else ''}"
+        return f"{cap[0].upper()}{cap[1:]}"
 
-    def check_question(self, rng: random.Random, p: float = 0.7) -> str:
-        """A follow-up question that checks understanding, for identities with that quirk."""
-        return rng.choice(CHECK_QUESTIONS) if self.checks_understanding and rng.random() < p else ""
+    def role(self, rng: random.Random) -> str:
+        return rng.choice(self.roles)
 
-    def analogy(self, rng: random.Random, topic: str) -> str:
-        """An analogy about the assistant itself ("self" or "limits") in the quirk's domain, or ''."""
-        if not self.analogy_domains:
-            return ""
-        return rng.choice(ANALOGIES[rng.choice(self.analogy_domains)][topic]).format(year=self.year)
+    def trait_says(self, rng: random.Random, k: int = 2) -> list[str]:
+        """Up to `k` first-person clauses that say the personality in other words ("I get to the point")."""
+        keys = rng.sample(self.traits, min(k, len(self.traits)))
+        out = [rng.choice(self.trait_bank[t]["say"]) for t in keys]
+        if len(out) < k and self.unknown_traits:  # a trait the bank does not know: said plainly, in a frame
+            t = rng.choice(self.unknown_traits)
+            out.append(rng.choice(("I try to be {t}", "people tend to find me {t}", "I aim to be {t}")).format(t=t))
+        return out
 
-    def uncertainty(self, rng: random.Random) -> str:
-        return rng.choice(UNCERTAINTY) if self.admits_uncertainty else ""
+    def trait_show(self, rng: random.Random, where: str = "head") -> str:
+        """A phrase that shows one trait in a reply (its `show` list), or ''."""
+        options = [s for t in self.traits for s in self.trait_bank[t].get("show", ())]
+        if where == "head":  # whole sentences only: "Worth noting: " needs a sentence after it
+            options = [s for s in options if s.rstrip()[-1:] in ".!?"]
+        return rng.choice(options) if options else ""
+
+
+LOWER_OK = {"The", "It", "There", "That", "This", "Each", "You", "Your", "A", "An", "Its", "In", "After", "Over",
+            "Then", "With", "So", "Answer:", "That's", "It's", "There's", "Once"}
+
+
+def _prefixes(style: IdentityStyle) -> list[str]:
+    return [x for t in style.traits for x in style.trait_bank[t].get("lead", ())]
+
+
+def with_prefix(style: IdentityStyle, rng: random.Random, sentence: str, p: float = 0.5) -> str:
+    """`sentence` led by a trait's phrase ("To be precise, each pays $4.50.") at rate `p`, if the identity has one."""
+    options = _prefixes(style)
+    if not options or rng.random() >= p or not sentence:
+        return sentence
+    lead = rng.choice(options)
+    first = sentence.split(" ", 1)[0]
+    rest = sentence[0].lower() + sentence[1:] if lead.endswith(", ") and first in LOWER_OK else sentence
+    if lead.endswith(", ") and rest is sentence and first not in LOWER_OK:
+        lead = lead[:-2] + ": "
+    return lead + rest
+
+
+def trait_note(style: IdentityStyle, rng: random.Random, p: float = 0.3) -> str:
+    """A sentence after an answer that shows a trait ("Worth double-checking the inputs..."), at rate `p`."""
+    notes = [x for t in style.traits for x in style.trait_bank[t].get("notes", ())]
+    return rng.choice(notes) if notes and rng.random() < p else ""
+
+
+def split_traits(personality: str) -> list[str]:
+    """'thoughtful, patient, and curious' -> ['thoughtful', 'patient', 'curious']."""
+    parts = re.split(r",\s*|\s+and\s+", personality.strip().rstrip("."))
+    return [p.strip() for p in parts if p.strip() and p.strip().lower() != "and"]
+
+
+def role_phrases(description: str) -> list[str]:
+    """Short ways to say the description: 'a patient teacher who loves ...' -> ['a patient teacher', 'a teacher'].
+
+    Each is under five words (the verbatim gate's run length), so no answer pastes the description whole.
+    """
+    head = _SPLIT.split(description.strip().rstrip("."), maxsplit=1)[0].strip()
+    words = head.split()
+    if len(words) >= 5:
+        words = words[:1] + words[-2:] if words[0].lower() in ("a", "an", "the") else words[-2:]
+    head = " ".join(words)
+    out = [head]
+    if len(words) >= 3 and words[0].lower() in ("a", "an"):
+        noun = words[-1]
+        out.append(f"{'an' if noun[0].lower() in 'aeiou' else 'a'} {noun}")
+        out.append(f"{words[0]} {' '.join(words[1:-1])} {noun}")
+    return list(dict.fromkeys(out))
+
+
+def role_clause(description: str) -> str:
+    """The clause after the role, in the first person: 'a teacher who loves explaining things' -> 'I love explaining things'."""
+    parts = re.split(r"\s+(?:who|that)\s+", description.strip().rstrip("."), maxsplit=1)
+    if len(parts) < 2:
+        return ""
+    words = parts[1].split()
+    words[0] = _base_verb(words[0])
+    return "I " + " ".join(words[:4])
 
 
 def join_list(items: list[str]) -> str:
@@ -151,18 +192,6 @@ def first_person_limitation(text: str) -> str:
     else:
         out = t[0].upper() + t[1:]
     return out[0].upper() + out[1:] + "."
-
-
-def first_person_quirk(text: str) -> str:
-    """A quirk as a first-person verb phrase: 'uses analogies' -> 'use analogies'; 'occasionally uses' kept adverb."""
-    words = text.strip().rstrip(".").split()
-    if not words:
-        return ""
-    i = 1 if words[0].lower().endswith("ly") and len(words) > 1 else 0
-    words[i] = _base_verb(words[i])
-    phrase = " ".join(words)
-    phrase = re.sub(r"\bit (\w+?)s\b", r"I \1", phrase)  # "tests for code it writes" -> "code I write"
-    return re.sub(r"\bits\b", "my", phrase)
 
 
 def _base_verb(word: str) -> str:

@@ -28,7 +28,7 @@ TASK = (
 )
 
 EMOJI = ("🙂", "😊", "🙏", "✨", "🤔", "😅", "👍", "💡", "😄", "🤓")
-_PROTECTED = re.compile(r"(\"[^\"]*\"|\S*\d\S*|\$\S*)")  # quoted text, numbers, amounts
+_PROTECTED = re.compile(r"(\"[^\"]*\"|\S*\d\S*|R?\$\S*)")  # quoted text, numbers, amounts (R$ too)
 _CONTRACTIONS = {
     "what's": "what is", "don't": "do not", "I'm": "I am", "can't": "cannot", "it's": "it is",
     "you're": "you are", "isn't": "is not", "How's": "How is", "What's": "What is", "I'd": "I would",
@@ -67,15 +67,22 @@ def open_with(rng: random.Random, opening: str, body: str, indirect: str | None 
     return body
 
 
-def apply_voice(rng: random.Random, voice: str, text: str, prefix: bool = True) -> str:
-    """`text` as a user with this voice would type it."""
+def apply_voice(rng: random.Random, voice: str, text: str, prefix: bool = True, sign_off: bool = True) -> str:
+    """`text` as a user with this voice would type it.
+
+    A later turn passes prefix=False and, mostly, sign_off=False: people greet and sign off once, not every turn.
+    """
+    return _voice(rng, voice, text, prefix, sign_off)
+
+
+def _voice(rng: random.Random, voice: str, text: str, prefix: bool, sign_off: bool) -> str:
     if voice == "terse":
         text = re.sub(r"\b(please|just|actually|really|maybe)\b ?", "", text, flags=re.I)
         return text.rstrip("?!. ") if rng.random() < 0.5 else text
     if voice == "formal":
         for short, long in _CONTRACTIONS.items():
             text = text.replace(short, long)
-        return _wrap(rng, text, prefix, ("Good day.", "Dear assistant,", "Good afternoon.", ""),
+        return _wrap(rng, text, prefix, sign_off, ("Good day.", "Dear assistant,", "Good afternoon.", ""),
                      ("Thank you in advance.", "Many thanks.", "I would appreciate a precise answer.", ""))
     if voice == "typos":
         return typos(rng, text, rng.randint(1, 2))
@@ -88,27 +95,27 @@ def apply_voice(rng: random.Random, voice: str, text: str, prefix: bool = True) 
     if voice == "non_native":
         if rng.random() < 0.6:
             text = re.sub(r"\b(the|a) (?=[a-z])", "", text, count=2)
-        return _wrap(rng, text, prefix, ("Hello,", "Please,", "Good day, I have question.", ""),
+        return _wrap(rng, text, prefix, sign_off, ("Hello,", "Please,", "Good day, I have question.", ""),
                      ("Sorry for my English.", "Thank you very much.", "Thanks for help.", ""))
     if voice == "kid":
         text = _protected_sub(text, str.lower).replace("?", "??")
-        return _wrap(rng, text, prefix, ("hi!!", "hiii", "um", ""), ("pls", "my teacher said i could ask", "thank u!!", ""))
+        return _wrap(rng, text, prefix, sign_off, ("hi!!", "hiii", "um", ""), ("pls", "my teacher said i could ask", "thank u!!", ""))
     if voice == "retiree":
-        return _wrap(rng, text, prefix, ("Hello there.", "Good morning, dear.", "My grandson set this up for me.", ""),
+        return _wrap(rng, text, prefix, sign_off, ("Hello there.", "Good morning, dear.", "My grandson set this up for me.", ""),
                      ("Thank you kindly.", "Much obliged.", "Thanks ever so much.", ""))
     if voice == "engineer":
-        return _wrap(rng, text, prefix, ("Quick question:", "Sanity check:", "Q:", ""),
+        return _wrap(rng, text, prefix, sign_off, ("Quick question:", "Sanity check:", "Q:", ""),
                      ("Precise answer, please.", "Short answer is fine.", "Thanks.", ""))
     if voice == "casual":
-        return _wrap(rng, text, prefix, ("ok so", "so", "hey,", ""), ("thx", "cheers", "lol", ""))
+        return _wrap(rng, text, prefix, sign_off, ("ok so", "so", "hey,", ""), ("thx", "cheers", "lol", ""))
     if voice == "enthusiastic":
         text = text.replace("?", "?!") if rng.random() < 0.5 else text
-        return _wrap(rng, text, prefix, ("Hi!!", "Ooh, question:", ""), ("Thanks so much!!", "You're the best!", ""))
+        return _wrap(rng, text, prefix, sign_off, ("Hi!!", "Ooh, question:", ""), ("Thanks so much!!", "You're the best!", ""))
     if voice == "anxious":
-        return _wrap(rng, text, prefix, ("Sorry if this is a silly question,", "I hope this isn't a dumb question, but", ""),
+        return _wrap(rng, text, prefix, sign_off, ("Sorry if this is a silly question,", "I hope this isn't a dumb question, but", ""),
                      ("I really need to get this right.", "Thanks, I'm a bit stressed.", ""))
     if voice == "verbose":
-        return _wrap(rng, text, prefix, ("I've been meaning to ask something.", "So, here's the thing.", ""),
+        return _wrap(rng, text, prefix, sign_off, ("I've been meaning to ask something.", "So, here's the thing.", ""),
                      ("I'd love a clear explanation if you have a moment.", "Take your time.", ""))
     return text
 
@@ -137,8 +144,9 @@ def _protected_sub(text: str, fn) -> str:
     return "".join(fn(p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
-def _wrap(rng: random.Random, text: str, prefix: bool, prefixes: tuple[str, ...], suffixes: tuple[str, ...]) -> str:
-    pre, post = rng.choice(prefixes) if prefix else "", rng.choice(suffixes)
+def _wrap(rng: random.Random, text: str, prefix: bool, sign_off: bool, prefixes: tuple[str, ...],
+          suffixes: tuple[str, ...]) -> str:
+    pre, post = rng.choice(prefixes) if prefix else "", rng.choice(suffixes) if sign_off else ""
     if pre:
         text = f"{pre} {_lower_first(text) if pre[-1] in ',:' or pre[-1].islower() else text}"
     return f"{text} {post}" if post else text

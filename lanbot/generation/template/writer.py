@@ -23,18 +23,21 @@ from lanbot.core.identity import ModelIdentity
 from lanbot.generation.banks import BANKS_DIR
 from lanbot.generation.personas.builtin import read_builtin
 from lanbot.generation.template.chains import CHAINS
+from lanbot.generation.template.explain import Tasks, compose
 from lanbot.generation.template.identity import IdentityWriter
 from lanbot.generation.template.problems import SINGLE, Chain
 from lanbot.generation.template.reasoning import REASONING, WEIGHTS
-from lanbot.generation.template.style import IdentityStyle
+from lanbot.generation.template.style import IdentityStyle, trait_note, with_prefix
 from lanbot.generation.template.voice import OPENING_WEIGHTS, OPENINGS, apply_voice, user_message
 
 TEMPLATES = BANKS_DIR
 P_TOPIC = 0.5          # how often a persona's topics pick the word problem
 P_SECOND_PROBLEM = 0.12  # tool_use conversations with a second, unrelated question
 P_FOLLOW_UP = 0.3        # ... with a follow-up that builds on the first result (where the problem has one)
-TOOL_INTROS = ("", "", "Sure.", "Let me calculate that.", "I'll use the calculator for this.", "Happy to help.",
-               "Let's work it out.", "On it.")
+LANG_TYPES = frozenset({"tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning"})  # lang.py writes these
+P_OTHER_LANGUAGE = 0.06  # non-identity conversations in one of the other languages (lang.py)
+TOOL_INTROS = ("", "", "Sure.", "Let me calculate that.", "I'll use the calculator for this.", "Let's work it out.",
+               "On it.", "Okay, the calculator can do this exactly.", "Right, let's get the numbers.")
 CHAIN_INTROS = ("Let's take this step by step.", "This needs a few calculations; I'll do them in order.",
                 "I'll break this into steps and use the calculator for each.", "A few steps here.", "")
 PLAN_INTROS = ("Here's my plan:", "Plan first, then the numbers:", "I'll do this in steps:", "My approach:",
@@ -42,7 +45,10 @@ PLAN_INTROS = ("Here's my plan:", "Plan first, then the numbers:", "I'll do this
 REASON_INTROS = ("Let's work through it step by step.", "Step by step:", "Let me reason it out.",
                  "I'll go carefully, one step at a time.", "No calculator needed; let's think it through.")
 FOLLOW_UP_ASKS = ("Another one:", "Next question:", "Thanks! Now:", "ok and", "Also,", "One more:")
-NO_TOOL_WEIGHTS = {"facts": 24, "definitions": 24, "advice": 14, "creative": 12, "chat": 8, "arithmetic": 18}
+NO_TOOL_WEIGHTS = {"facts": 14, "definitions": 26, "capability": 16, "advice": 12, "creative": 8, "chat": 6,
+                   "arithmetic": 10, "decline": 8}
+TAILS = ("", "", "", "Want to try another?", "Happy to check another one.", "Let me know if the numbers change.",
+         "Anything else to work out?", "Shout if you want it broken down further.")
 
 
 # Writers of conversation types registered beyond the six: kind -> write(writer, rng, persona) -> (conversation, meta)
@@ -71,26 +77,41 @@ class TemplateWriter:
         self.vocab = data["vocab"]
         self.no_tool = data["no_tool"]
         self.style = IdentityStyle(identity)
-        self.identity_writer = IdentityWriter(self.style, data["identity_questions"], data["languages"])
+        self.quirks = self.style.quirks
+        self.tasks = Tasks(self.style, data["topics"], data["tasks"])
+        self.identity_writer = IdentityWriter(self.style, data["identity_questions"], data["languages"], self.tasks)
+        self.lang = self.identity_writer.lang
         self._single = {}
         self._chains = {}
         for p in self.personas:  # which problems suit each persona's topics, computed once
             topics = set(p.get("topics") or ())
             self._single[p["id"]] = [g for g, t in SINGLE.items() if topics & set(t)]
             self._chains[p["id"]] = [g for g, t in CHAINS.items() if topics & set(t)]
-        self._nt_kinds = list(NO_TOOL_WEIGHTS)
-        self._nt_weights = list(NO_TOOL_WEIGHTS.values())
+        weights = dict(NO_TOOL_WEIGHTS)
+        if not self.tasks.capability_kinds:
+            weights.pop("capability")
+        self._nt_kinds = list(weights)
+        self._nt_weights = list(weights.values())
         self._write = {"identity": self._identity, "tool_use": self._tool_use, "multi_step_tool": self._multi_step,
                        "no_tool": self._no_tool, "tool_planning": self._tool_planning, "reasoning": self._reasoning}
         self._write.update({kind: partial(write, self) for kind, write in EXTRA_WRITERS.items()})
 
+    @property
+    def unperformable(self) -> list[str]:
+        """The identity's quirks without a hint: the templates cannot perform them (and never claim them)."""
+        return self.quirks.unperformable
+
     def write(self, kind: str, index: int) -> tuple[list[dict], dict]:
-        """Conversation number `index` of `kind`, and its meta (persona, language, opening, phrasing, turns)."""
+        """Conversation number `index` of `kind`, and its meta (persona, language, opening, phrasing, turns, reply kinds)."""
         if kind not in self._write:
             raise ValueError(f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}")
-        rng = random.Random(f"{self.seed}:{kind}:{index}")
+        # The identity is part of the seed: two identities' files of a type hold different conversations.
+        rng = random.Random(f"{self.seed}:{self.identity.slug}:{kind}:{index}")
         persona = self.personas[rng.randrange(len(self.personas))]
-        conv, meta = self._write[kind](rng, persona)
+        if kind in LANG_TYPES and rng.random() < P_OTHER_LANGUAGE:
+            conv, meta = self.lang.task(rng, kind, persona)
+        else:
+            conv, meta = self._write[kind](rng, persona)
         meta = {"persona": persona["id"], "language": "en", "opening": None, "phrasing": None, **meta}
         meta["turns"] = len(conv) // 2
         return conv, meta
@@ -118,110 +139,129 @@ class TemplateWriter:
         conv = [{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "single")}]
         roll = rng.random()
         if chain.follow is not None and roll < P_FOLLOW_UP:  # the next question builds on this answer's result
-            ask = apply_voice(rng, persona.get("voice") or "plain", chain.follow.question, False)
+            ask = apply_voice(rng, persona.get("voice") or "plain", chain.follow.question, False, rng.random() < 0.2)
             conv += [{"role": "user", "content": ask},
-                     {"role": "assistant", "content": self._solve(rng, chain.follow, "single")}]
+                     {"role": "assistant", "content": self._solve(rng, chain.follow, "single", follow=True)}]
         elif roll > 1 - P_SECOND_PROBLEM:
             _, second = self._problem(rng, persona, chains=False)
-            ask = apply_voice(rng, persona.get("voice") or "plain", f"{rng.choice(FOLLOW_UP_ASKS)} {second.question}", False)
-            conv += [{"role": "user", "content": ask}, {"role": "assistant", "content": self._solve(rng, second, "single")}]
-        return conv, {"opening": opening, "phrasing": topic}
+            ask = apply_voice(rng, persona.get("voice") or "plain", f"{rng.choice(FOLLOW_UP_ASKS)} {second.question}", False,
+                              rng.random() < 0.2)
+            conv += [{"role": "user", "content": ask},
+                     {"role": "assistant", "content": self._solve(rng, second, "single", follow=True)}]
+        return conv, {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"] * (len(conv) // 2)}
 
     def _multi_step(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         topic, chain = self._problem(rng, persona, chains=True)
         user, opening = self._ask(rng, persona, chain.question)
         return ([{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "chain")}],
-                {"opening": opening, "phrasing": topic})
+                {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"]})
 
     def _tool_planning(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         topic, chain = self._problem(rng, persona, chains=rng.random() < 0.85)
         user, opening = self._ask(rng, persona, chain.question)
         return ([{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "plan")}],
-                {"opening": opening, "phrasing": topic})
+                {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"]})
 
-    def _solve(self, rng: random.Random, chain: Chain, mode: str) -> list[dict]:
+    def _head(self, rng: random.Random, mode: str) -> str:
+        """What the identity says before working a problem: its voice (a trait shown) or a plain intro."""
+        s = self.style
+        if s.brief and rng.random() < 0.75:  # a concise or direct identity skips the preamble
+            return ""
+        shown = s.trait_show(rng)
+        if shown and rng.random() < 0.55:
+            return shown
+        if mode == "plan":  # the plan's own intro follows: no "I'll do them in order. Here's my plan:"
+            return ""
+        return rng.choice(TOOL_INTROS if mode == "single" else CHAIN_INTROS)
+
+    def _solve(self, rng: random.Random, chain: Chain, mode: str, follow: bool = False) -> list[dict]:
         """The assistant's parts: text before each call, the call and its output, the final answer."""
         parts: list[dict] = []
-        lead = ""
         if mode == "plan":
             steps = [c.plan[0].upper() + c.plan[1:] for c in chain.calls]
             if len(steps) == 1:
                 steps.append("State the result clearly")
-            lead = rng.choice(PLAN_INTROS) + "\n" + "\n".join(f"{i}. {s}." for i, s in enumerate(steps, 1)) + "\n\n"
+            head = self._head(rng, mode)
+            lead = compose([head, rng.choice(PLAN_INTROS)]) + "\n" + "\n".join(f"{i}. {s}." for i, s in enumerate(steps, 1)) + "\n\n"
         else:
-            lead = rng.choice(TOOL_INTROS if mode == "single" else CHAIN_INTROS)
-            if self.style.brief and rng.random() < 0.6:  # a concise or direct personality skips the preamble
-                lead = ""
+            lead = "" if follow and rng.random() < 0.7 else self._head(rng, mode)
         for i, call in enumerate(chain.calls, 1):
             say = f"Step {i}: {call.lead}" if mode == "plan" and len(chain.calls) > 1 else call.lead
             parts.append({"type": "text", "text": (lead + say if lead.endswith("\n") else f"{lead} {say}") if lead else say})
             parts.append({"type": "python", "text": call.expr})
             parts.append({"type": "python_output", "text": call.out})
             lead = ""
-        tail = self.style.check_question(rng, 0.3) or rng.choice(("", "", "Anything else you'd like to work out?"))
-        parts.append({"type": "text", "text": f"{chain.final} {tail}".strip()})
+        pieces = [with_prefix(self.style, rng, chain.final), trait_note(self.style, rng),
+                  self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")]
+        if not self.style.brief and not pieces[-1]:
+            pieces.append(rng.choice(TAILS))
+        parts.append({"type": "text", "text": compose(pieces)})
         return parts
 
     # ---- no tool ------------------------------------------------------------------------------------
 
     def _no_tool(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         category = rng.choices(self._nt_kinds, self._nt_weights)[0]
-        question, answer = getattr(self, f"_nt_{category}")(rng)
-        user, opening = self._ask(rng, persona, question)
+        if category == "definitions":  # the whole message first: "Short answer is fine" shortens the reply
+            topic, ask = self.tasks.pick(rng)
+            user, opening = self._ask(rng, persona, ask)
+            return [{"role": "user", "content": user}, {"role": "assistant", "content": self.tasks.explain(rng, topic, user)}], {
+                "opening": opening, "phrasing": category, "reply_kinds": ["explanation"]}
+        if category in ("capability", "decline"):
+            made = self.tasks.explanation(rng) if category == "definitions" else \
+                self.tasks.capability(rng) if category == "capability" else self.tasks.decline(rng)
+            question, answer, reply_kind, _ = made
+        else:
+            question, answer, reply_kind = getattr(self, f"_nt_{category}")(rng)
+        if "```" in question or "\n\n" in question:  # code and pasted text stay as they are
+            user, opening = question, "direct"
+        else:
+            user, opening = self._ask(rng, persona, question)
         return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], {
-            "opening": opening, "phrasing": category}
+            "opening": opening, "phrasing": category, "reply_kinds": [reply_kind]}
 
-    def _nt_facts(self, rng: random.Random) -> tuple[str, str]:
+    def _nt_facts(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["facts"])
-        head = rng.choice(("", "", "Sure!", "Good one.", "Quick answer:", "Here's the answer:", "Happy to help."))
-        tail = rng.choice(("", "", "Want to know more about it?", "Anything else you're curious about?",
-                           "Hope that helps!", "Let me know if you'd like more detail."))
-        return rng.choice(item["q"]), " ".join(p for p in (head, item["a"], tail) if p)
+        question = rng.choice(item["q"])
+        s = self.style
+        head = self.quirks.opener(rng, "explanation", question) or (
+            s.trait_show(rng) if rng.random() < 0.5 else rng.choice(("", "", "Quick answer:", "Sure.")))
+        if s.brief:
+            head = rng.choice(("", "Short answer:", "")) if "direct" in s.traits else ""
+        tail = self.quirks.check(rng, "explanation") or ("" if s.brief else rng.choice((
+            "", "", "Want to know more about it?", "Anything else you're curious about?", "Happy to go deeper if you like.")))
+        return question, compose([head, with_prefix(s, rng, item["a"], 0.3), tail]), "explanation"
 
-    def _nt_definitions(self, rng: random.Random) -> tuple[str, str]:
-        item, s = rng.choice(self.no_tool["definitions"]), self.style
-        term = item["term"]
-        bare = term.split(" ", 1)[1] if term.startswith(("a ", "an ", "the ")) else term
-        question = rng.choice((f"What is {term}?", f"What does {bare} mean?", f"Define {bare}.",
-                               f"Can you explain {bare} simply?", f"Explain {bare} like I'm new to it."))
-        head = s.opener_for(rng) or rng.choice(("", "", "In short:", "Simply put:", "Here's the idea.", "Sure."))
-        pieces = [head, item["a"]]
-        if "cooking" in s.analogy_domains or "gardening" in s.analogy_domains:
-            pieces.append(item.get("kitchen") or item.get("analogy", ""))
-        elif s.analogy_domains and rng.random() < 0.8:
-            pieces.append(item.get("analogy", ""))
-        if s.code_examples and item.get("code"):
-            pieces.append(f"\n```python\n{item['code']}\n```\n")
-            if s.suggests_tests:
-                pieces.append(f"A quick test to go with it: `{item['test']}`.")
-        pieces.append(s.check_question(rng) or rng.choice(("", "", "Want an example?", "Hope that helps!")))
-        return question, " ".join(p for p in pieces if p).replace(" \n", "\n").replace("\n ", "\n")
-
-    def _nt_advice(self, rng: random.Random) -> tuple[str, str]:
+    def _nt_advice(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["advice"])
+        s = self.style
         tips = rng.sample(item["tips"], 3)
         lead = rng.choice(("A few things that help:", "Here's what tends to work:", "Some practical tips:",
-                           "Three suggestions:"))
+                           "Three suggestions:", "What I'd try:", "In practice, these help most:"))
         body = "\n".join(f"{i}. {t}" for i, t in enumerate(tips, 1)) if rng.random() < 0.5 else \
             "\n".join(f"- {t}" for t in tips)
-        tail = self.style.check_question(rng, 0.5) or rng.choice(("", "Start with one and build from there.",
-                                                                  "Small steps add up."))
-        return rng.choice(item["q"]), " ".join(p for p in (self.style.opener_for(rng, 0.5), lead) if p) + \
-            f"\n{body}" + (f"\n{tail}" if tail else "")
+        head = "" if s.brief else s.trait_show(rng) if rng.random() < 0.5 else ""
+        tail = self.quirks.check(rng, "planning") or ("" if s.brief else rng.choice((
+            "", "Start with one and build from there.", "Small steps add up.", "Pick the easiest one first.")))
+        if "patient" in s.traits and not tail:
+            tail = rng.choice(("No rush: one change at a time.", "Take your time with it."))
+        return rng.choice(item["q"]), compose([head, lead]) + f"\n{body}" + (f"\n{tail}" if tail else ""), "planning"
 
-    def _nt_creative(self, rng: random.Random) -> tuple[str, str]:
+    def _nt_creative(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["creative"])
         subject = item["subject"]
         question = rng.choice((f"Write a haiku about {subject}.", f"Can you write a short poem about {subject}?",
                                f"Give me a few lines of poetry about {subject}.", f"Poem about {subject}, please."))
-        lead = rng.choice(("Here's one:", "Sure, here you go:", "Here's a short one:", "How about this:"))
-        return question, f"{lead}\n\n{rng.choice(item['pieces'])}"
+        lead = rng.choice(("Here's one:", "Sure, here you go:", "Here's a short one:", "How about this:",
+                           "One for you:", "Try this one:"))
+        return question, f"{lead}\n\n{rng.choice(item['pieces'])}", "small_talk"
 
-    def _nt_chat(self, rng: random.Random) -> tuple[str, str]:
+    def _nt_chat(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["chat"])
-        return rng.choice(item["q"]), rng.choice(item["a"])
+        head = self.style.trait_show(rng) if rng.random() < 0.3 and not self.style.brief else ""
+        return rng.choice(item["q"]), compose([head, rng.choice(item["a"])]), "small_talk"
 
-    def _nt_arithmetic(self, rng: random.Random) -> tuple[str, str]:
+    def _nt_arithmetic(self, rng: random.Random) -> tuple[str, str, str]:
         a, b = rng.randint(1, 12), rng.randint(1, 12)
         op, sym = rng.choice((("+", "+"), ("-", "-"), ("*", "×"), ("+", "plus"), ("*", "times")))
         if op == "-" and b > a:
@@ -232,7 +272,7 @@ class TemplateWriter:
         shown = {"+": "+", "-": "-", "*": "×"}[op]
         answer = rng.choice((f"{a} {shown} {b} = {value}.", f"That's {value}.", f"{value}. ({a} {shown} {b} = {value})",
                              f"{value}: simple enough to do in my head, no calculator needed."))
-        return question, answer
+        return question, compose([answer, self.quirks.check(rng, "problem")]), "problem"
 
     # ---- reasoning ----------------------------------------------------------------------------------
 
@@ -241,13 +281,20 @@ class TemplateWriter:
         question, steps, final = gen(rng, self.vocab)
         user, opening = self._ask(rng, persona, question)
         s = self.style
-        intro = " ".join(p for p in (s.opener_for(rng), rng.choice(REASON_INTROS)) if p)
         numbered = rng.random() < 0.5
         body = "\n".join(f"{i}. {x}" if numbered else x for i, x in enumerate(steps, 1))
-        close = s.check_question(rng, 0.5)
-        lead = rng.choice(("So ", "That means ", "Answer: ", "So, "))
-        if lead != "Answer: " and final.split(" ", 1)[0] in ("The", "It", "There", "That"):
-            final = final[0].lower() + final[1:]
-        answer = f"{intro}\n{body}\n{lead}{final}" + (f" {close}" if close else "")
+        close = compose([self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")])
+        if s.brief and rng.random() < 0.6:  # answer first, then the working
+            head = rng.choice(("Short answer: ", "", "Answer: ")) if "direct" in s.traits else ""
+            answer = f"{head}{final}\n{body}" + (f"\n{close}" if close else "")
+        else:
+            intro = compose([self._head(rng, "chain") if rng.random() < 0.5 else "", rng.choice(REASON_INTROS)])
+            if final.startswith(("Yes,", "No,")):
+                lead = rng.choice(("", "Answer: ", "So: "))
+            else:
+                lead = rng.choice(("So ", "That means ", "Answer: ", "So, "))
+                if lead in ("So ", "That means ", "So, ") and final.split(" ", 1)[0] in ("The", "It", "There", "That"):
+                    final = final[0].lower() + final[1:]
+            answer = f"{intro}\n{body}\n{with_prefix(self.style, rng, lead + final)}" + (f" {close}" if close else "")
         return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], {
-            "opening": opening, "phrasing": gen.__name__}
+            "opening": opening, "phrasing": gen.__name__, "reply_kinds": ["problem"]}

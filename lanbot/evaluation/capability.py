@@ -1,0 +1,77 @@
+"""The cost of an identity in capability: held-out corpus bpb of a mid or sft model beside its base's.
+
+    scores = capability_scores(cfg, checkpoint_dir, model, tokenizer, meta)
+    # {"capability/corpus_bpb": 1.71, "capability/base_bpb": 1.62, "capability/bpb_delta_vs_base": 0.09}
+
+Both models are scored on the same rows: the first `eval.capability_tokens` tokens of the base corpus's
+held-out documents (never trained on by the base, nor by the mix's `corpus:` chat source), packed as the
+base was trained. bpb is per byte of text, so a model with another tokenizer (a scratch run) is still
+comparable. The base is the one the checkpoint grew from (meta `base`), else the configured corpus/model's
+base if one exists; with neither, the delta is None. The corpus is the one the checkpoint was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lanbot.core import layout
+from lanbot.core.device import Runtime
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.corpus import CorpusError
+from lanbot.training.pretrain import PretrainError, bpb, token_bytes, val_rows
+from lanbot.training.tokenizer import Tokenizer
+
+
+def trained_corpus(cfg: DictConfig, checkpoint: Path) -> DictConfig:
+    """The corpus node of the checkpoint's own config.yaml (what it and its base saw), else the configured one."""
+    saved = Path(checkpoint) / "config.yaml"
+    if saved.is_file():
+        corpus = OmegaConf.select(OmegaConf.load(saved), "corpus", default=None)
+        if corpus is not None:
+            return corpus
+    return cfg.corpus
+
+
+def corpus_bpb(model: torch.nn.Module, tok: Tokenizer, corpus: DictConfig, tokens: int, device: torch.device,
+               batch: int = 8) -> float:
+    """Bits per byte of `model` on the corpus's held-out rows."""
+    rows = val_rows(corpus, tok, model.config.sequence_len + 1, tokens)
+    return bpb(model, rows, token_bytes(tok), Runtime(device=device), batch)["val/bpb"]
+
+
+def base_of(cfg: DictConfig, meta: dict) -> Path | None:
+    """The base the checkpoint grew from, else the configured corpus/model's finished base, else None."""
+    recorded = (meta.get("base") or {}).get("dir")
+    if recorded and (layout.CheckpointMeta.read(recorded) or {}).get("finished"):
+        return Path(recorded)
+    if cfg.get("corpus") is not None:
+        directory = layout.base_dir(cfg)
+        if (layout.CheckpointMeta.read(directory) or {}).get("finished"):
+            return directory
+    return None
+
+
+def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module, tok: Tokenizer,
+                      meta: dict) -> dict[str, float | None]:
+    """`capability/corpus_bpb`, `capability/base_bpb` and `capability/bpb_delta_vs_base` (None where it cannot
+    be measured: no corpus installed, or no base to compare with); `eval.capability_tokens=0` skips them."""
+    tokens = int(cfg.eval.get("capability_tokens", 65536) or 0)
+    if tokens <= 0 or meta.get("stage") == "base":
+        return {}
+    device = next(model.parameters()).device
+    corpus = trained_corpus(cfg, checkpoint)
+    try:
+        mine = corpus_bpb(model, tok, corpus, tokens, device)
+    except (CorpusError, PretrainError) as exc:
+        print(f"[eval] capability/corpus_bpb not measured: {exc}")
+        return {"capability/corpus_bpb": None, "capability/base_bpb": None, "capability/bpb_delta_vs_base": None}
+    base_dir = base_of(cfg, meta)
+    base = None
+    if base_dir is not None:
+        base_model, base_tok, _ = ckpt.load_checkpoint(base_dir, device)
+        base = corpus_bpb(base_model, base_tok, corpus, tokens, device)
+    return {"capability/corpus_bpb": round(mine, 4), "capability/base_bpb": None if base is None else round(base, 4),
+            "capability/bpb_delta_vs_base": None if base is None else round(mine - base, 4)}
