@@ -21,8 +21,8 @@ from lanbot.core import layout
 from lanbot.core.device import Runtime
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.corpus import CorpusError
-from lanbot.training.pretrain import PretrainError, bpb, token_bytes, val_rows
-from lanbot.training.tokenizer import Tokenizer
+from lanbot.training.pretrain import PretrainError, bpb, val_rows
+from lanbot.training.tokenizer import Tokenizer, token_bytes
 
 
 def trained_corpus(cfg: DictConfig, checkpoint: Path) -> DictConfig:

@@ -31,7 +31,7 @@ from lanbot.training import corpus as corpora
 from lanbot.training import optim
 from lanbot.training.docpack import pack_documents
 from lanbot.training.model import GPT, GPTConfig
-from lanbot.training.tokenizer import Tokenizer
+from lanbot.training.tokenizer import Tokenizer, token_bytes
 
 
 class PretrainError(LanbotError, RuntimeError):
@@ -147,15 +147,6 @@ def val_rows(corpus: DictConfig, tok: Tokenizer, row_len: int, tokens: int) -> t
                             "raise corpus.val_fraction (or corpus.val_docs)")
     return torch.from_numpy(np.stack(rows).astype(np.int64))
 
-
-def token_bytes(tok: Tokenizer) -> torch.Tensor:
-    """Bytes of each token's text (specials 0), for bits per byte."""
-    out = torch.zeros(tok.vocab_size, dtype=torch.float64)
-    specials = {tok.special_id(n) for n in Tokenizer.SPECIALS}
-    for i in range(tok.vocab_size):
-        if i not in specials:
-            out[i] = len(tok.decode([i]).encode("utf-8"))
-    return out
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.optim import Optimizers
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
-from lanbot.training.tokenizer import Tokenizer
+from lanbot.training.tokenizer import Tokenizer, token_bytes
 
 
 class TrainError(LanbotError, RuntimeError):
@@ -122,15 +122,6 @@ def build_optimizer(model: GPT, cfg: DictConfig) -> Optimizers:
     return optim.build_optimizer(model, str(t.optimizer), float(t.matrix_lr), float(t.embedding_lr),
                                  float(t.unembedding_lr), tuple(t.betas), float(t.weight_decay))
 
-
-def token_bytes(tok: Tokenizer) -> torch.Tensor:
-    """Bytes of each token's text (specials 0), for bits per byte."""
-    out = torch.zeros(tok.vocab_size, dtype=torch.float32)
-    specials = {tok.special_id(n) for n in Tokenizer.SPECIALS}
-    for i in range(tok.vocab_size):
-        if i not in specials:
-            out[i] = len(tok.decode([i]).encode("utf-8"))
-    return out
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
@@ -23,6 +23,9 @@ from tokenizers import Tokenizer as HFTokenizer
 from lanbot.core.conversation import merge_system, role_problem
 from lanbot.core.files import atomic_path
 from lanbot.core.layout import TOKENIZER_FILE
+
+if TYPE_CHECKING:
+    import torch
 
 SPECIALS = [
     "<|bos|>",
@@ -128,6 +131,18 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Text of `ids`; special tokens are written out by their spelling."""
         return self._hf.decode(list(ids), skip_special_tokens=False)
+
+
+def token_bytes(tok: Tokenizer) -> torch.Tensor:
+    """Bytes of each token's text (specials 0): what bits per byte divides by, in training and evaluation."""
+    import torch
+
+    out = torch.zeros(tok.vocab_size, dtype=torch.float64)
+    specials = {tok.special_id(n) for n in Tokenizer.SPECIALS}
+    for i in range(tok.vocab_size):
+        if i not in specials:
+            out[i] = len(tok.decode([i]).encode("utf-8"))
+    return out
 
 
 def render_conversation(
