@@ -32,6 +32,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+KEY = "sk-test-SECRET-0123456789abcdef"  # the fake API key of the LLM tests: it must never be written anywhere
+
 
 class LLMServer:
     """The server and its switches; counters are read by the tests."""

@@ -28,22 +28,11 @@ from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, 
 from lanbot.generation.personas import load_personas
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llm_server import LLMServer  # noqa: E402
 
-KEY = "sk-test-SECRET-0123456789abcdef"
+from llm_server import KEY  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def server():
-    with LLMServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _key(monkeypatch, tmp_path):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.chdir(tmp_path)  # no stray .env from the repo
+pytestmark = pytest.mark.usefixtures("llm_key")  # the fake key, a clean folder (tests/conftest.py)
 
 
 def run_llm(server, tmp_path, targets, *overrides, personas=None):
