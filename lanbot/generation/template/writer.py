@@ -170,7 +170,7 @@ class TemplateWriter:
         shown = s.trait_show(rng)
         if shown and rng.random() < 0.55:
             return shown
-        if mode == "plan":  # the plan's own intro follows: no "I'll do them in order. Here's my plan:"
+        if mode in ("plan", "reason"):  # their own intro follows; and reasoning never names the calculator
             return ""
         return rng.choice(TOOL_INTROS if mode == "single" else CHAIN_INTROS)
 
@@ -288,7 +288,7 @@ class TemplateWriter:
             head = rng.choice(("Short answer: ", "", "Answer: ")) if "direct" in s.traits else ""
             answer = f"{head}{final}\n{body}" + (f"\n{close}" if close else "")
         else:
-            intro = compose([self._head(rng, "chain") if rng.random() < 0.5 else "", rng.choice(REASON_INTROS)])
+            intro = compose([self._head(rng, "reason") if rng.random() < 0.5 else "", rng.choice(REASON_INTROS)])
             if final.startswith(("Yes,", "No,")):
                 lead = rng.choice(("", "Answer: ", "So: "))
             else:
