@@ -78,7 +78,8 @@ class ScriptedModel(torch.nn.Module):
         self.fed.append(idx[:, -1].tolist())
         logits = torch.full((B, T, self.config.vocab_size), -10.0)
         for b in range(B):
-            script = self.scripts[b % len(self.scripts)]
+            row = kv_cache.rows[b] if kv_cache is not None else b  # the engine drops finished rows
+            script = self.scripts[row % len(self.scripts)]
             for t in range(T):
                 k = start + t - self.prompt_len + 1
                 token = script[k] if 0 <= k < len(script) else self.filler

@@ -144,3 +144,17 @@ def test_bad_arguments_are_refused() -> None:
         engine.generate([], max_tokens=5)
     with pytest.raises(ValueError, match="exceeds"):
         engine.generate(prompt(), max_tokens=10_000)
+
+
+def test_several_prompts_in_one_batch_answer_as_each_alone() -> None:
+    # greedy answers of a batch of prompts of different lengths are those of each prompt decoded alone
+    tok = tokenizer()
+    engine = Engine(random_gpt(tok.vocab_size, seed=5), tok)
+    questions = ["Hi", "What is 2 + 3 * 4? Show me.", "Who are you, and who made you?"]
+    prompts = [render_for_completion(tok, [{"role": "user", "content": q}]) for q in questions]
+    assert len({len(p) for p in prompts}) == 3
+    batch = engine.generate_batch(prompts, num_samples=2, max_tokens=30, temperature=0)
+    assert [len(answers) for answers in batch] == [2, 2, 2]
+    for p, answers in zip(prompts, batch, strict=True):
+        alone = engine.generate(p, num_samples=2, max_tokens=30, temperature=0)
+        assert [a.tokens for a in answers] == [a.tokens for a in alone]

@@ -132,6 +132,28 @@ def test_kv_cache_with_grouped_query_attention() -> None:
     _check_cache_matches_full(make_model(n_kv_head=1), 1, [6, 1, 1])
 
 
+def test_left_padded_rows_decode_as_each_prompt_alone() -> None:
+    # prompts of 3, 7 and 5 tokens in one batch: padding masked, each row's logits (prefill and every
+    # decode step) are those of its prompt decoded alone, though its positions are shifted by its padding
+    model = make_model(n_kv_head=2).eval()
+    prompts = [torch.randint(0, 97, (n,)) for n in (3, 7, 5)]
+    steps = torch.randint(0, 97, (3, 4))
+    longest = max(len(p) for p in prompts)
+    with torch.no_grad():
+        cache = KVCache(3, longest + 4, model.config)
+        cache.pad_left([len(p) for p in prompts], longest)
+        padded = torch.stack([torch.cat([torch.zeros(longest - len(p), dtype=torch.long), p]) for p in prompts])
+        batched = [model(padded, kv_cache=cache)[:, -1]]
+        batched += [model(steps[:, i : i + 1], kv_cache=cache)[:, -1] for i in range(4)]
+        for r, p in enumerate(prompts):
+            alone = KVCache(1, len(p) + 4, model.config)
+            expected = [model(p.unsqueeze(0), kv_cache=alone)[:, -1]]
+            expected += [model(steps[r : r + 1, i : i + 1], kv_cache=alone)[:, -1] for i in range(4)]
+            for got, want in zip(batched, expected, strict=True):
+                torch.testing.assert_close(got[r : r + 1], want, rtol=1e-4, atol=1e-4)
+    assert not torch.isnan(torch.stack(batched)).any()
+
+
 def test_kv_cache_reset_and_overflow() -> None:
     model = make_model()
     cache = KVCache(1, 8, model.config)

@@ -56,17 +56,25 @@ class EvaluationError(LanbotError, RuntimeError):
 
 
 def sample_answers(engine: Engine, probes: list[Probe], ev: DictConfig | dict) -> dict[str, list[Completion]]:
-    """`ev.samples` answers to every probe, sampled in one batch per probe (probe i with seed + i). A probe's
-    `prefill` is put in the assistant's mouth: the model continues it (the completion holds the continuation)."""
-    answers = {}
-    for i, probe in enumerate(probes):
+    """`ev.samples` answers to every probe. Probes of similar prompt length are decoded together, up to
+    `ev.batch_rows` answers at once (group g samples with seed + g: the same answers for the same checkpoint
+    and settings). A probe's `prefill` is put in the assistant's mouth: the model continues it (the completion
+    holds the continuation)."""
+    prompts = {}
+    for probe in probes:
         prompt = render_for_completion(engine.tok, probe.conversation())
-        if probe.prefill:
-            prompt = [*prompt, *engine.tok.encode(probe.prefill)]
-        answers[probe.id] = engine.generate(
-            prompt, num_samples=int(ev["samples"]), max_tokens=int(ev["max_tokens"]),
-            temperature=float(ev["temperature"]), top_k=ev["top_k"], seed=int(ev["seed"]) + i)
-    return answers
+        prompts[probe.id] = [*prompt, *engine.tok.encode(probe.prefill)] if probe.prefill else prompt
+    samples = int(ev["samples"])
+    per_batch = max(1, int(ev.get("batch_rows", 1)) // samples)
+    order = sorted(prompts, key=lambda pid: len(prompts[pid]))
+    answers = {}
+    for g, i in enumerate(range(0, len(order), per_batch)):
+        group = order[i:i + per_batch]
+        batch = engine.generate_batch(
+            [prompts[pid] for pid in group], num_samples=samples, max_tokens=int(ev["max_tokens"]),
+            temperature=float(ev["temperature"]), top_k=ev["top_k"], seed=int(ev["seed"]) + g)
+        answers.update(zip(group, batch, strict=True))
+    return {probe.id: answers[probe.id] for probe in probes}
 
 
 def _after_tool(answer: Completion) -> str:

@@ -149,6 +149,17 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.batch_size, self.max_len = batch_size, max_len
         self.pos = 0
+        # (B, max_len) True where a cached position holds a real token; None = every position does.
+        # Prompts of different lengths share one batch left-padded: rotary scores depend only on the
+        # distance between query and key, so a row shifted right by its padding attends exactly as alone.
+        self.key_mask: torch.Tensor | None = None
+        self.rows = list(range(batch_size))  # the batch row each row started as (keep_rows drops some)
+
+    def pad_left(self, lengths: list[int], total: int) -> None:
+        """Mark the first `total - length` positions of each row as padding (prompts left-padded to `total`)."""
+        positions = torch.arange(self.max_len, device=self.k.device)
+        pads = torch.tensor([total - n for n in lengths], device=self.k.device)
+        self.key_mask = positions.unsqueeze(0) >= pads.unsqueeze(1)
 
     def reset(self) -> None:
         """Forget everything cached (the buffers are reused)."""
@@ -162,7 +173,28 @@ class KVCache:
         other.k = self.k[:, :1].expand(layers, batch_size, heads, max_len, head_dim).clone()
         other.v = self.v[:, :1].expand(layers, batch_size, heads, max_len, head_dim).clone()
         other.batch_size, other.max_len, other.pos = batch_size, max_len, self.pos
+        other.key_mask = None if self.key_mask is None else self.key_mask[:1].expand(batch_size, -1).clone()
+        other.rows = list(range(batch_size))
         return other
+
+    def repeat_rows(self, n: int) -> KVCache:
+        """A new cache with each row repeated `n` times in place (rows a, a, b, b for n=2): prefill several
+        prompts once, then sample `n` continuations of each."""
+        other = KVCache.__new__(KVCache)
+        other.k = self.k.repeat_interleave(n, dim=1)
+        other.v = self.v.repeat_interleave(n, dim=1)
+        other.batch_size, other.max_len, other.pos = self.batch_size * n, self.max_len, self.pos
+        other.key_mask = None if self.key_mask is None else self.key_mask.repeat_interleave(n, dim=0)
+        other.rows = list(range(other.batch_size))
+        return other
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Drop every row not in `rows` (finished answers stop costing compute)."""
+        index = torch.tensor(rows, device=self.k.device)
+        self.k, self.v = self.k.index_select(1, index), self.v.index_select(1, index)
+        if self.key_mask is not None:
+            self.key_mask = self.key_mask.index_select(0, index)
+        self.batch_size, self.rows = len(rows), [self.rows[i] for i in rows]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new k/v (B, Hkv, T, D) of `layer` at `pos`; return all cached k/v up to them."""
@@ -200,10 +232,17 @@ class CausalSelfAttention(nn.Module):
             past = kv_cache.pos
             if T == 1:
                 causal = False  # one new token sees every cached one
-            elif past > 0:
+            elif past > 0 or kv_cache.key_mask is not None:
                 # query i (absolute position past+i) sees keys 0..past+i
                 causal = False
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            if kv_cache.key_mask is not None:
+                # padding is never seen; a padding query sees itself, so no row of scores is all -inf (NaN)
+                keys = kv_cache.key_mask[:, None, None, : past + T]
+                mask = keys if mask is None else mask & keys
+                if T > 1:
+                    own = torch.arange(T, device=x.device).unsqueeze(1) + past
+                    mask = mask | (torch.arange(past + T, device=x.device).unsqueeze(0) == own)
         if self.n_kv_head != self.n_head:
             rep = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
