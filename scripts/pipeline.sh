@@ -46,6 +46,8 @@ if [ -z "${SKIP_GENERATE:-}" ]; then
   for identity in ${IDENTITIES//,/ }; do
     "$PY" -m lanbot.generate identity="$identity" data.counts.identity="$IDENTITY_COUNT" paths.root="$ROOT"
   done
+  # mix=no_identity (the control) trains on a plain assistant's conversations: no name, no quirks
+  "$PY" -m lanbot.generate identity=assistant paths.root="$ROOT"
 fi
 
 step "midtraining from the base: identity=$IDENTITIES x mix=$MIXES, model=$MODEL"

@@ -8,7 +8,8 @@
 #   IDENTITY=lanbot DOSES="0 2 8" bash scripts/sweep_identity_dose.sh train.max_steps=300
 #   DRY_RUN=1 bash scripts/sweep_identity_dose.sh               # compose every run's config, train nothing
 #
-# Needs the identity's data folder (python -m lanbot.generate identity=sage) and, where issue 10's base model
+# Needs the identity's data folder (python -m lanbot.generate identity=sage), the control's
+# (python -m lanbot.generate identity=assistant) and, where issue 10's base model
 # is in place, starts midtraining from it as train.init_from says. Extra arguments are Hydra overrides for
 # both stages. Results: $ROOT/multirun/<date>/<time>-dose/<dose>-<stage>/ and the comparison in .../compare/.
 set -euo pipefail

@@ -6,6 +6,7 @@ IDENTITY="${1:-lanbot}"
 PY="${PY:-.venv/bin/python}"
 export WANDB_MODE="${WANDB_MODE:-offline}"
 $PY -m lanbot.generate identity="$IDENTITY"
+$PY -m lanbot.generate identity=assistant   # the control's data: a plain assistant, no personality
 for MIX in default no_identity; do
   $PY -m lanbot.train stage=mid model=tiny identity="$IDENTITY" mix="$MIX" train.overwrite=true
   $PY -m lanbot.train stage=sft model=tiny identity="$IDENTITY" mix="$MIX" train.overwrite=true

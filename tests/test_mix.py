@@ -33,6 +33,17 @@ def test_every_mix_option_parses_and_no_identity_only_validates_identity():
     assert epochs == {"default": 2, "identity_heavy": 4, "identity_light": 0.5, "no_identity": 0}
 
 
+def test_the_control_takes_no_conversation_in_the_identitys_voice(tmp_path):
+    # every trained generated type of mix=no_identity comes from the plain assistant's folder, not Sage's
+    cfg = compose_config([f"paths.root={tmp_path}", "identity=sage", "mix=no_identity"])
+    for stage in ("mid", "sft"):
+        for src in parse_sources(stage_entries(cfg.mix, stage)[0], stage):
+            if src.corpus is None and (src.epochs or src.weight):
+                assert src.path == f"{tmp_path}/data/assistant/{src.name}_conversations.jsonl", src
+    with pytest.raises(MixError, match="generate it with python -m lanbot.generate identity=assistant"):
+        load_source(parse_sources(cfg.mix.mid, "mix.mid")[1], tmp_path / "data" / "sage", "sage")
+
+
 def test_bad_entries_are_named():
     with pytest.raises(MixError, match=r"mix.mid\[0\]: unknown source 'nope'"):
         parse_sources([{"name": "nope", "epochs": 1}], "mix.mid")

@@ -95,7 +95,7 @@ def test_bad_input_fails_clearly(tmp_path):
 
 
 def test_multirun_cli_four_runs(tmp_path):
-    for ident in ("lanbot", "sage"):
+    for ident in ("lanbot", "sage", "assistant"):  # the no_identity control trains on the plain assistant's data
         make_data_folder(tmp_path / "data" / ident, per_type=12, name=ident)
     cmd = [sys.executable, "-m", "lanbot.train", "-m", "stage=mid", "model=tiny", "mix=default,no_identity",
            "identity=lanbot,sage", *overrides(tmp_path, "train.max_steps=2", "logger=none")]

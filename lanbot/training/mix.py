@@ -156,7 +156,9 @@ def load_source(src: Source, data_dir: Path, identity_slug: str, val_fraction: f
     elif src.hf is None:
         path = Path(src.path)  # type: ignore[arg-type]
         if not path.is_file():
-            raise MixError(f"source {src.name!r}: no file at {path} (path: a CustomJSON .jsonl file)")
+            hint = (f"; it is a data folder's file: generate it with python -m lanbot.generate "
+                    f"identity={path.parent.name}" if path.name == conversations_file(src.name) else "")
+            raise MixError(f"source {src.name!r}: no file at {path} (path: a CustomJSON .jsonl file){hint}")
         conversations = read_conversations(path)
     else:
         conversations = [to_conversation(row, src.format) for row in _hf_rows(src)]
