@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from omegaconf import OmegaConf
 from train_fixtures import make_data_folder
 
 from lanbot.core import layout
@@ -118,6 +119,17 @@ def test_mid_of_two_identities_reuses_the_base_tokenizer(tmp_path):
     (tmp_path / "r-sft" / ".hydra" / "config.yaml").write_text("stage: sft\n")
     row = read_run(tmp_path / "r-sft").row()
     assert row["capability/bpb_delta_vs_base"] == scores["capability/bpb_delta_vs_base"]
+    # the base's figure is its own final val bpb when the rows are the same, else it is computed
+    from lanbot.evaluation.capability import corpus_bpb, recorded_base_bpb
+    from lanbot.training.checkpoint import load_checkpoint
+
+    base_dir = tmp_path / "checkpoints" / "base" / "local" / "tiny"
+    saved = OmegaConf.load(base_dir / "config.yaml")
+    tokens = int(saved.train.val_tokens)
+    model, tok, _ = load_checkpoint(base_dir, "cpu")
+    recorded = recorded_base_bpb(base_dir, saved.corpus, tokens)
+    assert recorded == pytest.approx(corpus_bpb(model, tok, saved.corpus, tokens, torch.device("cpu")), abs=1e-4)
+    assert recorded_base_bpb(base_dir, saved.corpus, tokens // 2) is None
 
 
 def test_base_resumes_after_a_kill_and_ends_as_if_never_stopped(tmp_path):
@@ -190,6 +202,7 @@ def spy(self, n, device):
     x, y = orig(self, n, device); seen.append(x.tolist()); return x, y
 P.Rows.batch = spy
 from lanbot.core.config import compose_config
+from omegaconf import OmegaConf
 from lanbot.training.run import train
 import torch.distributed as dist
 train(compose_config(sys.argv[1:]), __import__("pathlib").Path({root!r}) / "run")

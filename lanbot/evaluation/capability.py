@@ -54,6 +54,22 @@ def base_of(cfg: DictConfig, meta: dict) -> Path | None:
     return None
 
 
+def recorded_base_bpb(base_dir: Path, corpus: DictConfig, tokens: int) -> float | None:
+    """The base's own final val bpb from its meta.json when it was scored on exactly these rows (the same corpus,
+    token count and row length): the figure is then known and need not be computed again at every evaluation."""
+    meta = layout.CheckpointMeta.read(base_dir) or {}
+    saved = Path(base_dir) / "config.yaml"
+    if not meta.get("finished") or meta.get("val_bpb") is None or not saved.is_file():
+        return None
+    cfg = OmegaConf.load(saved)
+    model_len = OmegaConf.select(cfg, "model.sequence_len")
+    same = (OmegaConf.select(cfg, "train.val_tokens") == tokens
+            and OmegaConf.select(cfg, "train.sequence_len") in (None, model_len)
+            and (meta.get("model_config") or {}).get("sequence_len") == model_len
+            and OmegaConf.to_container(OmegaConf.select(cfg, "corpus") or {}) == OmegaConf.to_container(corpus))
+    return float(meta["val_bpb"]) if same else None
+
+
 def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module, tok: Tokenizer,
                       meta: dict) -> dict[str, float | None]:
     """`capability/corpus_bpb`, `capability/base_bpb` and `capability/bpb_delta_vs_base` (None where it cannot
@@ -71,7 +87,9 @@ def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module,
     base_dir = base_of(cfg, meta)
     base = None
     if base_dir is not None:
-        base_model, base_tok, _ = ckpt.load_checkpoint(base_dir, device)
-        base = corpus_bpb(base_model, base_tok, corpus, tokens, device)
+        base = recorded_base_bpb(base_dir, corpus, tokens)
+        if base is None:
+            base_model, base_tok, _ = ckpt.load_checkpoint(base_dir, device)
+            base = corpus_bpb(base_model, base_tok, corpus, tokens, device)
     return {"capability/corpus_bpb": round(mine, 4), "capability/base_bpb": None if base is None else round(base, 4),
             "capability/bpb_delta_vs_base": None if base is None else round(mine - base, 4)}

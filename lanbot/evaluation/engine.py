@@ -152,7 +152,7 @@ class Engine:
             for i, r in enumerate(live):
                 row = rows[r]
                 if row.done:
-                    feed.append(self.assistant_end)  # (no cache) a finished row idles; its outputs are ignored
+                    feed.append(self.assistant_end)  # a finished row idles until it leaves the batch; outputs ignored
                     continue
                 forced = bool(row.forced)
                 token = row.forced.pop(0) if forced else sampled[i]
@@ -163,7 +163,8 @@ class Engine:
             keep = [i for i, r in enumerate(live) if not rows[r].done]
             if not keep:
                 break
-            if cache is not None and len(keep) < len(live):
+            # copying the cache costs a step or two: drop finished rows once a quarter of the batch has finished
+            if cache is not None and len(keep) <= 0.75 * len(live):
                 live, feed = [live[i] for i in keep], [feed[i] for i in keep]
                 cache.keep_rows(keep)
             nxt = torch.tensor(feed, dtype=torch.long, device=self.device).unsqueeze(1)
