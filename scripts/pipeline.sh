@@ -3,7 +3,7 @@
 # compare, for a sweep over identities and data mixes with model=tiny. The base is pretrained once per corpus and
 # model (about 22 minutes on 2 quiet CPU cores for tiny) and kept: a second pipeline run starts from it.
 #
-#   bash scripts/pipeline.sh                         # identities lanbot,sage x mixes default,no_identity
+#   bash scripts/pipeline.sh                         # identities lanbot,sage x mixes no_identity,default
 #   IDENTITIES=sage MIXES=default,identity_heavy bash scripts/pipeline.sh train.max_steps=300
 #   SKIP_GENERATE=1 bash scripts/pipeline.sh         # keep the data folders already there (e.g. LLM-written)
 #   IDENTITY_COUNT=500 bash scripts/pipeline.sh      # identity conversations generated per identity (default 1000)
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 IDENTITIES="${IDENTITIES:-lanbot,sage}"
-MIXES="${MIXES:-default,no_identity}"
+MIXES="${MIXES:-no_identity,default}"   # the control first: each later evaluation reads its eval.json for the gains
 MODEL="${MODEL:-tiny}"
 CORPUS="${CORPUS:-bundled}"
 # 1,000 identity conversations instead of data=all's 500: more distinct ways of being asked who it is, so the
