@@ -9,6 +9,7 @@ same folder, which holds the folder's lock (`remove_stale_temps`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -68,10 +69,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         except OSError as exc:
             raise io_error("writing", path, exc) from None
     finally:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)  # gone already after the rename
-        except OSError:
-            pass
 
 
 def make_dirs(path: str | os.PathLike) -> Path:

@@ -13,6 +13,7 @@ erase the owner's record the message needs.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -130,10 +131,8 @@ class FolderLock:
         """Remove the lock file, then let go (a waiter that opened the old file sees it is gone and retries)."""
         if self._fd is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
-        except OSError:
-            pass
         os.close(self._fd)
         self._fd = None
 

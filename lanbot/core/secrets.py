@@ -138,6 +138,14 @@ def find_secret_in_file(path: str | os.PathLike, secrets: Iterable[tuple[str, st
     return None
 
 
+def find_secret_in_bytes(data: bytes, secrets: Iterable[tuple[str, str]] | None = None) -> str | None:
+    """The variable whose secret value occurs in `data`, or None."""
+    for name, value in known_secrets() if secrets is None else secrets:
+        if value.encode("utf-8") in data:
+            return name
+    return None
+
+
 def redact(text: str) -> str:
     """`text` with every known secret's value (and every remembered one) replaced by ***."""
     for _, value in known_secrets():

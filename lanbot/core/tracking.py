@@ -44,6 +44,11 @@ class Tracker:
         if logger.get("kind") == "wandb":
             import wandb  # imported here: apps with logger=none never pay for it
 
+            from lanbot.core.secrets import check_no_secret
+
+            config = to_plain(cfg)
+            check_no_secret(json.dumps(config, default=str), "the wandb run's config")
+
             os.environ.setdefault("WANDB_SILENT", "true")
             if not os.environ.get("WANDB_MODE", "x").strip():  # `WANDB_MODE=` (empty) means unset, not an error
                 os.environ.pop("WANDB_MODE")
@@ -55,7 +60,7 @@ class Tracker:
                 job_type=job_type,
                 name=name,
                 tags=[str(t) for t in [*(logger.get("tags") or []), *(tags or [])]],
-                config=to_plain(cfg),
+                config=config,
                 dir=str(self.run_dir),
                 reinit="finish_previous",
                 settings=wandb.Settings(console="off", x_disable_stats=True),

@@ -18,8 +18,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lanbot.core.conversation import TYPE_SPECS, TYPES
-from lanbot.core.layout import STATS_FILE, conversations_file
 from lanbot.core.identity import ModelIdentity, to_identity
+from lanbot.core.layout import STATS_FILE, conversations_file
 from lanbot.core.tracking import Tracker
 from lanbot.generation.backends import GenerationError, backend_for
 from lanbot.generation.datafolder import DataFolder
