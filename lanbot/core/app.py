@@ -59,6 +59,7 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
+            check_run_config(run_dir)
             check_identity_source(cfg)
             work(cfg, run_dir)
         except LanbotError as exc:
@@ -112,6 +113,22 @@ def identity_file() -> Path:
     name = hc.runtime.choices.get("identity")
     dirs = [Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"]
     return find_config_file(dirs, "identity", str(name)) or Path("conf") / "identity" / f"{name}.yaml"
+
+
+def check_run_config(run_dir: Path) -> None:
+    """Hydra has saved the composed config in <run_dir>/.hydra before lanbot runs: a secret's value typed into
+    the config (an identity field, an override) is masked there and the run refused, before it is copied on."""
+    from lanbot.core.secrets import SecretLeakError, find_secret_in_file, known_secrets, redact
+
+    secrets = known_secrets()
+    for path in sorted((run_dir / ".hydra").glob("*.yaml")) if secrets else []:
+        name = find_secret_in_file(path, secrets)
+        if name is not None:
+            path.write_text(redact(path.read_text(encoding="utf-8")), encoding="utf-8")
+            raise SecretLeakError(
+                f"the config holds the value of ${name}, a secret (masked in {path} now): refusing to run, as every "
+                "output would copy it; remove it from where it came from (an identity field, a config value or an "
+                "override that holds the key itself, where a variable's name belongs) and run again")
 
 
 def check_identity_source(cfg: DictConfig) -> None:

@@ -69,8 +69,9 @@ def describe(owner: dict[str, Any] | None) -> str:
     """`pid 123 on host h (python -m lanbot.generate ...), since ...` for a lock record."""
     if not owner:
         return "a run that has not written its record yet"
-    return (f"pid {owner.get('pid')} on host {owner.get('host')} (`{owner.get('command')}`), "
-            f"since {owner.get('started')}")
+    command = " ".join(str(owner.get("command")).split())  # one line, however the command was given
+    command = command if len(command) <= 160 else command[:157] + "..."
+    return f"pid {owner.get('pid')} on host {owner.get('host')} (`{command}`), since {owner.get('started')}"
 
 
 class FolderLock:

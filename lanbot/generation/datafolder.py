@@ -257,14 +257,16 @@ class DataFolder:
                 h.close()
         return target
 
-    def close(self) -> None:
-        """Close the files and release the folder's lock."""
+    def close(self, quiet: bool = False) -> None:
+        """Close the files and release the folder's lock (`quiet`: unwinding an error already raised, which a
+        second failure to flush the same full disk must not hide)."""
         try:
             for f in [*self._files.values(), *self._meta_files.values()]:
                 try:
                     f.close()
                 except OSError as exc:  # the last buffered bytes could not be written (a full disk)
-                    raise io_error("writing", f.name, exc) from None
+                    if not quiet:
+                        raise io_error("writing", f.name, exc) from None
         finally:
             self._files.clear()
             self._meta_files.clear()
@@ -274,7 +276,7 @@ class DataFolder:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(quiet=exc[0] is not None)
 
 
 def _positioned(lines: Iterator[str], n: int, rank: int) -> Iterator[tuple[float, int, str]]:
