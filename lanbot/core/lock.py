@@ -102,8 +102,8 @@ class FolderLock:
                 orphan = (owner and owner.get("host") == socket.gethostname() and not pid_alive(owner.get("pid")))
                 note = " (that pid is gone, but a process it started still holds the lock)" if orphan else ""
                 raise FolderBusy(
-                    f"{self.folder} is being written by another lanbot run: {describe(owner)}{note}. Wait for it to "
-                    f"finish or stop it (kill {owner.get('pid') if owner else '<pid>'}), then run again; or write "
+                    f"{self.what} {self.folder} is being written by another lanbot run: {describe(owner)}{note}. "
+                    f"Wait for it to finish or stop it (kill {owner.get('pid') if owner else '<pid>'}), then run again; or write "
                     f"elsewhere with paths.root=<folder> (lock file {self.path})") from None
             try:  # the file may have been removed by the owner that released it while this one waited
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
