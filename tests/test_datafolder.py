@@ -109,14 +109,15 @@ def test_finalize_interleaves_every_line_once_atomically(tmp_path):
 def test_unwritable_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.raises(DataFolderError, match=r"cannot write the data folder .*a-file/data.*paths.root="):
+    with pytest.raises(DataFolderError, match=r"cannot write the data folder .*a-file/data: creating .*a-file/data: Not a directory.*paths.root="):
         DataFolder(blocker / "data", ["identity"])
 
 
-def test_a_corrupt_line_names_the_file_and_line(tmp_path):
+def test_a_corrupt_line_is_cut_and_counted(tmp_path):
     (tmp_path / conversations_file("identity")).write_text(json.dumps(conv("a", "b")) + "\n{not json}\n")
-    with pytest.raises(DataFolderError, match=r"identity_conversations.jsonl:2: not a conversation.*overwrite=true"):
-        DataFolder(tmp_path, ["identity"])
+    with DataFolder(tmp_path, ["identity"]) as folder:
+        assert folder.count("identity") == 1
+        assert folder.repairs == {"identity": {"lines_cut": 1, "sidecar_replaced": 0}}
 
 
 def test_stats_from_the_files_on_disk(tmp_path):

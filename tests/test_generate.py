@@ -275,7 +275,7 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
         "count": (("data.count=-3", *wipe), 2, ["data.count=-3 is not a count"]),
         "type_name": (("data.types=[identity,smalltalk]", *wipe), 2,
                       ["unknown type(s) 'smalltalk'", "identity, tool_use, multi_step_tool, no_tool"]),
-        "run_dir": ((f"paths.root={blocker}/out", "logger=none"), 2, ["cannot create the run folder", "paths.root"]),
+        "run_dir": ((f"paths.root={blocker}/out", "logger=none"), 2, ["creating the run folder", "paths.root"]),
         "data_dir": ((f"paths.data_dir={blocker}/data", f"hydra.run.dir={tmp_path}/runs/y", "logger=none"), 2,
                      [f"cannot write the data folder {blocker}/data", "paths.root="]),
     }

@@ -59,6 +59,8 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
+            check_run_config(run_dir)
+            check_identity_source(cfg)
             work(cfg, run_dir)
         except LanbotError as exc:
             fail(app, identity_hint(exc) or str(exc))
@@ -103,18 +105,56 @@ def fail(app: str, message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def identity_hint(exc: LanbotError) -> str | None:
-    """An IdentityError names the identity file it came from (the config was composed, so Hydra knows it)."""
+def identity_file() -> Path:
+    """The identity file this run composed (Hydra's choice, found in its search path)."""
     from hydra.core.hydra_config import HydraConfig
 
+    hc = HydraConfig.get()
+    name = hc.runtime.choices.get("identity")
+    dirs = [Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"]
+    return find_config_file(dirs, "identity", str(name)) or Path("conf") / "identity" / f"{name}.yaml"
+
+
+def check_run_config(run_dir: Path) -> None:
+    """Hydra has saved the composed config in <run_dir>/.hydra before lanbot runs: a secret's value typed into
+    the config (an identity field, an override) is masked there and the run refused, before it is copied on."""
+    from lanbot.core.secrets import SecretLeakError, find_secret_in_file, known_secrets, redact
+
+    secrets = known_secrets()
+    for path in sorted((run_dir / ".hydra").glob("*.yaml")) if secrets else []:
+        name = find_secret_in_file(path, secrets)
+        if name is not None:
+            path.write_text(redact(path.read_text(encoding="utf-8")), encoding="utf-8")
+            raise SecretLeakError(
+                f"the config holds the value of ${name}, a secret (masked in {path} now): refusing to run, as every "
+                "output would copy it; remove it from where it came from (an identity field, a config value or an "
+                "override that holds the key itself, where a variable's name belongs) and run again")
+
+
+def check_identity_source(cfg: DictConfig) -> None:
+    """Before any work: the identity file within its size limit, and no field that reads the environment
+    (`${oc.env:...}`) or calls another resolver, whatever the app (train and upload copy the identity out too)."""
+    from lanbot.core.identity import check_file, check_interpolations
+
+    if cfg.get("identity") is None:
+        return
+    path = identity_file()
+    if path.is_file():
+        check_file(path)
+    check_interpolations(cfg.identity)
+
+
+def identity_hint(exc: LanbotError) -> str | None:
+    """An IdentityError names the identity file it came from (the config was composed, so Hydra knows it)."""
     from lanbot.core.identity import IdentityError, ModelIdentity
 
     if not isinstance(exc, IdentityError):
         return None
-    hc = HydraConfig.get()
-    name = hc.runtime.choices.get("identity")
-    dirs = [Path(s.path) for s in hc.runtime.config_sources if s.schema == "file"]
-    path = find_config_file(dirs, "identity", str(name)) or Path("conf") / "identity" / f"{name}.yaml"
+    path = identity_file()
+    if str(exc).startswith(str(path)):
+        return str(exc)
+    if not str(exc).startswith("bad field"):
+        return f"{path}: {exc}"
     return (f"{path}: {exc}. Start the file as conf/identity/yourbot.yaml does (defaults: [identity_schema, "
             f"_self_]); the identity fields are: {', '.join(ModelIdentity.__dataclass_fields__)}.")
 
@@ -131,6 +171,8 @@ def explain_config_error(exc: BaseException, argv: Sequence[str]) -> str | None:
     from omegaconf.errors import OmegaConfBaseException
 
     dirs = config_dirs(argv)
+    if in_chain(exc, UnicodeDecodeError) is not None:
+        return undecodable_config(dirs)
     bad_yaml = in_chain(exc, yaml.YAMLError)
     if bad_yaml is not None:
         mark = getattr(bad_yaml, "context_mark", None) or getattr(bad_yaml, "problem_mark", None)
@@ -152,12 +194,30 @@ def explain_config_error(exc: BaseException, argv: Sequence[str]) -> str | None:
         if key_error is not None:
             return explain_key_error(key_error, argv, dirs)
     if isinstance(exc, OSError) and not isinstance(exc, HydraException):
-        return (f"cannot create the run folder: {exc.strerror or exc} ({exc.filename}). "
-                "Point paths.root (or hydra.run.dir) at a folder you can write.")
+        return (f"creating the run folder {exc.filename or '(hydra.run.dir)'}: {exc.strerror or exc}. "
+                "Point paths.root (or hydra.run.dir) at a folder you can write, with free space.")
     if isinstance(exc, HydraException | OmegaConfBaseException):
         cause = f": {first_line(exc.__cause__)}" if exc.__cause__ else ""
         return f"config error: {first_line(exc)}{cause}"
     return None
+
+
+def undecodable_config(dirs: list[Path]) -> str:
+    """The config file that is not UTF-8 (Hydra's UnicodeDecodeError does not say which), with its line."""
+    from lanbot.core.identity import IdentityError, check_file
+
+    for d in [*dirs, CONF_DIR]:
+        for path in sorted(Path(d).rglob("*.yaml")):
+            try:
+                path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                try:
+                    check_file(path)
+                except IdentityError as exc:
+                    return str(exc)
+            except OSError:
+                continue
+    return "a config file is not UTF-8; save it as UTF-8"
 
 
 def explain_key_error(error: Any, argv: Sequence[str], dirs: list[Path]) -> str:

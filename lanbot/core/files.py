@@ -1,15 +1,43 @@
 """Atomic writes: a temp file beside the target, renamed over it once complete, so a reader never sees half a
-file and a failed write leaves the last good one. What lanbot writes gets a plain file's mode, not mkstemp's 0600."""
+file and a failed write leaves the last good one. What lanbot writes gets a plain file's mode, not mkstemp's 0600.
+
+Every text written here is first scanned for the values of known secrets (lanbot.core.secrets), and an
+OSError becomes one line naming the operation and the file (`writing outputs/data/sage/stats.json: No space
+left on device`). A killed run's temp files (`.<name>.<random>.tmp`) are removed by the next writer of the
+same folder, which holds the folder's lock (`remove_stale_temps`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from lanbot.core.errors import LanbotError
+
+
+class FileIOError(LanbotError, OSError):
+    """A disk or I/O error, named by what lanbot was doing and the file (full disk, no permission, ...)."""
+
+
+def io_error(operation: str, path: str | os.PathLike, exc: OSError) -> FileIOError:
+    """`<operation> <path>: <reason>` as a FileIOError (the reason is the system's, e.g. No space left on device)."""
+    return FileIOError(f"{operation} {path}: {exc.strerror or exc}{_fix(exc)}")
+
+
+def _fix(exc: OSError) -> str:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "; free some space (or point paths.root at a disk with room) and run the same command again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "; make it writable or point paths.root at a folder you can write"
+    return ""
 
 
 def plain_mode(path: str | os.PathLike) -> None:
@@ -21,22 +49,46 @@ def plain_mode(path: str | os.PathLike) -> None:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed."""
+    """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed.
+
+    An OSError of the block or the rename is raised as FileIOError naming `path`."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise io_error("writing", path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
-        plain_mode(tmp)
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            plain_mode(tmp)
+            os.replace(tmp, path)
+        except FileIOError:
+            raise
+        except OSError as exc:
+            raise io_error("writing", path, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)  # gone already after the rename
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # gone already after the rename
+
+
+def make_dirs(path: str | os.PathLike) -> Path:
+    """`path` and its parents, an OSError named (`creating <path>: ...`)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise io_error("creating", path, exc) from None
+    return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically, making its folder if needed."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Write `text` (UTF-8) to `path` atomically, making its folder if needed; refuses a text holding a secret."""
+    from lanbot.core.secrets import check_no_secret
+
+    check_no_secret(text, path)
+    make_dirs(Path(path).parent)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -44,3 +96,29 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write `data` as indented JSON to `path` atomically (values JSON cannot hold are written as strings)."""
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def temp_name_of(name: str) -> str:
+    """The glob of the temp files `atomic_path` makes for the file `name`."""
+    return f".{name}.*.tmp"
+
+
+def remove_stale_temps(directory: str | os.PathLike, patterns: Iterable[str]) -> list[Path]:
+    """Remove what matches `patterns` in `directory` (temps of killed runs); call only holding its lock."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for pattern in patterns:
+        for path in directory.glob(pattern):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    import shutil
+
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as exc:
+                raise io_error("removing the leftover temp file", path, exc) from None
+            removed.append(path)
+    return removed

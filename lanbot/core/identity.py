@@ -6,8 +6,10 @@ wrong type fails at load, naming the field. A new identity is a new YAML file an
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -92,17 +94,129 @@ class ModelIdentity:
 
     @property
     def slug(self) -> str:
-        """The identity's folder name: its name, lower case, non-alphanumerics as '-'."""
-        return slug(self.name)
+        """The identity's folder name (`identity_slug`)."""
+        return identity_slug(self.name)
 
 
 def slug(text: str) -> str:
-    """'LanBot' -> 'lanbot', 'My Bot 2' -> 'my-bot-2'."""
+    """'LanBot' -> 'lanbot', 'My Bot 2' -> 'my-bot-2' (score names, tags; an identity's folder: `identity_slug`)."""
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "unnamed"
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?:[ -][A-Za-z0-9]+)*")  # what `slug` keeps whole, but for the case
+MAX_SLUG = 48
+
+
+def identity_slug(name: str) -> str:
+    """The identity's folder name: `slug(name)` for a plain ASCII name ('Sage' -> 'sage', 'My Bot' -> 'my-bot');
+    else the readable part plus 8 hex of the name's sha256, so names the slug would lose or merge get folders
+    of their own ('Zoë' -> 'zo-1a2b3c4d' beside 'Zo' -> 'zo'; '🤖', '' and '...' -> 'unnamed-<digest>').
+
+    What is left shared (case, a space for a hyphen: 'SAGE' and 'Sage') is refused by the owner checks
+    (lanbot.generation.datafolder, the checkpoint's meta.json), which name both identities.
+    """
+    text = str(name)
+    readable = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if PLAIN_NAME.fullmatch(text) and len(readable) <= MAX_SLUG:
+        return readable
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{readable[:MAX_SLUG].rstrip('-') or 'unnamed'}-{digest}"
 
 
 class IdentityError(LanbotError, ValueError):
     """An identity that does not fit the schema; the message names the field."""
+
+
+# Bounded input: what one identity may hold (a 10 MB description would be copied into every conversation)
+MAX_FILE_BYTES = 64 * 1024
+MAX_CHARS = {"name": 64, "creator": 200, "description": 2000, "personality": 1000}
+MAX_ITEMS, MAX_ITEM_CHARS = 50, 500  # quirks, capabilities, limitations, quirk_hints and their phrase lists
+# resolvers an identity file may use: lanbot's own, which read nothing outside the config
+SAFE_RESOLVERS = frozenset({"slug", "identity_slug"})
+_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+_PLAIN_REF = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+
+
+def check_file(path: Any) -> None:
+    """An identity file within MAX_FILE_BYTES and UTF-8, or IdentityError naming it (and the line)."""
+    from pathlib import Path
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise IdentityError(f"{path}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} an identity file may hold; "
+                            "shorten its fields (a description is a sentence or two)")
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise IdentityError(f"{path}, line {line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                            "save the file as UTF-8") from None
+
+
+def check_limits(identity: ModelIdentity) -> None:
+    """Every field within its size limit, or IdentityError naming the field, its size and the limit."""
+    for key, limit in MAX_CHARS.items():
+        value = str(getattr(identity, key))
+        if len(value) > limit:
+            raise IdentityError(f"identity.{key} has {len(value):,} characters, more than the {limit:,} allowed; "
+                                "shorten it")
+    lists: dict[str, list] = {k: getattr(identity, k) for k in ("quirks", "capabilities", "limitations")}
+    lists["quirk_hints"] = identity.quirk_hints
+    for i, hint in enumerate(identity.quirk_hints):
+        lists[f"quirk_hints[{i}].phrases"], lists[f"quirk_hints[{i}].domains"] = hint.phrases, hint.domains
+    for key, items in lists.items():
+        if len(items) > MAX_ITEMS:
+            raise IdentityError(f"identity.{key} has {len(items)} entries, more than the {MAX_ITEMS} allowed")
+        for j, item in enumerate(items):
+            if isinstance(item, str) and len(item) > MAX_ITEM_CHARS:
+                raise IdentityError(f"identity.{key}[{j}] has {len(item):,} characters, more than the "
+                                    f"{MAX_ITEM_CHARS} allowed; shorten it")
+
+
+def check_interpolations(node: DictConfig | ListConfig) -> None:
+    """Refuse resolvers in the identity that read outside the config (`${oc.env:KEY}`, `${oc.decode:...}`,
+    custom ones): their values would be copied into data, checkpoints, wandb and cards. References to other
+    keys (`${name}`) are followed, so a key that reads the environment is refused as well."""
+    root = node._get_root() if isinstance(node, DictConfig | ListConfig) else None
+    raw_root = OmegaConf.to_container(root, resolve=False) if root is not None else {}
+    raw = OmegaConf.to_container(node, resolve=False)
+    prefix = node._get_full_key(None) or "identity" if isinstance(node, DictConfig | ListConfig) else "identity"
+    for where, text in _strings(raw, str(prefix)):
+        problem = _unsafe(text, raw_root, set())
+        if problem:
+            raise IdentityError(
+                f"{where}: `{text[:80]}` {problem}; identity fields may not read the environment or call resolvers "
+                f"other than {', '.join(sorted(SAFE_RESOLVERS))}: write the value itself (a secret has no place "
+                "in an identity: it would be copied into the data, the checkpoint, wandb and the Hub cards)")
+
+
+def _strings(value: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(where, value)] if "${" in value else []
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
+    return []
+
+
+def _unsafe(text: str, raw_root: Any, seen: set[str]) -> str | None:
+    for name in _RESOLVER_CALL.findall(text):
+        if name not in SAFE_RESOLVERS:
+            return f"calls the resolver {name}" + (" (it reads the environment)" if name == "oc.env" else "")
+    for key in _PLAIN_REF.findall(text):
+        if key in seen or len(seen) > 20:
+            continue
+        target: Any = raw_root
+        for part in key.split("."):
+            target = target.get(part) if isinstance(target, dict) else None
+        for _, inner in _strings(target, key):
+            problem = _unsafe(inner, raw_root, {*seen, key})
+            if problem:
+                return f"refers to {key}, which {problem}"
+    return None
 
 
 def to_identity(node: DictConfig | ListConfig | dict) -> ModelIdentity:
@@ -111,6 +225,8 @@ def to_identity(node: DictConfig | ListConfig | dict) -> ModelIdentity:
     Files in conf/identity/ are checked by Hydra already; this also catches one that left out
     `defaults: [identity_schema, _self_]`, and raises IdentityError naming the bad field.
     """
+    if isinstance(node, DictConfig | ListConfig):
+        check_interpolations(node)
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
     if not isinstance(data, dict):
         raise IdentityError(f"the identity must be a mapping of fields (name: ..., creator: ...), not {data!r}")
@@ -118,6 +234,7 @@ def to_identity(node: DictConfig | ListConfig | dict) -> ModelIdentity:
         identity = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelIdentity), data))
     except OmegaConfBaseException as exc:
         raise IdentityError(f"bad field identity.{exc.full_key}: {str(exc).splitlines()[0].rstrip('.')}") from None
+    check_limits(identity)
     check_hints(identity)
     return identity
 
@@ -143,6 +260,8 @@ def register() -> None:
     ConfigStore.instance().store(group="identity", name="identity_schema", node=ModelIdentity)
     if not OmegaConf.has_resolver("slug"):
         OmegaConf.register_new_resolver("slug", slug)
+    if not OmegaConf.has_resolver("identity_slug"):
+        OmegaConf.register_new_resolver("identity_slug", identity_slug)
 
 
 register()

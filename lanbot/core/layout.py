@@ -1,12 +1,16 @@
 """The on-disk layout, owned here once: where each step reads and writes, and what its files are called.
 
 Under `paths.root` (outputs/ by default):
-    data/<identity>/                     <type>_conversations.jsonl, <type>_meta.jsonl, all_conversations.jsonl, stats.json
+    data/<identity>/                     <type>_conversations.jsonl, <type>_meta.jsonl, all_conversations.jsonl, stats.json,
+                                         identity.json (whose folder it is)
     checkpoints/base/<corpus>/<model>/   the base every identity starts from: the same files, plus unigram.pt
     checkpoints/<identity>/<mix>/<model>/<stage>/
                                          model.pt, optimizer.pt, tokenizer.json, config.yaml, meta.json, eval.json
     runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
     multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
+
+A folder being written (a data folder, a checkpoint folder) has its lock file beside it: `.<folder>.lock`
+(lanbot.core.lock). `<identity>` is `identity_slug(identity.name)`, unique per name.
 
 Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
 """
@@ -20,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.identity import slug
+from lanbot.core.identity import identity_slug
 
 # the data folder
 COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what training reads by default
 STATS_FILE = "stats.json"
+OWNER_FILE = "identity.json"  # {"name": ...}: the identity whose data the folder holds
 # a checkpoint folder
 MODEL_FILE = "model.pt"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -55,6 +60,12 @@ def conversations_file(kind: str) -> str:
 def meta_file(kind: str) -> str:
     """`identity` -> identity_meta.jsonl: one line per conversation (persona, language, spend, ...)."""
     return f"{kind}_meta.jsonl"
+
+
+def lock_file(directory: str | Path) -> Path:
+    """`.<name>.lock` beside `directory`: it outlives the folder's swap by rename (an atomic checkpoint save)."""
+    directory = Path(directory).absolute()
+    return directory.parent / f".{directory.name}.lock"
 
 
 def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
@@ -89,7 +100,7 @@ def checkpoint_dir(cfg: Any, stage: str | None = None) -> Path:
     """`<paths.checkpoints>/<identity slug>/<mix.name>/<model.name>/<stage>` (stage=base: `base_dir`)."""
     if (stage or str(cfg.stage)) == "base":
         return base_dir(cfg)
-    return (Path(cfg.paths.checkpoints) / slug(cfg.identity.name) / str(cfg.mix.name) / str(cfg.model.name)
+    return (Path(cfg.paths.checkpoints) / identity_slug(cfg.identity.name) / str(cfg.mix.name) / str(cfg.model.name)
             / (stage or str(cfg.stage)))
 
 
@@ -103,7 +114,7 @@ def train_command(cfg: Any, stage: str) -> str:
     """The command that makes the checkpoint of `stage` for this identity, mix and model."""
     if stage == "base":
         return base_command(cfg)
-    return (f"python -m lanbot.train stage={stage} identity={slug(cfg.identity.name)} "
+    return (f"python -m lanbot.train stage={stage} identity={identity_slug(cfg.identity.name)} "
             f"mix={cfg.mix.name} model={cfg.model.name}")
 
 
@@ -112,10 +123,10 @@ def find_checkpoint(cfg: Any, stage: str = "sft") -> Path:
     configured = checkpoint_dir(cfg, stage)
     if CheckpointMeta.read(configured) is not None:
         return configured
-    root = Path(cfg.paths.checkpoints) / slug(cfg.identity.name)
+    root = Path(cfg.paths.checkpoints) / identity_slug(cfg.identity.name)
     found = [p.parent for p in root.glob(f"*/*/{stage}/{META_FILE}")] if root.exists() else []
     if not found:
-        raise CheckpointError(f"no {stage} checkpoint for identity {slug(cfg.identity.name)!r} under {root}: "
+        raise CheckpointError(f"no {stage} checkpoint for identity {identity_slug(cfg.identity.name)!r} under {root}: "
                           f"train one with `{train_command(cfg, stage)}`")
     return max(found, key=lambda p: (p / META_FILE).stat().st_mtime)
 

@@ -8,11 +8,18 @@ looked up here, each call, so it never enters the composed config, `.hydra/`, lo
 
 A server may echo the key in an error body; whatever lanbot prints passes through `mask`, which replaces
 every secret this process has read (kept in memory only, never written).
+
+What lanbot writes is scanned before it is written or uploaded (`check_no_secret`, `find_secret_in_file`) for
+the values of the known secret variables (`SECRET_NAME`: *_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD, ... in the
+environment or `.env`) and of every key read here; a hit stops the run with one line naming the variable and
+the file, never the value.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -22,6 +29,9 @@ from lanbot.core.errors import LanbotError
 MASK = "***"
 MIN_SECRET = 8  # shorter values ("x", "no-key") are placeholders, not secrets: masking them would garble text
 _SECRETS: set[str] = set()
+# the names of variables that hold secrets: API keys, tokens, passwords (HF_TOKEN, WANDB_API_KEY, OPENAI_API_KEY, ...)
+SECRET_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|SECRET_KEY|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+_DOTENV_CACHE: dict[str, tuple[float, dict[str, str]]] = {}
 
 
 class MissingKeyError(LanbotError, RuntimeError):
@@ -56,4 +66,88 @@ def mask(text: str) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
+    return text
+
+
+class SecretLeakError(LanbotError, RuntimeError):
+    """Something lanbot was about to write or upload holds a secret's value; nothing was written."""
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return {}
+    cached = _DOTENV_CACHE.get(str(path))
+    if cached is None or cached[0] != mtime:
+        cached = (mtime, {k: v for k, v in dotenv_values(path).items() if v})
+        _DOTENV_CACHE[str(path)] = cached
+    return cached[1]
+
+
+def known_secrets() -> list[tuple[str, str]]:
+    """(variable, value) of every known secret, longest value first: secret-named variables of the environment
+    and of ./.env, and keys read by `api_key` (named `a key lanbot read`)."""
+    found: dict[str, str] = {}
+    for source in (_dotenv(Path.cwd() / ".env"), os.environ):
+        for name, value in source.items():
+            value = (value or "").strip()
+            if SECRET_NAME.search(name) and len(value) >= MIN_SECRET:
+                found[value] = name
+    for value in _SECRETS:
+        found.setdefault(value, "a key lanbot read")
+    return sorted(((name, value) for value, name in found.items()), key=lambda p: len(p[1]), reverse=True)
+
+
+def find_secret(text: str, secrets: Iterable[tuple[str, str]] | None = None) -> str | None:
+    """The variable whose secret value occurs in `text`, or None."""
+    for name, value in known_secrets() if secrets is None else secrets:
+        if value in text:
+            return name
+    return None
+
+
+def leak_error(name: str, where: str | os.PathLike, action: str = "write") -> SecretLeakError:
+    return SecretLeakError(
+        f"refusing to {action} {where}: it would hold the value of ${name}, a secret. Nothing was "
+        f"{'written' if action == 'write' else 'sent'}; remove the secret from where it came from (an identity "
+        "field, a config value or an override that holds the key itself) and run again")
+
+
+def check_no_secret(text: str, where: str | os.PathLike, secrets: Iterable[tuple[str, str]] | None = None) -> None:
+    """Raise SecretLeakError (naming the variable and `where`) if `text` holds a known secret's value."""
+    name = find_secret(text, secrets)
+    if name is not None:
+        raise leak_error(name, where)
+
+
+def find_secret_in_file(path: str | os.PathLike, secrets: Iterable[tuple[str, str]] | None = None) -> str | None:
+    """The variable whose secret value occurs in the file's bytes (read in blocks, any size), or None."""
+    needles = [(name, value.encode("utf-8")) for name, value in (known_secrets() if secrets is None else secrets)]
+    if not needles:
+        return None
+    overlap = max(len(v) for _, v in needles) - 1
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            window = tail + block
+            for name, value in needles:
+                if value in window:
+                    return name
+            tail = window[-overlap:] if overlap else b""
+    return None
+
+
+def find_secret_in_bytes(data: bytes, secrets: Iterable[tuple[str, str]] | None = None) -> str | None:
+    """The variable whose secret value occurs in `data`, or None."""
+    for name, value in known_secrets() if secrets is None else secrets:
+        if value.encode("utf-8") in data:
+            return name
+    return None
+
+
+def redact(text: str) -> str:
+    """`text` with every known secret's value (and every remembered one) replaced by ***."""
+    for _, value in known_secrets():
+        text = text.replace(value, MASK)
     return text

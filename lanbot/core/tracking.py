@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lanbot.core.config import to_plain
-from lanbot.core.files import write_json_atomic
+from lanbot.core.files import io_error, make_dirs, write_json_atomic
 from lanbot.core.layout import METRICS_FILE, SUMMARY_FILE
 
 
@@ -34,15 +34,22 @@ class Tracker:
         tags: list[str] | None = None,
         group: str | None = None,
     ) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
+        self.run_dir = make_dirs(run_dir)
+        try:
+            self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")
+        except OSError as exc:
+            raise io_error("opening", self.run_dir / METRICS_FILE, exc) from None
         self._summary: dict[str, Any] = {}
         self.wandb_run = None
         self.inputs: list[dict[str, str]] = []  # artifacts this run used (name, type, digest)
         logger = cfg.get("logger") or {}
         if logger.get("kind") == "wandb":
             import wandb  # imported here: apps with logger=none never pay for it
+
+            from lanbot.core.secrets import check_no_secret
+
+            config = to_plain(cfg)
+            check_no_secret(json.dumps(config, default=str), "the wandb run's config")
 
             os.environ.setdefault("WANDB_SILENT", "true")
             if not os.environ.get("WANDB_MODE", "x").strip():  # `WANDB_MODE=` (empty) means unset, not an error
@@ -55,7 +62,7 @@ class Tracker:
                 job_type=job_type,
                 name=name,
                 tags=[str(t) for t in [*(logger.get("tags") or []), *(tags or [])]],
-                config=to_plain(cfg),
+                config=config,
                 dir=str(self.run_dir),
                 reinit="finish_previous",
                 settings=wandb.Settings(console="off", x_disable_stats=True),
@@ -69,8 +76,11 @@ class Tracker:
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """One row of metrics, to metrics.jsonl and wandb."""
         row = {"time": round(time.time(), 3), **({"step": step} if step is not None else {}), **metrics}
-        self._metrics.write(json.dumps(row) + "\n")
-        self._metrics.flush()
+        try:
+            self._metrics.write(json.dumps(row) + "\n")
+            self._metrics.flush()
+        except OSError as exc:
+            raise io_error("appending to", self.run_dir / METRICS_FILE, exc) from None
         if self.wandb_run is not None:
             self.wandb_run.log(metrics, step=step)
 

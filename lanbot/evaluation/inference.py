@@ -37,10 +37,12 @@ def resolve_checkpoint(cfg: DictConfig, path: str | None, stage: str = "sft") ->
 
 
 def check_meta(cfg: DictConfig, directory: Path, meta: layout.CheckpointMeta) -> None:
-    """Refuse a checkpoint of another identity (meta `identity_slug` vs the configured identity)."""
+    """Refuse a checkpoint of another identity: meta's identity name vs the configured one (older meta.json
+    without the name: the slugs)."""
     want = slug(cfg.identity.name)
     have = meta.identity_slug or (slug(meta.identity) if meta.identity else None)
-    if have is not None and have != want:
+    other = meta.identity != cfg.identity.name if meta.identity is not None else have is not None and have != want
+    if other:
         raise CheckpointMismatch(
             f"checkpoint {directory} was trained for identity {meta.identity or have!r} ({have}), but the "
             f"configured identity is {cfg.identity.name!r} ({want}): pass identity={have} to use it, or train "

@@ -9,6 +9,8 @@ with no duplicates.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from omegaconf import DictConfig
 
 from lanbot.core.conversation import TYPE_SPECS, TYPES
 from lanbot.core.identity import ModelIdentity, to_identity
+from lanbot.core.layout import STATS_FILE, conversations_file
 from lanbot.core.tracking import Tracker
 from lanbot.generation.backends import GenerationError, backend_for
 from lanbot.generation.datafolder import DataFolder
@@ -24,7 +27,13 @@ from lanbot.generation.personas import load_personas
 from lanbot.generation.report import SAMPLES_PER_TYPE, log_to_tracker, print_summary, sample_rows
 from lanbot.generation.stats import compute_stats
 
-__all__ = ["GenerationError", "generate", "plan_targets"]
+__all__ = ["GenerationError", "check_plan_size", "generate", "plan_targets"]
+
+# A plan past these stops before it starts, saying what it would take (data.allow_large=true runs it anyway)
+LARGE_PLAN = 200_000                # conversations still to write
+BYTES_PER_CONVERSATION = 3_000      # its line, its sidecar line and its copy in all_conversations.jsonl
+TEMPLATE_RATE = 10_000              # conversations/s of the template backend on one core (README's benchmark)
+LLM_REQUEST_S = 10                  # seconds one LLM conversation takes, `backend.concurrency` at a time
 
 
 def plan_targets(data: DictConfig) -> dict[str, int]:
@@ -56,18 +65,73 @@ def plan_targets(data: DictConfig) -> dict[str, int]:
     return targets
 
 
+def _on_disk(folder: Path) -> tuple[dict[str, int], int]:
+    """({type: conversations} per stats.json, bytes of the type files): what a resumed run already has."""
+    try:
+        counts = json.loads((folder / STATS_FILE).read_text(encoding="utf-8")).get("counts") or {}
+    except (OSError, ValueError, AttributeError):
+        counts = {}
+    size = sum((folder / conversations_file(k)).stat().st_size for k in TYPES if (folder / conversations_file(k)).is_file())
+    return {k: v for k, v in counts.items() if isinstance(v, int)}, size
+
+
+def _free_bytes(folder: Path) -> int:
+    existing = next((p for p in [folder, *folder.absolute().parents] if p.exists()), Path("/"))
+    return shutil.disk_usage(existing).free
+
+
+def check_plan_size(data: DictConfig, backend: DictConfig, targets: dict[str, int], folder: Path) -> dict[str, Any]:
+    """What the plan will take (conversations, bytes, seconds, free disk); GenerationError past LARGE_PLAN or the
+    free disk unless data.allow_large=true. Returns the estimate."""
+    have, size = _on_disk(folder)
+    total = sum(targets.values())
+    missing = sum(max(0, n - have.get(k, 0)) for k, n in targets.items())
+    per = size * 2 / max(sum(have.values()), 1) if have and size else BYTES_PER_CONVERSATION  # x2: the combined copy
+    need = int(missing * per)
+    template = str(backend.name) == "template"
+    seconds = missing / TEMPLATE_RATE if template else missing * LLM_REQUEST_S / max(int(backend.get("concurrency") or 1), 1)
+    free = _free_bytes(folder)
+    estimate = {"conversations": total, "to_write": missing, "bytes": need, "seconds": round(seconds, 1), "free": free}
+    if (missing > LARGE_PLAN or need > free) and not data.get("allow_large"):
+        key = "data.count" if data.get("count") is not None else "data.counts"
+        what = f"{key}={data.count}" if key == "data.count" else key
+        cost = "" if template else f", at least {missing:,} requests to {backend.get('model')}"
+        raise GenerationError(
+            f"{what} plans {total:,} conversations ({missing:,} still to write): about {_size(need)} on disk and "
+            f"{_duration(seconds)} with backend {backend.name}{cost}; {_size(free)} free under {folder}. Lower "
+            f"{key}, or pass data.allow_large=true to run it anyway")
+    return estimate
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} TB"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, console: Any = None) -> dict:
     """The whole run for a composed config: returns stats.json's contents. Raises GenerationError."""
     start = time.perf_counter()
     identity = to_identity(cfg.identity)
     preset = preset or cfg.data.get("name") or "custom"
     targets = plan_targets(cfg.data)  # every check before anything is written or removed
-    backend_for(cfg.backend).check(cfg.backend)  # a missing API key stops the run before any folder or wandb run
     folder_root = Path(cfg.paths.data_dir)
+    check_plan_size(cfg.data, cfg.backend, targets, folder_root)
+    backend_for(cfg.backend).check(cfg.backend)  # a missing API key stops the run before any folder or wandb run
     overwrite = bool(cfg.data.get("overwrite"))
     # overwrite empties the folder: load the personas first, so a bad persona source loses nothing
     personas = load_personas(cfg.personas, int(cfg.seed), sum(targets.values())) if overwrite else None
-    with DataFolder(folder_root, list(targets), overwrite=overwrite) as folder:
+    with DataFolder(folder_root, list(targets), overwrite=overwrite, identity=identity.name) as folder:
+        _report_repairs(folder, console)
         resumed = {k: folder.count(k) for k in targets}
         missing = {k: max(0, n - resumed[k]) for k, n in targets.items()}
         if personas is None:
@@ -84,6 +148,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
                 "targets": targets, "resumed_from": resumed,
                 "duplicates_dropped": {k: folder.duplicates(k) for k in targets},
                 "invalid_dropped": {k: invalid.get(k, 0) for k in targets},
+                "repaired": folder.repairs, "temps_removed": len(folder.removed_temps),
                 "seconds": round(time.perf_counter() - start, 3),
                 "backend": str(cfg.backend.name), "model": str(cfg.backend.get("model")),
                 "personas_source": str(cfg.personas.get("source")), "seed": int(cfg.seed),
@@ -101,6 +166,20 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
 
         raise Terminated() if stats["interrupted"] == "SIGTERM" else KeyboardInterrupt()
     return stats
+
+
+def _report_repairs(folder: DataFolder, console: Any) -> None:
+    """One line per repaired type, and the temp files of killed runs removed."""
+    from rich.console import Console
+
+    console = console or Console(highlight=False, stderr=True)
+    for kind, fixed in folder.repairs.items():
+        console.print(f"[yellow]repaired[/yellow] {folder.root / conversations_file(kind)}: cut {fixed['lines_cut']} "
+                      f"unreadable or torn line(s), replaced {fixed['sidecar_replaced']} unreadable sidecar line(s)",
+                      soft_wrap=True)
+    if folder.removed_temps:
+        console.print(f"[yellow]cleaned[/yellow] {len(folder.removed_temps)} temp file(s) of an interrupted run in "
+                      f"{folder.root}", soft_wrap=True)
 
 
 def _write(cfg: DictConfig, identity: ModelIdentity, personas: list[dict], folder: DataFolder,

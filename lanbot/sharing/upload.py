@@ -36,6 +36,7 @@ from lanbot.core.layout import (
     conversations_file,
     find_checkpoint,
 )
+from lanbot.core.secrets import find_secret_in_bytes, find_secret_in_file, known_secrets, leak_error
 from lanbot.sharing import cards, hub
 from lanbot.sharing.portable import portable_config, portable_json
 
@@ -200,11 +201,24 @@ def describe(plan: UploadPlan) -> str:
     return "\n".join(lines)
 
 
+def check_no_secrets(plan: UploadPlan) -> None:
+    """Every file of the plan (the cards and configs made here, the files read from disk) is free of the values
+    of known secrets, or SecretLeakError names the variable and the file; nothing is sent."""
+    found = known_secrets()
+    for path, source in plan.files.items():
+        name = (find_secret_in_bytes(source, found) if isinstance(source, bytes)
+                else find_secret_in_file(source, found))
+        if name is not None:
+            origin = "a file lanbot made for the upload" if isinstance(source, bytes) else str(source)
+            raise leak_error(name, f"{path} ({origin}) to {plan.repo_id}", action="upload")
+
+
 def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     """Plan, then (unless upload.dry_run) push in one commit and record it in <run_dir>/upload.json."""
     if not cfg.upload.dry_run:
         hub.hub_token(required=True)  # a missing token stops here, before any work
     plan = plan_upload(cfg)
+    check_no_secrets(plan)
     print(describe(plan))
     if cfg.upload.dry_run:
         print("dry run: nothing was sent")

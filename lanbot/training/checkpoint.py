@@ -7,9 +7,11 @@ CheckpointMeta). A failed or killed save leaves the last good checkpoint as it w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lanbot.core.errors import LanbotError
+from lanbot.core.files import FileIOError, io_error, remove_stale_temps
 from lanbot.core.layout import (
     CONFIG_FILE,
     MODEL_FILE,
@@ -25,7 +28,9 @@ from lanbot.core.layout import (
     CheckpointError,
     CheckpointMeta,
     checkpoint_name,
+    recover,
 )
+from lanbot.core.secrets import check_no_secret
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.tokenizer import Tokenizer
 
@@ -39,6 +44,45 @@ def tokenizer_sha256(directory: str | Path) -> str:
     return hashlib.sha256((Path(directory) / TOKENIZER_FILE).read_bytes()).hexdigest()
 
 
+def stale_saves(directory: str | Path) -> tuple[str, ...]:
+    """The globs (beside `directory`) of what a killed save leaves: its temp folder and the previous folder."""
+    name = Path(directory).name
+    return f".{name}.tmp-*", f".{name}.old-*"
+
+
+def remove_stale_saves(directory: str | Path) -> list[Path]:
+    """Put back a checkpoint a kill left renamed aside, then remove the temp and old folders of killed saves.
+    Only for the holder of the folder's lock (lanbot.core.lock), so that no running save loses its temp."""
+    directory = Path(directory)
+    if directory.parent.exists():
+        recover(directory)
+    return remove_stale_temps(directory.parent, stale_saves(directory))
+
+
+def check_identity(directory: Path, meta: CheckpointMeta | None, identity: str) -> None:
+    """Refuse a checkpoint trained for another identity than `identity`, naming both."""
+    if meta is not None and meta.identity is not None and meta.identity != identity:
+        raise CheckpointMismatch(
+            f"checkpoint {directory} belongs to identity {meta.identity!r}, not to {identity!r}: each identity "
+            f"trains into a folder of its own; point paths.checkpoints elsewhere for {identity!r}, or delete "
+            f"{directory} if {meta.identity!r}'s checkpoint is no longer wanted")
+
+
+def _named_io_errors(save: Callable[..., Path]) -> Callable[..., Path]:
+    """An OSError of a save (a full disk) -> `saving the checkpoint <dir>: <reason>`, its temp folder removed."""
+    @functools.wraps(save)
+    def wrapper(directory: str | Path, *args: Any, **kwargs: Any) -> Path:
+        try:
+            return save(directory, *args, **kwargs)
+        except FileIOError:
+            raise
+        except OSError as exc:
+            shutil.rmtree(Path(directory).parent / f".{Path(directory).name}.tmp-{os.getpid()}", ignore_errors=True)
+            raise io_error("saving the checkpoint", directory, exc) from None
+    return wrapper
+
+
+@_named_io_errors
 def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     tokenizer: Tokenizer, cfg: DictConfig, meta: CheckpointMeta | dict[str, Any],
                     extra: dict[str, Any] | None = None) -> Path:
@@ -49,6 +93,8 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     as `tokenizer_from`, which later stages inherit.
     """
     directory = Path(directory)
+    config_text = OmegaConf.to_yaml(cfg, resolve=True)
+    check_no_secret(config_text, directory / CONFIG_FILE)  # before anything is written
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
     old = directory.parent / f".{directory.name}.old-{os.getpid()}"
@@ -62,7 +108,7 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     for name, value in (extra or {}).items():
         torch.save(value, tmp / name)
     tokenizer.save(tmp)
-    (tmp / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    (tmp / CONFIG_FILE).write_text(config_text, encoding="utf-8")
     meta = CheckpointMeta.from_dict(dict(meta)) if isinstance(meta, dict) else dataclasses.replace(meta)
     meta.model_config, meta.tokenizer_sha256 = dict(vars(model.config)), tokenizer_sha256(tmp)
     meta.tokenizer_from = meta.tokenizer_from or checkpoint_name(directory)

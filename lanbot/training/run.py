@@ -27,7 +27,7 @@ import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core import layout
 from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed
 from lanbot.core.errors import LanbotError
-from lanbot.core.identity import slug
+from lanbot.core.identity import identity_slug, slug
 from lanbot.evaluation.run import evaluate_run
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
@@ -156,7 +156,41 @@ def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Te
 
 
 def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
-    """One training run of `cfg.stage`; returns the summary."""
+    """One training run of `cfg.stage`; returns the summary. The checkpoint folder it writes is locked for the
+    run (one writer per folder; the master rank holds it) and cleared of the temps of killed saves first."""
+    import os
+
+    from lanbot.core.lock import FolderLock
+
+    stage = str(cfg.stage)
+    out_dir = layout.checkpoint_dir(cfg, stage)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg, run_dir, group)
+    with FolderLock(out_dir, "checkpoint folder"):
+        removed = ckpt.remove_stale_saves(out_dir)
+        if removed:
+            print(f"[train] removed {len(removed)} leftover save(s) of an interrupted run: "
+                  + ", ".join(p.name for p in removed))
+        if stage != "base":
+            check_owners(cfg, out_dir)
+        return _train(cfg, run_dir, group)
+
+
+def check_owners(cfg: DictConfig, out_dir: Path) -> None:
+    """The checkpoint being written, sft's mid and the data folder belong to the configured identity (or refuse)."""
+    from lanbot.generation.datafolder import check_owner
+
+    name = str(cfg.identity.name)
+    ckpt.check_identity(out_dir, layout.CheckpointMeta.read(out_dir), name)
+    if str(cfg.stage) == "sft":
+        mid = layout.checkpoint_dir(cfg, "mid")
+        ckpt.check_identity(mid, layout.CheckpointMeta.read(mid), name)
+    folder = Path(cfg.paths.data_dir)
+    if folder.is_dir() and not (cfg.get("data") is not None and cfg.data.get("from_hub")):
+        check_owner(folder, name)
+
+
+def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     stage, t = str(cfg.stage), cfg.train
     if stage == "base":
         from lanbot.training.pretrain import pretrain
@@ -251,7 +285,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         if rt.master:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
                 stage=stage, step=step, finished=finished, identity=cfg.identity.name,
-                identity_slug=slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
+                identity_slug=identity_slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
                 optimizer=optimizer.name, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
                 base=source_meta.base if source_meta else None,
                 val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
