@@ -31,10 +31,12 @@ from lanbot.core.identity import slug
 from lanbot.evaluation.run import evaluate_run
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
+from lanbot.training.divergence import check_step, check_weights, clip_gradients
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.optim import Optimizers
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
+from lanbot.training.settings_check import check_settings
 from lanbot.training.tokenizer import Tokenizer, token_bytes
 
 
@@ -158,6 +160,7 @@ def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Te
 def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary."""
     stage, t = str(cfg.stage), cfg.train
+    check_settings(cfg)  # before any data is read or a folder written
     if stage == "base":
         from lanbot.training.pretrain import pretrain
 
@@ -194,7 +197,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     optimizer = build_optimizer(model, cfg)
     step = 0
     if resume_from is not None:
-        saved = torch.load(resume_from / layout.OPTIMIZER_FILE, map_location=rt.device, weights_only=True)
+        saved = ckpt.load_file(resume_from / layout.OPTIMIZER_FILE, rt.device)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:
@@ -248,6 +251,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         next_rows()
 
     def save(finished: bool, metrics: dict) -> None:
+        check_weights(raw, step)
         if rt.master:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
                 stage=stage, step=step, finished=finished, identity=cfg.identity.name,
@@ -280,7 +284,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                 loss.backward()
             loss_sum += loss.item()
             tokens += x.numel() * rt.world_size
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip))
+        check_step(step + 1, loss_sum, clip_gradients(model, float(t.grad_clip)), rt.ddp, rt.device)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
