@@ -82,6 +82,7 @@ BAD_SETTINGS = [
     ("train.eval_every=0", "train.eval_every=0: must be a positive number of steps"),
     ("train.log_every=-1", "train.log_every=-1: must be a positive number of steps"),
     ("train.sequence_len=0", "train.sequence_len=0: must be a positive number of tokens"),
+    ("train.sequence_len=4096", "train.sequence_len=4096: exceeds the model's sequence_len 128"),
     ("model.n_head=0", "model.n_head=0: must be a positive whole number"),
     ("model.n_layer=-1", "model.n_layer=-1: must be a positive whole number"),
     ("model.n_kv_head=3", "model.n_kv_head=3: must divide model.n_head=2"),
