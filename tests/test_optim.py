@@ -34,9 +34,13 @@ def test_optimizers_cover_every_parameter_once_and_train(name: str) -> None:
         optimizer.zero_grad()
     assert model(x, y).item() < 0.5 * first
     state = optimizer.state_dict()
-    fresh = build_optimizer(small_model(), name)
+    fresh = build_optimizer(small_model(), name, matrix_lr=3e-3, embedding_lr=1e-2, unembedding_lr=2e-3)
     fresh.load_state_dict(state)
     assert [o.state_dict()["param_groups"] for o in fresh.optimizers] == [s["param_groups"] for s in state["states"]]
+    lowered = build_optimizer(small_model(), name, matrix_lr=1e-4, embedding_lr=1e-4, unembedding_lr=1e-4)
+    lowered.load_state_dict(state)  # a resume with lowered rates (after a divergence) runs with them
+    assert {g["initial_lr"] for g in lowered.param_groups} == {1e-4}
+    assert all(lowered.optimizers[0].state[p] for p in lowered.optimizers[0].param_groups[0]["params"])
     other = build_optimizer(small_model(), "muon" if name == "adamw" else "adamw")
     with pytest.raises(OptimizerError, match=f"the saved optimizer state is {name}'s"):
         other.load_state_dict(state)

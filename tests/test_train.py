@@ -16,6 +16,7 @@ from lanbot.core.config import compose_config
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.mix import MixError
 from lanbot.training.run import TrainError, train
+from lanbot.training.settings_check import SettingsError
 
 os.environ["WANDB_MODE"] = "offline"
 TINY = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=128",
@@ -86,9 +87,9 @@ def test_bad_input_fails_clearly(tmp_path):
         train(cfg, tmp_path / "r")
     with pytest.raises(MixError, match="must be a number >= 0"):
         train(compose_config(overrides(tmp_path, "logger=none", "mix.mid.identity.epochs=-1")), tmp_path / "r")
-    with pytest.raises(TrainError, match="exceeds the model's sequence_len"):
+    with pytest.raises(SettingsError, match="exceeds the model's sequence_len"):
         train(compose_config(overrides(tmp_path, "logger=none", "train.sequence_len=4096")), tmp_path / "r")
-    with pytest.raises(TrainError, match=r"model=tiny: n_embd=64 must be divisible by n_head=3.*conf/model/tiny.yaml"):
+    with pytest.raises(SettingsError, match=r"model.n_embd=64: must be divisible by model.n_head=3.*conf/model/tiny.yaml"):
         train(compose_config(overrides(tmp_path, "logger=none", "model.n_head=3", "model.n_kv_head=3")), tmp_path / "r")
     with pytest.raises(TrainError, match="train.device=.warp.: expected auto, cuda, mps or cpu"):
         train(compose_config(overrides(tmp_path, "logger=none", "train.device=warp")), tmp_path / "r")

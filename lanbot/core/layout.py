@@ -52,6 +52,11 @@ class CheckpointError(LanbotError, FileNotFoundError):
     """A checkpoint that is missing or unreadable: the message names the command that makes it."""
 
 
+# what to do about a checkpoint whose files are damaged (truncated, overwritten, hand-edited)
+DAMAGED_FIX = ("move that checkpoint folder away and train it again with the lanbot.train command that made it, "
+               "or point at another checkpoint")
+
+
 def conversations_file(kind: str) -> str:
     """`identity` -> identity_conversations.jsonl (nanochat's CustomJSON: one JSON list of messages a line)."""
     return f"{kind}_conversations.jsonl"
@@ -205,7 +210,20 @@ class CheckpointMeta:
         if directory.parent.exists():
             recover(directory)
         path = directory / META_FILE
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            meta = cls.from_dict(data)
+            if not isinstance(meta.stage, str) or not isinstance(meta.step, int) or not isinstance(
+                    meta.model_config, dict):
+                raise ValueError("stage, step or model_config has the wrong type")
+        except (ValueError, TypeError) as exc:  # bad JSON, bad UTF-8, a missing stage
+            raise CheckpointError(f"{path}: not a readable meta.json ({str(exc).splitlines()[0][:200]}); "
+                                  f"{DAMAGED_FIX}") from None
+        return meta
 
 
 def recover(directory: Path) -> None:

@@ -124,7 +124,7 @@ class Train:
     unembedding_lr: float = 0.003
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0              # max gradient norm; 0 = no clipping
     warmup_ratio: float = 0.02
     warmdown_ratio: float = 0.3
     final_lr_frac: float = 0.0

@@ -22,6 +22,8 @@ from lanbot.core.errors import LanbotError
 from lanbot.core.files import FileIOError, io_error, remove_stale_temps
 from lanbot.core.layout import (
     CONFIG_FILE,
+    DAMAGED_FIX,
+    META_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
     TOKENIZER_FILE,
@@ -32,6 +34,7 @@ from lanbot.core.layout import (
 )
 from lanbot.core.secrets import check_no_secret
 from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.settings_check import MODEL_INTS
 from lanbot.training.tokenizer import Tokenizer
 
 
@@ -129,12 +132,47 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
             f"no checkpoint at {directory}: train one with `python -m lanbot.train stage=mid` "
             "(then stage=sft) for this identity, mix and model"
         )
-    model = GPT(GPTConfig(**meta.model_config))
-    model.load_state_dict(torch.load(directory / MODEL_FILE, map_location=device, weights_only=True))
+    try:
+        lacking = [k for k in MODEL_INTS if k not in meta.model_config]
+        if lacking:
+            raise ValueError(f"it lacks {', '.join(lacking)}")
+        model = GPT(GPTConfig(**meta.model_config))
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"{directory / META_FILE}: no usable model config (model_config: {exc}); "
+                              f"{DAMAGED_FIX}") from None
+    state = load_file(directory / MODEL_FILE, device)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # shapes, keys, not a dict at all
+        raise CheckpointError(f"{directory / MODEL_FILE} does not fit the model shape {directory / META_FILE} "
+                              f"records ({_first_line(exc)}); {DAMAGED_FIX}") from None
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise CheckpointError(f"{directory / MODEL_FILE} holds NaN or Inf weights (saved by a run that diverged): "
+                              "train it again with lower learning rates, or point at another checkpoint")
     model.to(device).eval()
-    tokenizer = Tokenizer.load(directory)
+    try:
+        tokenizer = Tokenizer.load(directory)
+    except Exception as exc:  # noqa: BLE001 (tokenizers raises a bare Exception for a file it cannot parse)
+        raise CheckpointError(f"{directory / TOKENIZER_FILE}: not a readable lanbot tokenizer "
+                              f"({_first_line(exc)}); {DAMAGED_FIX}") from None
     check_tokenizer(directory, tokenizer, model, meta)
     return model, tokenizer, meta
+
+
+def load_file(path: Path, device: str | torch.device = "cpu") -> Any:
+    """A tensor file of a checkpoint (weights, optimizer state, counts); a damaged one raises CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; {DAMAGED_FIX}")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (truncated or random bytes: torch, zip and pickle errors alike)
+        raise CheckpointError(f"{path} cannot be read ({_first_line(exc)}): the file is damaged; "
+                              f"{DAMAGED_FIX}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else type(exc).__name__)
 
 
 def check_tokenizer(directory: Path, tokenizer: Tokenizer, model: GPT, meta: CheckpointMeta) -> None:

@@ -55,8 +55,13 @@ class Optimizers:
             state = {"optimizer": "adamw", "states": [state]}
         if state.get("optimizer") != self.name or len(state["states"]) != len(self.optimizers):
             raise OptimizerError(f"the saved optimizer state is {state.get('optimizer')}'s, not {self.name}'s")
+        configured = [(g["lr"], g["initial_lr"]) for g in self.param_groups]
         for opt, saved in zip(self.optimizers, state["states"], strict=True):
             opt.load_state_dict(saved)
+        # torch restores the saved rates; this run's configured ones win, so that a resume after a divergence
+        # really runs with the lowered learning rate it was given
+        for group, (lr, initial) in zip(self.param_groups, configured, strict=True):
+            group["lr"], group["initial_lr"] = lr, initial
 
 
 def check_name(name: str) -> None:

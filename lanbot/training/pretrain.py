@@ -29,6 +29,7 @@ from lanbot.core.errors import LanbotError
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import corpus as corpora
 from lanbot.training import optim
+from lanbot.training.divergence import check_step, check_weights, clip_gradients
 from lanbot.training.docpack import pack_documents
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.tokenizer import Tokenizer, token_bytes
@@ -234,7 +235,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     loader = Rows(cfg, tok, seq + 1, rt)
     step, counts = 0, torch.zeros(model.config.vocab_size, dtype=torch.float64)
     if resume:
-        saved = torch.load(out_dir / layout.OPTIMIZER_FILE, map_location=rt.device, weights_only=True)
+        saved = ckpt.load_file(out_dir / layout.OPTIMIZER_FILE, rt.device)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:
@@ -243,7 +244,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         step = int(meta["step"])
         loader.skip_to(*meta["loader"][str(rt.rank)] if str(rt.rank) in meta.get("loader", {}) else (0, 0))
         if (out_dir / layout.UNIGRAM_FILE).is_file():
-            counts = torch.load(out_dir / layout.UNIGRAM_FILE, weights_only=True)
+            counts = ckpt.load_file(out_dir / layout.UNIGRAM_FILE)
     raw = model
     if t.compile:
         model = torch.compile(model)
@@ -274,6 +275,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         return {str(r): s for r, s in enumerate(states)}
 
     def save(finished: bool, metrics: dict) -> None:
+        check_weights(raw, step)
         states = loader_states()
         all_counts = counts.clone()
         if rt.ddp:
@@ -308,7 +310,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                     loss = model(x, y) / accum
                 loss.backward()
             loss_sum += loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip))
+        check_step(step + 1, loss_sum, clip_gradients(model, float(t.grad_clip)), rt.ddp, rt.device)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         synchronize(rt.device)

@@ -31,10 +31,12 @@ from lanbot.core.identity import identity_slug, slug
 from lanbot.evaluation.run import evaluate_run
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
+from lanbot.training.divergence import check_step, check_weights, clip_gradients
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.optim import Optimizers
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
+from lanbot.training.settings_check import check_settings
 from lanbot.training.tokenizer import Tokenizer, token_bytes
 
 
@@ -192,6 +194,7 @@ def check_owners(cfg: DictConfig, out_dir: Path) -> None:
 
 def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     stage, t = str(cfg.stage), cfg.train
+    check_settings(cfg)  # before any data is read or a folder written
     if stage == "base":
         from lanbot.training.pretrain import pretrain
 
@@ -228,7 +231,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     optimizer = build_optimizer(model, cfg)
     step = 0
     if resume_from is not None:
-        saved = torch.load(resume_from / layout.OPTIMIZER_FILE, map_location=rt.device, weights_only=True)
+        saved = ckpt.load_file(resume_from / layout.OPTIMIZER_FILE, rt.device)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:
@@ -282,6 +285,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         next_rows()
 
     def save(finished: bool, metrics: dict) -> None:
+        check_weights(raw, step)
         if rt.master:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
                 stage=stage, step=step, finished=finished, identity=cfg.identity.name,
@@ -314,7 +318,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                 loss.backward()
             loss_sum += loss.item()
             tokens += x.numel() * rt.world_size
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip))
+        check_step(step + 1, loss_sum, clip_gradients(model, float(t.grad_clip)), rt.ddp, rt.device)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1

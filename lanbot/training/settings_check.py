@@ -1,0 +1,133 @@
+"""Training settings checked before any work: every bad `train.*` or `model.*` value named at once.
+
+OmegaConf's structured configs check types at composition, not ranges, and `__post_init__` never runs
+there; so a NaN learning rate or `train.max_steps=-3` would compose, train, and save a "finished"
+checkpoint. `check_settings(cfg)` runs first in training (before data is read or a checkpoint written)
+and raises one SettingsError listing one line per problem, each naming the field, its value and the fix.
+
+    check_settings(cfg)   # raises SettingsError("train.max_steps=-3: must be a positive number of steps ...")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lanbot.core.errors import LanbotError
+from lanbot.training.tokenizer import SPECIALS
+
+FLOAT32_MAX = 3.4028234663852886e38  # the optimizers compute in float32: a larger rate is an overflow error
+MIN_VOCAB = 256 + len(SPECIALS)  # every byte and the special tokens: the smallest tokenizer lanbot trains
+MODEL_INTS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")
+
+
+class SettingsError(LanbotError, ValueError):
+    """Training settings that cannot make a useful run; the message has one line per bad field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        text = problems[0] if len(problems) == 1 else (
+            f"{len(problems)} training settings need fixing:\n" + "\n".join(f"  {p}" for p in problems))
+        super().__init__(text)
+
+
+def _number(value: Any) -> float | None:
+    """The value as a float, None if it is not a number (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def training_problems(cfg: DictConfig) -> list[str]:
+    """One line per bad training or model setting of the composed `cfg` (empty: all good)."""
+    t, problems = cfg.train, []
+
+    def need(field: str, ok: Callable[[Any], bool], why: str) -> None:
+        value = cfg.train.get(field.removeprefix("train."))
+        if not ok(value):
+            problems.append(f"{field}={value}: {why}")
+
+    def finite_at_least(low: float, high: float = math.inf) -> Callable[[Any], bool]:
+        return lambda v: (n := _number(v)) is not None and math.isfinite(n) and low <= n <= high
+
+    def fraction(v: Any) -> bool:
+        return (n := _number(v)) is not None and 0.0 <= n <= 1.0
+
+    def positive_int(v: Any) -> bool:
+        return (n := _integer(v)) is not None and n > 0
+
+    for lr in ("matrix_lr", "embedding_lr", "unembedding_lr"):
+        need(f"train.{lr}", finite_at_least(0.0, FLOAT32_MAX),
+             "must be a finite learning rate >= 0, within float32 (the defaults are 0.003-0.01)")
+    need("train.weight_decay", finite_at_least(0.0), "must be a finite number >= 0 (0 = no weight decay)")
+    need("train.grad_clip", finite_at_least(0.0),
+         "must be a finite gradient-norm limit >= 0 (0 turns clipping off; the default is 1.0)")
+    betas = list(t.betas) if t.get("betas") is not None else []
+    if len(betas) != 2 or not all((n := _number(b)) is not None and 0.0 <= n < 1.0 for b in betas):
+        problems.append(f"train.betas={betas}: must be two numbers in [0, 1), as [0.9, 0.95]")
+    for ratio in ("warmup_ratio", "warmdown_ratio", "final_lr_frac"):
+        need(f"train.{ratio}", fraction, "must be a fraction from 0 to 1")
+    need("train.max_steps", positive_int, "must be a positive number of steps")
+    need("train.device_batch_size", positive_int, "must be a positive number of rows per forward pass")
+    need("train.total_batch_tokens", positive_int, "must be a positive number of tokens per optimizer step")
+    for cadence in ("eval_every", "log_every", "checkpoint_every"):
+        need(f"train.{cadence}", positive_int,
+             "must be a positive number of steps (set it to train.max_steps or more for once at the end)")
+    if t.get("sequence_len") is not None:
+        need("train.sequence_len", positive_int, "must be a positive number of tokens, or null for the model's")
+    if str(cfg.get("stage")) == "base":
+        for field in ("val_tokens", "tokenizer_chars", "buffer_docs"):
+            need(f"train.{field}", positive_int, "must be a positive number")
+    val = t.get("val")
+    if val is not None and not ((n := _number(val.get("fraction"))) is not None and 0.0 <= n < 1.0):
+        problems.append(f"train.val.fraction={val.get('fraction')}: must be a fraction from 0 to below 1")
+    where = f" (fix conf/model/{cfg.model.get('name')}.yaml or the model.* override)"
+    problems += [p + where for p in model_problems(cfg.model)]
+    seq, longest = t.get("sequence_len") or cfg.model.get("sequence_len"), cfg.model.get("sequence_len")
+    B, total = t.get("device_batch_size"), t.get("total_batch_tokens")
+    if positive_int(seq) and positive_int(longest) and seq > longest:
+        problems.append(f"train.sequence_len={seq}: exceeds the model's sequence_len {longest} (model.sequence_len): "
+                        "lower it, or null for the model's")
+    elif all(positive_int(v) for v in (seq, B, total)) and total % (B * seq):
+        near = B * seq * max(1, round(total / (B * seq)))
+        problems.append(f"train.total_batch_tokens={total}: must be a multiple of device_batch_size x sequence_len "
+                        f"= {B} x {seq} = {B * seq} (gradient accumulation adds whole rows), e.g. {near}")
+    return problems
+
+
+def model_problems(model: DictConfig) -> list[str]:
+    """The model shape's problems: positive sizes, heads that divide, an even head dim, room for the tokenizer."""
+    problems = []
+    values = {k: model.get(k) for k in MODEL_INTS}
+    for key, value in values.items():
+        if _integer(value) is None or value <= 0:
+            problems.append(f"model.{key}={value}: must be a positive whole number")
+    ok = {k: v for k, v in values.items() if _integer(v) is not None and v > 0}
+    if "vocab_size" in ok and ok["vocab_size"] < MIN_VOCAB:
+        problems.append(f"model.vocab_size={ok['vocab_size']}: must be at least {MIN_VOCAB} (256 bytes + "
+                        f"{len(SPECIALS)} special tokens, the smallest tokenizer); the models use 4096 or more")
+    if {"n_embd", "n_head"} <= ok.keys():
+        if ok["n_embd"] % ok["n_head"]:
+            problems.append(f"model.n_embd={ok['n_embd']}: must be divisible by model.n_head={ok['n_head']}")
+        elif (ok["n_embd"] // ok["n_head"]) % 2:
+            problems.append(f"model.n_embd={ok['n_embd']}: n_embd / n_head = {ok['n_embd'] // ok['n_head']} "
+                            "must be even (rotary embeddings rotate pairs)")
+    if {"n_head", "n_kv_head"} <= ok.keys() and ok["n_head"] % ok["n_kv_head"]:
+        problems.append(f"model.n_kv_head={ok['n_kv_head']}: must divide model.n_head={ok['n_head']}")
+    return problems
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Raise SettingsError naming every bad training or model setting; nothing has been read or written yet."""
+    problems = training_problems(cfg)
+    if problems:
+        raise SettingsError(problems)
