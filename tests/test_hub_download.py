@@ -66,7 +66,7 @@ def test_download_checkpoint_from_cache(cache, tmp_path):
     for uri in ("hf://tester/sage-tiny", "hf://tester/sage-tiny@v1", f"hf://tester/sage-tiny@{COMMIT}"):
         folder = download_checkpoint(uri)
         assert folder == snap, uri
-        assert (folder / "model.pt").read_bytes() == (source / "model.pt").read_bytes()
+        assert (folder / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
         assert (folder / "tokenizer.json").read_text() == (source / "tokenizer.json").read_text()
 
 
@@ -84,6 +84,12 @@ def test_download_data_from_cache(cache, tmp_path):
         download_data("tester/sage-data@")
 
 
+def test_an_older_checkpoint_repo_with_model_pt_still_downloads(cache, tmp_path):
+    source = write_checkpoint(tmp_path / "ckpt", tmp_path / "run", legacy=True)
+    fill_cache(cache, "model", "tester/sage-old", source, COMMIT)
+    assert (download_checkpoint("hf://tester/sage-old") / "model.pt").read_bytes() == (source / "model.pt").read_bytes()
+
+
 def test_offline_and_not_cached_says_so(cache, tmp_path):
     fill_cache(cache, "model", "tester/sage-tiny", write_checkpoint(tmp_path / "c", tmp_path / "r"), COMMIT)
     with pytest.raises(HubError, match=r"not in the Hub cache .*HF_HUB_OFFLINE is set"):
@@ -97,7 +103,7 @@ def test_offline_and_not_cached_says_so(cache, tmp_path):
 def test_repo_that_is_not_a_checkpoint_or_data(cache, tmp_path):
     data = write_data_folder(tmp_path / "data")
     fill_cache(cache, "model", "tester/wrong", data, COMMIT)
-    with pytest.raises(HubError, match="not a lanbot checkpoint: model.pt, tokenizer.json missing"):
+    with pytest.raises(HubError, match="not a lanbot checkpoint: model.safetensors, tokenizer.json missing"):
         download_checkpoint("hf://tester/wrong")
     ckpt = write_checkpoint(tmp_path / "ckpt", tmp_path / "run")
     fill_cache(cache, "dataset", "tester/wrong-data", ckpt, COMMIT)

@@ -89,7 +89,7 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
     assert "GET /api/models/tester/sage-mid/revision/main" in downloads
     assert any(d.startswith("GET /datasets/tester/sage-data/resolve/") and d.endswith("/all_conversations.jsonl")
                for d in downloads)
-    assert any(d.startswith("GET /tester/sage-mid/resolve/") and d.endswith("/model.pt") for d in downloads)
+    assert any(d.startswith("GET /tester/sage-mid/resolve/") and d.endswith("/model.safetensors") for d in downloads)
     commits = {c["oid"] for repo in hub.repos.values() for c in repo.commits}
     for line in ("[hub] dataset repo tester/sage-data: commit ", "[hub] model repo tester/sage-mid: commit "):
         said = [x for x in proc.stdout.splitlines() if x.startswith(line)]
@@ -117,7 +117,7 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
     assert data_dir(plain, sft).parent == snapshots
     assert data_dir(plain) == box / "out" / "data" / "sage"  # no checkpoint: the local folder
     folder = lanbot_hub.download_checkpoint("hf://tester/sage-mid")
-    assert (folder / "model.pt").read_bytes() == (mid / "model.pt").read_bytes()
+    assert (folder / "model.safetensors").read_bytes() == (mid / "model.safetensors").read_bytes()
 
     # the token is in no file that any step wrote: configs, .hydra, logs, wandb, checkpoints, records, cache
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()]

@@ -139,14 +139,38 @@ def test_checkpoint_upload_with_model_card(hub, env):
                 "upload.private=false"), env / "run")
     repo = hub.repo("model", "tester/sage-tiny")
     assert repo.private is False
-    assert sorted(repo.files) == ["README.md", "config.yaml", "eval.json", "meta.json", "model.pt", "tokenizer.json"]
-    assert repo.files["model.pt"] == (ckpt / "model.pt").read_bytes()
+    assert sorted(repo.files) == ["README.md", "config.yaml", "eval.json", "meta.json", "model.safetensors",
+                                  "tokenizer.json"]
+    assert repo.files["model.safetensors"] == (ckpt / "model.safetensors").read_bytes()
     meta, body = _card(repo)
     assert "lanbot" in meta["tags"] and meta["license"] == "other"
     for text in ("# Sage", "| n_layer | 2 |", "| n_embd | 128 |", "| val_bpb | 1.032 |", "| step | 120 |",
                  "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2.0 | the identity's data folder |",
-                 "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny"):
+                 "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny",
+                 "`model.safetensors` (the GPT's weights in safetensors: they load without pickle"):
         assert text in body, text
+
+
+def test_an_older_checkpoints_model_pt_goes_up_as_safetensors(hub, env, capsys):
+    """A checkpoint saved before safetensors (model.pt): the repo gets model.safetensors with the same tensors."""
+    import torch
+    from hub_fixtures import WEIGHTS
+    from safetensors.torch import load
+
+    ckpt = write_checkpoint(env / "old-ckpt", env / "trainrun", legacy=True)
+    cfg = _cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}", "upload.repo_id=tester/sage-old")
+    upload(cfg, env / "run")
+    assert "model.safetensors" in capsys.readouterr().out and "(the local model.pt, as safetensors)" in describe_plan(cfg)
+    files = hub.repo("model", "tester/sage-old").files
+    assert "model.pt" not in files
+    pushed = load(files["model.safetensors"])
+    assert pushed.keys() == WEIGHTS.keys() and all(torch.equal(pushed[k], WEIGHTS[k]) for k in WEIGHTS)
+
+
+def describe_plan(cfg) -> str:
+    from lanbot.sharing.upload import describe
+
+    return describe(plan_upload(cfg))
 
 
 def test_checkpoint_text_files_go_without_local_paths(hub, env, monkeypatch):

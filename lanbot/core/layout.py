@@ -2,9 +2,11 @@
 
 Under `paths.root` (outputs/ by default):
     data/<identity>/                     <type>_conversations.jsonl, <type>_meta.jsonl, all_conversations.jsonl, stats.json
-    checkpoints/base/<corpus>/<model>/   the base every identity starts from: the same files, plus unigram.pt
+    checkpoints/base/<corpus>/<model>/   the base every identity starts from: the same files, plus
+                                         unigram.safetensors
     checkpoints/<identity>/<mix>/<model>/<stage>/
-                                         model.pt, optimizer.pt, tokenizer.json, config.yaml, meta.json, eval.json
+                                         model.safetensors, optimizer.pt, tokenizer.json, config.yaml, meta.json,
+                                         eval.json (an older lanbot's model.pt / unigram.pt are still read)
     runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
     multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
 
@@ -26,12 +28,14 @@ from lanbot.core.identity import slug
 COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what training reads by default
 STATS_FILE = "stats.json"
 # a checkpoint folder
-MODEL_FILE = "model.pt"
-OPTIMIZER_FILE = "optimizer.pt"
+MODEL_FILE = "model.safetensors"  # the weights: safetensors, so loading a checkpoint never unpickles
+LEGACY_MODEL_FILE = "model.pt"  # the weights as an older lanbot saved them (torch.save); read with weights_only
+OPTIMIZER_FILE = "optimizer.pt"  # torch.save; only resuming a run reads it (weights_only)
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.yaml"  # the resolved config of the run that wrote it
 META_FILE = "meta.json"
-UNIGRAM_FILE = "unigram.pt"  # a base's token counts of its training rows (the unigram floor of val bpb)
+UNIGRAM_FILE = "unigram.safetensors"  # a base's token counts of its training rows (the unigram floor of val bpb)
+LEGACY_UNIGRAM_FILE = "unigram.pt"  # the same, as an older lanbot saved them
 EVAL_FILE = "eval.json"  # also in the run folder of the evaluation
 CHECKPOINT_REQUIRED = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, META_FILE)
 # a run folder
@@ -45,6 +49,14 @@ UPLOAD_RECORD = "upload.json"  # what lanbot.upload pushed, in its run folder
 
 class CheckpointError(LanbotError, FileNotFoundError):
     """A checkpoint that is missing or unreadable: the message names the command that makes it."""
+
+
+def weights_file(directory: str | Path) -> Path | None:
+    """A checkpoint's weights: model.safetensors, else an older checkpoint's model.pt; None if neither is there."""
+    for name in (MODEL_FILE, LEGACY_MODEL_FILE):
+        if (Path(directory) / name).is_file():
+            return Path(directory) / name
+    return None
 
 
 def conversations_file(kind: str) -> str:

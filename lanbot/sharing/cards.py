@@ -265,7 +265,8 @@ def model_card(
         ),
         "## Files",
         "",
-        "`model.pt` (GPT state_dict), `tokenizer.json`, `config.yaml` (the run's resolved lanbot config), "
+        "`model.safetensors` (the GPT's weights in safetensors: they load without pickle, e.g. with "
+        "`safetensors.torch.load_file`), `tokenizer.json`, `config.yaml` (the run's resolved lanbot config), "
         "`meta.json` (step, stage, shape, figures).",
         "",
         "## Using it",

@@ -26,7 +26,7 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
 )
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE
+from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE, weights_file
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -159,7 +159,8 @@ def download_checkpoint(uri: str) -> Path:
     """The folder of a checkpoint pushed with `lanbot.upload upload.what=checkpoint`, from hf://user/repo[@rev]."""
     repo_id, revision = parse_hf_uri(uri)
     folder = snapshot(repo_id, "model", revision)
-    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()  # or model.pt, pushed before
+               and not (name == MODEL_FILE and weights_file(folder) is not None)]
     if missing:
         raise HubError(
             f"{uri} is not a lanbot checkpoint: {', '.join(missing)} missing in {folder}; push one with "

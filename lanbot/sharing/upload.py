@@ -28,6 +28,7 @@ from lanbot.core.layout import (
     CONFIG_FILE,
     EVAL_FILE,
     META_FILE,
+    MODEL_FILE,
     OPTIMIZER_FILE,
     STATS_FILE,
     SUMMARY_FILE,
@@ -35,6 +36,7 @@ from lanbot.core.layout import (
     CheckpointMeta,
     conversations_file,
     find_checkpoint,
+    weights_file,
 )
 from lanbot.sharing import cards, hub
 from lanbot.sharing.portable import portable_config, portable_json
@@ -141,7 +143,9 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     folder = Path(cfg.upload.path) if cfg.upload.path else newest_checkpoint(cfg, str(cfg.upload.stage))
     if not folder.is_dir():
         raise UploadError(f"no checkpoint folder at {folder}: check upload.path")
-    missing = [name for name in CHECKPOINT_REQUIRED if not (folder / name).is_file()]
+    weights = weights_file(folder)  # model.safetensors, or an older checkpoint's model.pt
+    missing = [name for name in CHECKPOINT_REQUIRED
+               if not (folder / name).is_file() and not (name == MODEL_FILE and weights is not None)]
     if missing:
         raise UploadError(
             f"checkpoint {folder} is incomplete, {', '.join(missing)} missing: a lanbot checkpoint holds "
@@ -162,6 +166,10 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
     card = cards.model_card(identity, repo_id, {**figures, **meta.to_dict()}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
+    if weights is not None and weights.name != MODEL_FILE:  # an older model.pt goes up as model.safetensors
+        from lanbot.training.checkpoint import weights_as_safetensors
+
+        files[MODEL_FILE] = weights_as_safetensors(weights)
     # the text files go as portable copies: no local folder names (see lanbot.sharing.portable)
     files[CONFIG_FILE] = portable_config(run_cfg)
     files[META_FILE] = portable_json(meta.to_dict())
@@ -195,7 +203,8 @@ def describe(plan: UploadPlan) -> str:
         if not isinstance(source, bytes):
             origin = str(source)
         else:
-            origin = "(generated card)" if path == "README.md" else "(the local file, less its local paths)"
+            origin = {"README.md": "(generated card)", MODEL_FILE: "(the local model.pt, as safetensors)"}.get(
+                path, "(the local file, less its local paths)")
         lines.append(f"  {path:<36} {size:>12,d} B  <- {origin}")
     return "\n".join(lines)
 
