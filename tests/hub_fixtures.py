@@ -57,9 +57,9 @@ def write_data_folder(folder: Path, kinds=("identity", "tool_use", "reasoning"))
         convs = CONVERSATIONS[kind]
         for conv in convs:
             assert validate(conv, kind, "Sage") == [], (kind, validate(conv, kind, "Sage"))
-        (folder / conversations_file(kind)).write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
+        (folder / conversations_file(kind)).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs), encoding="utf-8")
         combined.extend(convs)
-    (folder / COMBINED_FILE).write_text("".join(json.dumps(c) + "\n" for c in combined), encoding="utf-8")
+    (folder / COMBINED_FILE).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in combined), encoding="utf-8")
     stats = {
         "backend": "openrouter",
         "model": "google/gemini-2.5-flash",

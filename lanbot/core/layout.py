@@ -7,16 +7,20 @@ Under `paths.root` (outputs/ by default):
     checkpoints/<identity>/<mix>/<model>/<stage>/
                                          model.safetensors, optimizer.pt, tokenizer.json, config.yaml, meta.json,
                                          eval.json (an older lanbot's model.pt / unigram.pt are still read)
+    hub/datasets--<ns>--<name>/<commit>/ a Hub dataset repo's parquet rows as a data folder (data.from_hub)
     runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
     multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
 
-Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
+A dataset repo that `lanbot.upload` pushes holds data/<type>-00000-of-00001.parquet (one row per
+conversation, lanbot.sharing.hub_dataset), stats.json and README.md; an older lanbot pushed the data
+folder's JSONL files as they are. Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,23 @@ def meta_file(kind: str) -> str:
     return f"{kind}_meta.jsonl"
 
 
+HUB_DATA_DIR = "data"  # a dataset repo's folder of parquet files
+
+
+def hub_data_file(kind: str) -> str:
+    """`identity` -> data/identity-00000-of-00001.parquet: a type's rows in a dataset repo (the Hub's shard naming)."""
+    return f"{HUB_DATA_DIR}/{kind}-00000-of-00001.parquet"
+
+
+HUB_DATA_PATTERN = re.compile(r"^(?P<kind>.+)-(?P<shard>\d{5})-of-(?P<shards>\d{5})\.parquet$")  # a file of data/
+
+
+def hub_data_dir(root: str | Path, repo_id: str, commit: str) -> Path:
+    """`<root>/hub/datasets--<ns>--<name>/<commit>`: the data folder made from a dataset repo's parquet rows at
+    one commit (made once; offline runs reuse it, as they reuse huggingface_hub's snapshot)."""
+    return Path(root) / "hub" / f"datasets--{repo_id.replace('/', '--')}" / commit
+
+
 def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
     """The identity's data folder: `paths.data_dir`, or the local copy of `data.from_hub` where that is set,
     here or in `checkpoint`'s own config (a model trained from the Hub is evaluated on that same data)."""
@@ -81,7 +102,7 @@ def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
         from lanbot.sharing.hub import HubError, download_data  # imported here: only hub runs pay for it
 
         try:
-            return Path(download_data(str(from_hub)))
+            return Path(download_data(str(from_hub), root=Path(cfg.paths.root)))
         except HubError as exc:
             raise HubError(f"data.from_hub={from_hub}: {exc}") from None
     return Path(cfg.paths.data_dir)

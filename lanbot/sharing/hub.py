@@ -1,10 +1,11 @@
 """The Hugging Face Hub, through huggingface_hub: repo ids, the token, downloads and one-commit uploads.
 
 The training app calls `download_checkpoint("hf://user/repo[@rev]")` for `train.init_from=hf://...` and
-`download_data("user/repo")` for `data.from_hub=user/repo`; both go through `snapshot_download` and its
-cache, so `HF_HUB_OFFLINE=1` serves them from the cache without a network. `lanbot.upload` calls
-`push_files`. The token comes from `HF_TOKEN` (environment or `.env`) or `hf auth login`; it is handed to
-huggingface_hub in memory only and never written anywhere by lanbot.
+`download_data("user/repo")` for `data.from_hub=user/repo` (lanbot.sharing.hub_dataset turns the repo's
+parquet rows back into a data folder); both go through `snapshot_download` and its cache, so
+`HF_HUB_OFFLINE=1` serves them from the cache without a network. `lanbot.upload` calls `push_files`. The
+token comes from `HF_TOKEN` (environment or `.env`) or `hf auth login`; it is handed to huggingface_hub in
+memory only and never written anywhere by lanbot.
 
 Environment read at call time: HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CACHE / HF_HOME.
 """
@@ -26,7 +27,8 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
 )
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE, weights_file
+from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE, hub_data_dir, hub_data_file, weights_file
+from lanbot.sharing import hub_dataset
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -169,16 +171,22 @@ def download_checkpoint(uri: str) -> Path:
     return folder
 
 
-def download_data(repo_id: str, revision: str | None = None) -> Path:
+def download_data(repo_id: str, revision: str | None = None, root: str | Path = "outputs") -> Path:
     """The data folder pushed with `lanbot.upload`, from the dataset repo `user/repo` (or `user/repo@revision`,
-    as `data.from_hub` may give it)."""
+    as `data.from_hub` may give it). A repo of parquet rows (what lanbot.upload pushes) becomes a data folder
+    under `<root>/hub/` (made once per commit); an older lanbot's repo of JSONL files is one as it is."""
     if revision is None and "@" in str(repo_id):
         repo_id, revision = parse_hf_uri(f"hf://{repo_id}")
     folder = snapshot(repo_id, "dataset", revision)
+    if hub_dataset.hub_files(folder):
+        try:
+            return hub_dataset.to_data_folder(folder, hub_data_dir(root, validate_repo_id(repo_id), folder.name))
+        except ValueError as exc:
+            raise HubError(f"dataset repo {repo_id} ({folder}): {exc}") from None
     if not any(folder.glob("*_conversations.jsonl")):
         raise HubError(
-            f"dataset repo {repo_id} holds no *_conversations.jsonl (looked in {folder}); push a data folder "
-            "with `python -m lanbot.upload identity=<name> upload.repo_id=...`"
+            f"dataset repo {repo_id} holds no {hub_data_file('<type>')} nor *_conversations.jsonl (looked in "
+            f"{folder}); push a data folder with `python -m lanbot.upload identity=<name> upload.repo_id=...`"
         )
     return folder
 
