@@ -219,7 +219,7 @@ def describe(plan: UploadPlan) -> str:
         else:
             origin = plan.notes.get(path) or ("(generated card)" if path == "README.md"
                                               else "(the local file, less its local paths)")
-        lines.append(f"  {path:<36} {size:>12,d} B  <- {origin}")
+        lines.append(f"  {path:<44} {size:>12,d} B  <- {origin}")
     return "\n".join(lines)
 
 
