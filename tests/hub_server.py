@@ -3,7 +3,8 @@
 It speaks what huggingface_hub 2.x sends for `create_repo` and `create_commit` (read from its source:
 hf_api.py, _commit_api.py): POST /api/repos/create, POST /api/validate-yaml (the README.md metadata
 check), POST /api/{type}s/{repo}/preupload/{rev} (every file answered "regular", so its bytes come inline)
-and POST /api/{type}s/{repo}/commit/{rev} (ndjson: a header line, then one base64 `file` line each).
+and POST /api/{type}s/{repo}/commit/{rev} (ndjson: a header line, then one base64 `file` or a `deletedFile`
+line each).
 For downloads (`snapshot_download`, and `datasets.load_dataset` of a repo) it serves GET
 /api/{type}s/{repo}/revision/{rev} (repo info: the commit sha), GET /api/{type}s/{repo}/tree/{rev}[/{folder}]
 (a folder's files and folders, `?recursive=true` everything below) and HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}
@@ -223,9 +224,12 @@ class HubServer:
                     return self._reply(400, {"error": "first line must be the header"})
                 staged = dict(repo.files)
                 for op in ops:
-                    if op["key"] != "file" or op["value"].get("encoding") != "base64":
-                        return self._reply(400, {"error": f"unsupported operation {op['key']}"})
-                    staged[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
+                    if op["key"] == "deletedFile" and op["value"]["path"] in staged:
+                        del staged[op["value"]["path"]]
+                    elif op["key"] == "file" and op["value"].get("encoding") == "base64":
+                        staged[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
+                    else:
+                        return self._reply(400, {"error": f"unsupported operation {op['key']} {op['value'].get('path')}"})
                 repo.files = staged  # applied whole, as the Hub does
                 oid = hashlib.sha1(body).hexdigest()
                 repo.commits.append({"oid": oid, "revision": revision, **header["value"]})

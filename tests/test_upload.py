@@ -21,7 +21,7 @@ from rich.console import Console
 from lanbot.core.config import compose_config
 from lanbot.core.layout import UPLOAD_RECORD
 from lanbot.generation.run import generate
-from lanbot.sharing.hub import HubError
+from lanbot.sharing.hub import HubError, download_data, push_files
 from lanbot.sharing.upload import UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
@@ -63,8 +63,9 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
     cfg = _cfg(env / "out", "upload.repo_id=tester/sage-data", "upload.license=cc-by-4.0")
     result = upload(cfg, run_dir)
 
-    assert [r.path for r in hub.requests] == [
+    assert [r.path.split("?")[0] for r in hub.requests] == [
         "/api/repos/create",
+        "/api/datasets/tester/sage-data/tree/main",  # what an earlier upload left, to delete in the same commit
         "/api/validate-yaml",
         "/api/datasets/tester/sage-data/preupload/main",
         "/api/datasets/tester/sage-data/commit/main",
@@ -276,6 +277,25 @@ def test_unfinished_data_folder_and_bad_line(hub, env):
     with pytest.raises(UploadError, match=r"identity_conversations.jsonl:4: not valid JSON"):
         upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
     assert hub.requests == []
+
+
+def test_a_new_upload_deletes_what_an_earlier_one_left(hub, env, capsys):
+    """An older lanbot's JSONL files, and the parquet file of a type the folder no longer has, are deleted in
+    the upload's one commit; files that are not lanbot's data stay; data.from_hub then sees only the folder."""
+    push_files("tester/sage-data", "dataset", {"identity_conversations.jsonl": b"[]\n", "all_conversations.jsonl": b"[]\n",
+                                               "notes.txt": b"the owner's own file"}, private=True, message="older lanbot")
+    write_data_folder(env / "out" / "data" / "sage")
+    upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), None)
+    assert "deleted 2 files an earlier upload left: all_conversations.jsonl, identity_conversations.jsonl" in capsys.readouterr().out
+    fewer = write_data_folder(env / "fewer", kinds=("identity",))
+    result = upload(_cfg(env / "out", f"upload.path={fewer}", "upload.repo_id=tester/sage-data"), None)
+    assert result["deleted"] == ["data/reasoning-00000-of-00001.parquet", "data/tool_use-00000-of-00001.parquet"]
+    repo = hub.repo("dataset", "tester/sage-data")
+    assert sorted(repo.files) == ["README.md", "data/identity-00000-of-00001.parquet", "notes.txt", "stats.json"]
+    assert len(repo.commits) == 3
+    folder = download_data("tester/sage-data", root=env / "box")
+    assert sorted(p.name for p in folder.glob("*_conversations.jsonl")) == ["all_conversations.jsonl",
+                                                                            "identity_conversations.jsonl"]
 
 
 def test_a_reply_with_no_message_form_is_refused_naming_the_line(hub, env):

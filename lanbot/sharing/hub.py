@@ -13,12 +13,13 @@ Environment read at call time: HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CAC
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import importlib
 import os
 import re
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, get_token, snapshot_download
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, snapshot_download
 from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors not before 0.25
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -199,20 +200,30 @@ def push_files(
     private: bool,
     message: str,
     revision: str | None = None,
+    replaces: tuple[str, ...] = (),
 ) -> dict:
     """Create the repo if missing (private as asked), then commit every file in ONE commit.
 
-    `files` maps the path in the repo to a local file or to bytes. The Hub applies a commit whole or not
-    at all, so a failure leaves nothing half-uploaded. Returns {"url", "commit", "files"}.
+    `files` maps the path in the repo to a local file or to bytes. Files already in the repo that match a
+    glob of `replaces` and are not in `files` are deleted in that same commit (an earlier upload's files
+    that this one no longer has). The Hub applies a commit whole or not at all, so a failure leaves nothing
+    half-uploaded. Returns {"url", "commit", "files", "deleted"}.
     """
     repo_id = validate_repo_id(repo_id)
     token = hub_token(required=True)
     if offline():
         raise HubError("HF_HUB_OFFLINE is set: an upload needs the network; unset it (or set HF_HUB_OFFLINE=0)")
     api = HfApi(endpoint=endpoint(), token=token)
-    operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=src) for path, src in files.items()]
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationAdd(path_in_repo=path, path_or_fileobj=src) for path, src in files.items()]
+    deleted: list[str] = []
     try:
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if replaces:
+            existing = api.list_repo_files(repo_id, repo_type=repo_type, revision=revision)
+            deleted = sorted(path for path in existing
+                             if path not in files and any(fnmatch.fnmatch(path, glob) for glob in replaces))
+            operations += [CommitOperationDelete(path_in_repo=path) for path in deleted]
         info = api.create_commit(
             repo_id, operations, commit_message=message, repo_type=repo_type, revision=revision
         )
@@ -229,4 +240,5 @@ def push_files(
         raise HubError(
             f"cannot reach the Hub at {where} ({type(exc).__name__}: {exc}); nothing was committed"
         ) from exc
-    return {"url": str(url), "commit": info.oid, "commit_url": info.commit_url, "files": sorted(files)}
+    return {"url": str(url), "commit": info.oid, "commit_url": info.commit_url, "files": sorted(files),
+            "deleted": deleted}

@@ -30,6 +30,8 @@ from lanbot.core.layout import (
     COMBINED_FILE,
     CONFIG_FILE,
     EVAL_FILE,
+    HUB_DATA_DIR,
+    LEGACY_MODEL_FILE,
     META_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -40,10 +42,14 @@ from lanbot.core.layout import (
     conversations_file,
     find_checkpoint,
     hub_data_file,
+    meta_file,
     weights_file,
 )
 from lanbot.sharing import cards, hub, hub_dataset
 from lanbot.sharing.portable import portable_config, portable_json
+
+# a data upload stands for every data file in the repo: its parquet files, and an older lanbot's JSONL
+DATA_REPLACES = (f"{HUB_DATA_DIR}/*.parquet", conversations_file("*"), meta_file("*"))
 
 
 class UploadError(LanbotError, RuntimeError):
@@ -61,6 +67,7 @@ class UploadPlan:
     message: str
     revision: str | None = None
     notes: dict[str, str] = field(default_factory=dict)  # where a file given as bytes comes from, for describe
+    replaces: tuple[str, ...] = ()  # globs of the repo's files this upload stands for (stale ones are deleted)
 
 
 def _count_lines(path: Path) -> int:
@@ -132,6 +139,7 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
     return UploadPlan(
         repo_id, "dataset", files, bool(cfg.upload.private),
         _message(cfg, f"lanbot: {identity.name} data, {total} conversations"), cfg.upload.get("revision"), notes,
+        DATA_REPLACES,
     )
 
 
@@ -195,7 +203,7 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     return UploadPlan(
         repo_id, "model", files, bool(cfg.upload.private),
         _message(cfg, f"lanbot: {identity.name} {meta.get('stage', '')} checkpoint, step {meta.get('step', '?')}"),
-        cfg.upload.get("revision"), notes,
+        cfg.upload.get("revision"), notes, (LEGACY_MODEL_FILE,),
     )
 
 
@@ -220,6 +228,8 @@ def describe(plan: UploadPlan) -> str:
             origin = plan.notes.get(path) or ("(generated card)" if path == "README.md"
                                               else "(the local file, less its local paths)")
         lines.append(f"  {path:<44} {size:>12,d} B  <- {origin}")
+    if plan.replaces:
+        lines.append(f"  and, in the same commit, deletes any other repo file matching {', '.join(plan.replaces)}")
     return "\n".join(lines)
 
 
@@ -233,11 +243,14 @@ def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
         print("dry run: nothing was sent")
         return {"dry_run": True, "repo_id": plan.repo_id, "repo_type": plan.repo_type, "files": sorted(plan.files)}
     result = hub.push_files(
-        plan.repo_id, plan.repo_type, plan.files, private=plan.private, message=plan.message, revision=plan.revision
+        plan.repo_id, plan.repo_type, plan.files, private=plan.private, message=plan.message, revision=plan.revision,
+        replaces=plan.replaces,
     )
     result.update(repo_id=plan.repo_id, repo_type=plan.repo_type)
     if run_dir is not None:
         write_json_atomic(Path(run_dir) / UPLOAD_RECORD, result)
+    if result["deleted"]:
+        print(f"deleted {len(result['deleted'])} files an earlier upload left: {', '.join(result['deleted'])}")
     print(f"uploaded {len(plan.files)} files in commit {result['commit']}: {result['url']}")
     return result
 
