@@ -30,7 +30,7 @@ TARGET_S = 60.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a model=tiny checkpoint folder (model.pt, meta.json)")
+    parser.add_argument("--checkpoint", required=True, help="a model=tiny checkpoint folder (model.safetensors, meta.json)")
     parser.add_argument("--identity", default=None, help="conf/identity name (default: the checkpoint's)")
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)

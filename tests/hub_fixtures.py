@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
+from safetensors.torch import save_file
 
 from lanbot.core.calculator import calculate
 from lanbot.core.config import compose_config
@@ -55,9 +57,9 @@ def write_data_folder(folder: Path, kinds=("identity", "tool_use", "reasoning"))
         convs = CONVERSATIONS[kind]
         for conv in convs:
             assert validate(conv, kind, "Sage") == [], (kind, validate(conv, kind, "Sage"))
-        (folder / conversations_file(kind)).write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
+        (folder / conversations_file(kind)).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs), encoding="utf-8")
         combined.extend(convs)
-    (folder / COMBINED_FILE).write_text("".join(json.dumps(c) + "\n" for c in combined), encoding="utf-8")
+    (folder / COMBINED_FILE).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in combined), encoding="utf-8")
     stats = {
         "backend": "openrouter",
         "model": "google/gemini-2.5-flash",
@@ -71,10 +73,17 @@ def write_data_folder(folder: Path, kinds=("identity", "tool_use", "reasoning"))
     return folder
 
 
-def write_checkpoint(folder: Path, run_dir: Path, with_tokenizer: bool = True) -> Path:
-    """A checkpoint folder (model.pt, tokenizer.json, config.yaml, meta.json) and its run's eval.json."""
+WEIGHTS = {"transformer.wte.weight": torch.arange(12, dtype=torch.float32).reshape(3, 4), "lm_head.weight": torch.ones(3, 4)}
+
+
+def write_checkpoint(folder: Path, run_dir: Path, with_tokenizer: bool = True, legacy: bool = False) -> Path:
+    """A checkpoint folder (model.safetensors, or with `legacy` an older lanbot's model.pt; tokenizer.json,
+    config.yaml, meta.json) and its run's eval.json. The weights are a stand-in state_dict, not a GPT's."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.pt").write_bytes(b"\x80\x02fake-state-dict" * 8)
+    if legacy:
+        torch.save(WEIGHTS, folder / "model.pt")
+    else:
+        save_file(WEIGHTS, str(folder / "model.safetensors"))
     (folder / "optimizer.pt").write_bytes(b"optimizer-state")
     if with_tokenizer:
         (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE"}}), encoding="utf-8")

@@ -3,9 +3,11 @@
 It speaks what huggingface_hub 2.x sends for `create_repo` and `create_commit` (read from its source:
 hf_api.py, _commit_api.py): POST /api/repos/create, POST /api/validate-yaml (the README.md metadata
 check), POST /api/{type}s/{repo}/preupload/{rev} (every file answered "regular", so its bytes come inline)
-and POST /api/{type}s/{repo}/commit/{rev} (ndjson: a header line, then one base64 `file` line each).
-For downloads (`snapshot_download`) it serves GET /api/{type}s/{repo}/revision/{rev} (repo info: the commit
-sha), GET /api/{type}s/{repo}/tree/{rev} (the file list) and HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}
+and POST /api/{type}s/{repo}/commit/{rev} (ndjson: a header line, then one base64 `file` or a `deletedFile`
+line each).
+For downloads (`snapshot_download`, and `datasets.load_dataset` of a repo) it serves GET
+/api/{type}s/{repo}/revision/{rev} (repo info: the commit sha), GET /api/{type}s/{repo}/tree/{rev}[/{folder}]
+(a folder's files and folders, `?recursive=true` everything below) and HEAD/GET /[{type}s/]{repo}/resolve/{rev}/{path}
 (X-Repo-Commit and ETag headers, then the bytes); a private repo answers only the right token.
 It checks the bearer token, keeps each repo's files per commit, and records every request as it arrived.
 """
@@ -24,7 +26,7 @@ from urllib.parse import unquote
 import yaml
 
 _REPO_API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(preupload|commit)/([^/?]+)")
-_INFO_API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(revision|tree)/([^/?]+)")
+_INFO_API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(revision|tree)/([^/?]+)/?([^?]*)")
 _RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/([^?]+)")
 EMPTY_COMMIT = "0" * 40  # the first commit of a new repo (the Hub's holds .gitattributes; this one nothing)
 
@@ -53,6 +55,24 @@ class Repo:
     def resolve(self, revision: str) -> str | None:
         """The commit oid of a branch name or of a commit oid; None if unknown."""
         return self.refs.get(revision) or (revision if revision in self.snapshots else None)
+
+
+def _tree(files: dict[str, bytes], folder: str, recursive: bool) -> list[dict]:
+    """The Hub's tree listing of `folder`: its files and folders (with `recursive`, everything below it)."""
+    prefix = f"{folder}/" if folder else ""
+    entries: dict[str, dict] = {}
+    for name, data in sorted(files.items()):
+        if not name.startswith(prefix):
+            continue
+        parts = name[len(prefix):].split("/")
+        for depth in range(1, len(parts)):
+            if depth > 1 and not recursive:
+                break
+            path = prefix + "/".join(parts[:depth])
+            entries.setdefault(path, {"type": "directory", "path": path, "oid": "0" * 40, "size": 0})
+        if recursive or len(parts) == 1:
+            entries[name] = {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+    return list(entries.values())
 
 
 class HubServer:
@@ -106,7 +126,7 @@ class HubServer:
                 hub.requests.append(Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
                 info, resolve = _INFO_API.match(self.path), _RESOLVE.match(self.path)
                 if info:
-                    kind, repo_id, what, revision = info.groups()
+                    kind, repo_id, what, revision, folder = info.groups()
                     repo_type = kind[:-1]
                 elif resolve:
                     prefix, repo_id, revision, path = resolve.groups()
@@ -127,8 +147,7 @@ class HubServer:
                                              "siblings": siblings, "xetEnabled": False, "downloads": 0, "likes": 0,
                                              "tags": []})
                 if info:
-                    return self._reply(200, [{"type": "file", "path": name, "size": len(data),
-                                              "oid": hashlib.sha1(data).hexdigest()} for name, data in sorted(files.items())])
+                    return self._reply(200, _tree(files, unquote(folder).strip("/"), "recursive=true" in self.path.lower()))
                 data = files.get(unquote(path))
                 if data is None:
                     return self._error(404, "EntryNotFound")
@@ -205,9 +224,12 @@ class HubServer:
                     return self._reply(400, {"error": "first line must be the header"})
                 staged = dict(repo.files)
                 for op in ops:
-                    if op["key"] != "file" or op["value"].get("encoding") != "base64":
-                        return self._reply(400, {"error": f"unsupported operation {op['key']}"})
-                    staged[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
+                    if op["key"] == "deletedFile" and op["value"]["path"] in staged:
+                        del staged[op["value"]["path"]]
+                    elif op["key"] == "file" and op["value"].get("encoding") == "base64":
+                        staged[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
+                    else:
+                        return self._reply(400, {"error": f"unsupported operation {op['key']} {op['value'].get('path')}"})
                 repo.files = staged  # applied whole, as the Hub does
                 oid = hashlib.sha1(body).hexdigest()
                 repo.commits.append({"oid": oid, "revision": revision, **header["value"]})

@@ -63,3 +63,48 @@ def test_another_checkpoints_tokenizer_is_refused_naming_both(tmp_path):
     message = str(info.value)
     assert f"sha256:{ckpt.tokenizer_sha256(sft)[:12]}" in message and f"sha256:{meta['tokenizer_sha256'][:12]}" in message
     assert "lanbot/default/tiny/mid" in message
+
+
+def test_weights_are_safetensors_and_load_without_pickle(tmp_path, monkeypatch):
+    """A new checkpoint holds model.safetensors (no model.pt), its extra tensors as safetensors too, and loads
+    with torch.load (the only pickle reader lanbot uses) made to raise and optimizer.pt gone."""
+    from safetensors import safe_open
+
+    cfg = compose_config([f"paths.root={tmp_path}"])
+    model, tok = small()
+    counts = torch.arange(300, dtype=torch.float64)
+    out = ckpt.save_checkpoint(layout.checkpoint_dir(cfg), model, torch.optim.AdamW(model.parameters()), tok, cfg,
+                               {"step": 2, "stage": "mid"}, extra={layout.UNIGRAM_FILE: {"counts": counts}})
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "meta.json", "model.safetensors", "optimizer.pt",
+                                                     "tokenizer.json", "unigram.safetensors"]
+    with safe_open(str(out / "model.safetensors"), framework="pt") as f:
+        assert set(f.keys()) == set(model.state_dict()) and f.metadata() == {"format": "pt"}
+    (out / "optimizer.pt").unlink()
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("torch.load called: loading a checkpoint must not need pickle")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    loaded, _, meta = ckpt.load_checkpoint(out)
+    assert meta.step == 2
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
+    assert torch.equal(ckpt.load_unigram_counts(out), counts)
+
+
+def test_an_older_model_pt_checkpoint_still_loads(tmp_path):
+    """A checkpoint folder as lanbot wrote it before: model.pt and unigram.pt (torch.save), read weights_only."""
+    cfg = compose_config([f"paths.root={tmp_path}"])
+    model, tok = small()
+    out = ckpt.save_checkpoint(layout.checkpoint_dir(cfg), model, None, tok, cfg, {"step": 5, "stage": "mid"})
+    (out / "model.safetensors").unlink()
+    torch.save(model.state_dict(), out / "model.pt")
+    torch.save(torch.ones(300, dtype=torch.float64), out / "unigram.pt")
+    assert layout.weights_file(out) == out / "model.pt"
+    loaded, _, meta = ckpt.load_checkpoint(out)
+    assert meta.step == 5
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
+    assert torch.equal(ckpt.load_unigram_counts(out), torch.ones(300, dtype=torch.float64))
+    (out / "model.pt").unlink()
+    with pytest.raises(layout.CheckpointError, match="no checkpoint at"):
+        ckpt.load_checkpoint(out)
+

@@ -6,7 +6,16 @@ import copy
 
 import pytest
 
-from lanbot.core.conversation import TYPES, assistant_text, dedup_key, normalise, tool_calls, validate
+from lanbot.core.conversation import (
+    TYPES,
+    assistant_text,
+    dedup_key,
+    from_messages,
+    normalise,
+    to_messages,
+    tool_calls,
+    validate,
+)
 from lanbot.core.layout import COMBINED_FILE, conversations_file
 
 
@@ -114,3 +123,40 @@ def test_read_jsonl_numbers_lines_skips_blanks_and_names_a_bad_line(tmp_path):
     assert list(read_jsonl(path, skip_bad=True)) == [(1, [1]), (3, [2])]
     with pytest.raises(BadLine, match=r"x.jsonl:4: not valid JSON"):
         list(read_jsonl(path))
+
+
+def test_chat_messages_with_tool_calls_and_back():
+    """to_messages: the chat-template form (content + tool_calls, then a tool message); from_messages undoes it."""
+    call = {"type": "function", "function": {"name": "calculator", "arguments": {"expression": "80 * 0.15"}}}
+    assert to_messages(TOOL) == [
+        {"role": "user", "content": "What is 15% of 80?", "tool_calls": None},
+        {"role": "assistant", "content": "Let me compute that.", "tool_calls": [call]},
+        {"role": "tool", "content": "12", "tool_calls": None},
+        {"role": "assistant", "content": "It is 12.", "tool_calls": None},
+    ]
+    first_call = [user("2+2?"), assistant([{"type": "python", "text": "2+2"}, {"type": "python_output", "text": "4"},
+                                          {"type": "text", "text": "Four."}])]
+    last_call = [user("2+2?"), assistant([{"type": "text", "text": "Here:"}, {"type": "python", "text": "2+2"},
+                                          {"type": "python_output", "text": "4"}])]
+    back_to_back = [user("two"), assistant([{"type": "text", "text": "Both:"}, {"type": "python", "text": "1+1"},
+                                            {"type": "python_output", "text": "2"}, {"type": "python", "text": "2+2"},
+                                            {"type": "python_output", "text": "4"}, {"type": "text", "text": "2, 4."}])]
+    for conversation in (TOOL, CHAIN, IDENTITY, first_call, last_call, back_to_back, [*IDENTITY, *TOOL]):
+        assert from_messages(to_messages(conversation)) == conversation
+    assert [m["role"] for m in to_messages(CHAIN)] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert to_messages(first_call)[1]["content"] == ""
+    # the OpenAI form of arguments (a JSON string) reads too
+    openai = to_messages(TOOL)
+    openai[1]["tool_calls"][0]["function"]["arguments"] = '{"expression": "80 * 0.15"}'
+    assert from_messages(openai) == TOOL
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}, {"type": "python", "text": "1+1"},
+      {"type": "python_output", "text": "2"}], "part 1: two text parts in a row"),
+    ([{"type": "text", "text": "just text"}], "without a calculator call"),
+    ([{"type": "text", "text": "a"}, {"type": "python", "text": "1+1"}], "part 1: a 'python' part where"),
+])
+def test_replies_without_a_one_to_one_message_form_are_refused(content, problem):
+    with pytest.raises(ValueError, match=problem):
+        to_messages([user("q"), assistant(content)])

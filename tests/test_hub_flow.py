@@ -23,6 +23,7 @@ from hub_server import HubServer
 from rich.console import Console
 
 from lanbot.core.config import CONFIG_PATH, compose_config
+from lanbot.core.conversation import TYPES
 from lanbot.core.layout import data_dir
 from lanbot.generation.run import generate
 from lanbot.sharing import hub as lanbot_hub
@@ -87,9 +88,9 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
     # both repos came through snapshot_download (repo info, then each file), none from the laptop's folders
     assert "GET /api/datasets/tester/sage-data/revision/main" in downloads
     assert "GET /api/models/tester/sage-mid/revision/main" in downloads
-    assert any(d.startswith("GET /datasets/tester/sage-data/resolve/") and d.endswith("/all_conversations.jsonl")
+    assert any(d.startswith("GET /datasets/tester/sage-data/resolve/") and d.endswith("/data/identity-00000-of-00001.parquet")
                for d in downloads)
-    assert any(d.startswith("GET /tester/sage-mid/resolve/") and d.endswith("/model.pt") for d in downloads)
+    assert any(d.startswith("GET /tester/sage-mid/resolve/") and d.endswith("/model.safetensors") for d in downloads)
     commits = {c["oid"] for repo in hub.repos.values() for c in repo.commits}
     for line in ("[hub] dataset repo tester/sage-data: commit ", "[hub] model repo tester/sage-mid: commit "):
         said = [x for x in proc.stdout.splitlines() if x.startswith(line)]
@@ -104,20 +105,28 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
     monkeypatch.setenv("HF_HOME", str(box / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    snapshots = box / "hf" / "hub" / "datasets--tester--sage-data" / "snapshots"
+    [snapshot] = (box / "hf" / "hub" / "datasets--tester--sage-data" / "snapshots").iterdir()
+    assert sorted(p.name for p in snapshot.rglob("*") if p.is_file()) == sorted(
+        [*(f"{kind}-00000-of-00001.parquet" for kind in TYPES), "stats.json", "README.md"])
+    # the run trained on the data folder made from the parquet rows: the laptop's folder, byte for byte
+    rebuilt = box / "out" / "hub" / "datasets--tester--sage-data" / snapshot.name
+    laptop_data = laptop / "data" / "sage"
+    assert sorted(p.name for p in rebuilt.iterdir()) == sorted(p.name for p in laptop_data.iterdir())
+    for path in laptop_data.iterdir():
+        assert (rebuilt / path.name).read_bytes() == path.read_bytes(), path.name
     assert PRESETS == ["agentic", "all", "identity", "reasoning"]
     for preset in PRESETS:
         cfg = compose_config(["identity=sage", f"paths.root={box / 'out'}", f"data={preset}",
                               "data.from_hub=tester/sage-data"])
         assert cfg.data.from_hub == "tester/sage-data", preset
         for folder in (data_dir(cfg), data_dir(cfg, None)):
-            assert folder.parent == snapshots and (folder / "all_conversations.jsonl").is_file(), preset
+            assert folder == rebuilt and (folder / "all_conversations.jsonl").is_file(), preset
     # evaluating on the box without data.from_hub: the checkpoint's config says which data it was trained on
     plain = compose_config(["identity=sage", f"paths.root={box / 'out'}"])
-    assert data_dir(plain, sft).parent == snapshots
+    assert data_dir(plain, sft) == rebuilt
     assert data_dir(plain) == box / "out" / "data" / "sage"  # no checkpoint: the local folder
     folder = lanbot_hub.download_checkpoint("hf://tester/sage-mid")
-    assert (folder / "model.pt").read_bytes() == (mid / "model.pt").read_bytes()
+    assert (folder / "model.safetensors").read_bytes() == (mid / "model.safetensors").read_bytes()
 
     # the token is in no file that any step wrote: configs, .hydra, logs, wandb, checkpoints, records, cache
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()]

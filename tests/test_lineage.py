@@ -33,7 +33,7 @@ def test_generate_train_evaluate_lineage_in_offline_run_files(tmp_path: Path, mo
     logged = wr.artifacts(tmp_path / "run", {"model-lanbot-default-tiny-mid", "eval-lanbot-default-tiny-mid"})
     model, evaluation = logged["model-lanbot-default-tiny-mid"], logged["eval-lanbot-default-tiny-mid"]
     assert model.type == "model" and evaluation.type == "evaluation"
-    assert sorted(e.path for e in model.manifest.contents) == ["config.yaml", "meta.json", "model.pt", "tokenizer.json"]
+    assert sorted(e.path for e in model.manifest.contents) == ["config.yaml", "meta.json", "model.safetensors", "tokenizer.json"]
     inputs = json.loads(evaluation.metadata)["inputs"]
     assert {(i["name"], i["digest"]) for i in inputs} == {("data-lanbot", dataset.digest),
                                                           ("model-lanbot-default-tiny-mid", model.digest)}

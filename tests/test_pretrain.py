@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from omegaconf import OmegaConf
+from safetensors.torch import load_file
 from train_fixtures import make_data_folder
 
 from lanbot.core import layout
@@ -158,7 +159,7 @@ def test_base_resumes_after_a_kill_and_ends_as_if_never_stopped(tmp_path):
     # a run never stopped ends with the same weights: the loader, optimizer, schedule and counts all resumed
     train(compose_config([*args, f"paths.root={tmp_path / 'whole'}"]), tmp_path / "run3")
     whole = tmp_path / "whole" / "checkpoints" / "base" / "local" / "tiny"
-    resumed, straight = torch.load(out / "model.pt"), torch.load(whole / "model.pt")
+    resumed, straight = load_file(out / "model.safetensors"), load_file(whole / "model.safetensors")
     assert all(torch.allclose(resumed[k], straight[k], atol=1e-5) for k in straight)
     assert layout.CheckpointMeta.read(out)["unigram_bpb"] == pytest.approx(layout.CheckpointMeta.read(whole)["unigram_bpb"])
     with pytest.raises(PretrainError, match="overwrite=true"):

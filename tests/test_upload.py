@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -20,7 +21,7 @@ from rich.console import Console
 from lanbot.core.config import compose_config
 from lanbot.core.layout import UPLOAD_RECORD
 from lanbot.generation.run import generate
-from lanbot.sharing.hub import HubError
+from lanbot.sharing.hub import HubError, download_data, push_files
 from lanbot.sharing.upload import UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
@@ -62,8 +63,9 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
     cfg = _cfg(env / "out", "upload.repo_id=tester/sage-data", "upload.license=cc-by-4.0")
     result = upload(cfg, run_dir)
 
-    assert [r.path for r in hub.requests] == [
+    assert [r.path.split("?")[0] for r in hub.requests] == [
         "/api/repos/create",
+        "/api/datasets/tester/sage-data/tree/main",  # what an earlier upload left, to delete in the same commit
         "/api/validate-yaml",
         "/api/datasets/tester/sage-data/preupload/main",
         "/api/datasets/tester/sage-data/commit/main",
@@ -73,35 +75,54 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
     }
     repo = hub.repo("dataset", "tester/sage-data")
     assert repo.private is True and len(repo.commits) == 1
-    expected = ["identity_conversations.jsonl", "tool_use_conversations.jsonl", "reasoning_conversations.jsonl",
-                "all_conversations.jsonl", "stats.json"]
-    assert sorted(repo.files) == sorted([*expected, "README.md"])
-    for name in expected:
-        assert repo.files[name] == (data / name).read_bytes(), name
+    parquet = [f"data/{kind}-00000-of-00001.parquet" for kind in ("identity", "tool_use", "reasoning")]
+    assert sorted(repo.files) == sorted([*parquet, "stats.json", "README.md"])
+    assert repo.files["stats.json"] == (data / "stats.json").read_bytes()
 
     meta, body = _card(repo)
     assert meta["license"] == "cc-by-4.0"
     assert meta["language"] == ["en", "es"] and meta["size_categories"] == ["n<1K"]
+    assert meta["configs"] == [
+        {"config_name": "all", "default": True, "data_files": [{"split": "train", "path": parquet}]},
+        *({"config_name": kind, "data_files": [{"split": "train", "path": path}]}
+          for kind, path in zip(("identity", "tool_use", "reasoning"), parquet, strict=True)),
+    ]
     for text in ("Sage", "Your Company", "a patient teacher who loves explaining things",
                  "uses analogies from cooking and gardening", "better at explaining than doing",
-                 "| `identity_conversations.jsonl` | identity | 3 |", "| `tool_use_conversations.jsonl` | tool_use | 2 |",
-                 "| `all_conversations.jsonl` | every type, interleaved | 6 |",
+                 "| `identity` | `data/identity-00000-of-00001.parquet` | 3 |",
+                 "| `tool_use` | `data/tool_use-00000-of-00001.parquet` | 2 |", "| `all` (the default) | every file above | 6 |",
                  "generator backend: `openrouter`", "generator model: `google/gemini-2.5-flash`",
-                 "personas: `builtin`", "| distinct_2 | 0.8123 |", "| duplicates_dropped | 4 |"):
+                 "personas: `builtin`", "| distinct_2 | 0.8123 |", "| duplicates_dropped | 4 |",
+                 '"name": "calculator"', "lanbot.core.conversation.from_messages"):
         assert text in body, text
 
-    # the card's own loading recipe works (the hf:// path pointed at the file that was pushed)
+    # the card's own recipe, run as a user would (a fresh process, datasets talking to the hub at HF_ENDPOINT),
+    # then every config of the card: each type's rows, in lanbot's form again, are the folder's conversations
     code = body.split("```python\n", 1)[1].split("```", 1)[0]
-    local = env / "pushed_all.jsonl"
-    local.write_bytes(repo.files["all_conversations.jsonl"])
-    scope: dict = {}
-    exec(code.replace("hf://datasets/tester/sage-data/all_conversations.jsonl", str(local)), scope)
-    assert scope["conversations"] == [c for k in ("identity", "tool_use", "reasoning") for c in CONVERSATIONS[k]]
+    check = code + textwrap.dedent("""
+        import json
+        from lanbot.core.conversation import from_messages
+        configs = {name: load_dataset("tester/sage-data", name, split="train") for name in ("identity", "tool_use", "reasoning", "all")}
+        print(json.dumps({"recipe": [from_messages(m) for m in identity["messages"]], "everything": list(everything["type"]),
+                          **{name: [from_messages(m) for m in ds["messages"]] for name, ds in configs.items()},
+                          "columns": everything.column_names, "ids": list(everything["id"])}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300, cwd=env,
+                          env={**os.environ, "HF_HOME": str(env / "reader-hf"), "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded["recipe"] == loaded["identity"] == CONVERSATIONS["identity"]
+    assert loaded["tool_use"] == CONVERSATIONS["tool_use"] and loaded["reasoning"] == CONVERSATIONS["reasoning"]
+    assert sorted(map(json.dumps, loaded["all"])) == sorted(json.dumps(c) for convs in CONVERSATIONS.values() for c in convs)
+    assert sorted(loaded["everything"]) == ["identity"] * 3 + ["reasoning"] + ["tool_use"] * 2
+    assert loaded["columns"] == ["id", "type", "identity", "language", "messages", "meta"]
+    assert len(set(loaded["ids"])) == 6
+    assert any(r.path.endswith("/data/identity-00000-of-00001.parquet") and r.method == "GET" for r in hub.requests)
 
     record = json.loads((run_dir / UPLOAD_RECORD).read_text())
     assert record["commit"] == repo.commits[0]["oid"] == result["commit"]
     assert record["repo_type"] == "dataset" and "README.md" in record["files"]
-    assert "uploaded 6 files" in capsys.readouterr().out
+    assert "uploaded 5 files" in capsys.readouterr().out
 
 
 def test_token_only_in_the_authorization_header_and_in_no_file(hub, env):
@@ -129,7 +150,8 @@ def test_dry_run_lists_and_sends_nothing(hub, env, monkeypatch, capsys):
     assert hub.requests == [] and hub.repos == {}
     assert not (env / "run" / UPLOAD_RECORD).exists()
     assert "dataset repo tester/sage-data (private)" in out and "dry run: nothing was sent" in out
-    for name in ("identity_conversations.jsonl", "all_conversations.jsonl", "stats.json", "README.md"):
+    for name in ("data/identity-00000-of-00001.parquet", "(rows of ", "identity_conversations.jsonl)", "stats.json",
+                 "README.md"):
         assert name in out
 
 
@@ -139,14 +161,32 @@ def test_checkpoint_upload_with_model_card(hub, env):
                 "upload.private=false"), env / "run")
     repo = hub.repo("model", "tester/sage-tiny")
     assert repo.private is False
-    assert sorted(repo.files) == ["README.md", "config.yaml", "eval.json", "meta.json", "model.pt", "tokenizer.json"]
-    assert repo.files["model.pt"] == (ckpt / "model.pt").read_bytes()
+    assert sorted(repo.files) == ["README.md", "config.yaml", "eval.json", "meta.json", "model.safetensors",
+                                  "tokenizer.json"]
+    assert repo.files["model.safetensors"] == (ckpt / "model.safetensors").read_bytes()
     meta, body = _card(repo)
     assert "lanbot" in meta["tags"] and meta["license"] == "other"
     for text in ("# Sage", "| n_layer | 2 |", "| n_embd | 128 |", "| val_bpb | 1.032 |", "| step | 120 |",
                  "| identity_rate | 0.875 |", "| run_seconds | 73.5 |", "| mid | identity | epochs 2.0 | the identity's data folder |",
-                 "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny"):
+                 "| sft | smoltalk | weight 1.0 | HuggingFaceTB/smol-smoltalk |", "train.init_from=hf://tester/sage-tiny",
+                 "`model.safetensors` (the GPT's weights in safetensors: they load without pickle"):
         assert text in body, text
+
+
+def test_an_older_checkpoints_model_pt_goes_up_as_safetensors(hub, env, capsys):
+    """A checkpoint saved before safetensors (model.pt): the repo gets model.safetensors with the same tensors."""
+    import torch
+    from hub_fixtures import WEIGHTS
+    from safetensors.torch import load
+
+    ckpt = write_checkpoint(env / "old-ckpt", env / "trainrun", legacy=True)
+    cfg = _cfg(env / "out", "upload.what=checkpoint", f"upload.path={ckpt}", "upload.repo_id=tester/sage-old")
+    upload(cfg, env / "run")
+    assert f"<- ({ckpt / 'model.pt'}, as safetensors)" in capsys.readouterr().out
+    files = hub.repo("model", "tester/sage-old").files
+    assert "model.pt" not in files
+    pushed = load(files["model.safetensors"])
+    assert pushed.keys() == WEIGHTS.keys() and all(torch.equal(pushed[k], WEIGHTS[k]) for k in WEIGHTS)
 
 
 def test_checkpoint_text_files_go_without_local_paths(hub, env, monkeypatch):
@@ -239,6 +279,38 @@ def test_unfinished_data_folder_and_bad_line(hub, env):
     assert hub.requests == []
 
 
+def test_a_new_upload_deletes_what_an_earlier_one_left(hub, env, capsys):
+    """An older lanbot's JSONL files, and the parquet file of a type the folder no longer has, are deleted in
+    the upload's one commit; files that are not lanbot's data stay; data.from_hub then sees only the folder."""
+    push_files("tester/sage-data", "dataset", {"identity_conversations.jsonl": b"[]\n", "all_conversations.jsonl": b"[]\n",
+                                               "notes.txt": b"the owner's own file"}, private=True, message="older lanbot")
+    write_data_folder(env / "out" / "data" / "sage")
+    upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), None)
+    assert "deleted 2 files an earlier upload left: all_conversations.jsonl, identity_conversations.jsonl" in capsys.readouterr().out
+    fewer = write_data_folder(env / "fewer", kinds=("identity",))
+    result = upload(_cfg(env / "out", f"upload.path={fewer}", "upload.repo_id=tester/sage-data"), None)
+    assert result["deleted"] == ["data/reasoning-00000-of-00001.parquet", "data/tool_use-00000-of-00001.parquet"]
+    repo = hub.repo("dataset", "tester/sage-data")
+    assert sorted(repo.files) == ["README.md", "data/identity-00000-of-00001.parquet", "notes.txt", "stats.json"]
+    assert len(repo.commits) == 3
+    folder = download_data("tester/sage-data", root=env / "box")
+    assert sorted(p.name for p in folder.glob("*_conversations.jsonl")) == ["all_conversations.jsonl",
+                                                                            "identity_conversations.jsonl"]
+
+
+def test_a_reply_with_no_message_form_is_refused_naming_the_line(hub, env):
+    """Two text parts in a row have no one-to-one form as chat messages: refused before anything is sent."""
+    data = write_data_folder(env / "out" / "data" / "sage")
+    split = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": [
+        {"type": "text", "text": "Let me see."}, {"type": "text", "text": "Computing."},
+        {"type": "python", "text": "2+2"}, {"type": "python_output", "text": "4"}, {"type": "text", "text": "4."}]}]
+    with open(data / "tool_use_conversations.jsonl", "a") as f:
+        f.write(json.dumps(split) + "\n")
+    with pytest.raises(UploadError, match=r"tool_use_conversations.jsonl:3: message 1 part 1: two text parts in a row"):
+        upload(_cfg(env / "out", "upload.repo_id=tester/sage-data"), env / "run")
+    assert hub.requests == []
+
+
 def test_checkpoint_without_tokenizer(hub, env):
     ckpt = write_checkpoint(env / "ckpt", env / "trainrun", with_tokenizer=False)
     with pytest.raises(UploadError, match="tokenizer.json missing"):
@@ -288,7 +360,7 @@ def test_dataset_card_from_a_generated_folder(env, capsys):
     assert "dry run: nothing was sent" in capsys.readouterr().out
     card = plan_upload(_cfg(env / "out", "upload.repo_id=tester/sage-data")).files["README.md"].decode()
     for text in (f"| distinct_2 | {stats['distinct_2']:.4g} |", f"| personas_used | {stats['personas_used']} |",
-                 "| `identity_conversations.jsonl` | identity | 4 |", "| languages | en ",
+                 "| `identity` | `data/identity-00000-of-00001.parquet` | 4 |", "| languages | en ",
                  f"generator backend: `{stats['backend']}`", f"personas: `{stats['personas_source']}`",
                  "lanbot.train stage=mid identity=sage data.from_hub=tester/sage-data"):
         assert text in card, text

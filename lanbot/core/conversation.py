@@ -6,6 +6,12 @@ evaluation all call it. A conversation is a list of messages `{"role": "user"|"a
 alternating, assistant last. Where the assistant calls the calculator, its content is a list of parts:
 `{"type": "text", "text": ...}`, `{"type": "python", "text": "<expression>"}` and right after it
 `{"type": "python_output", "text": "<result>"}`, the result always equal to lanbot's calculator's.
+
+For the Hub and other trainers (TRL, Axolotl, chat templates) a conversation is also written as chat
+messages (`to_messages` / `from_messages`): a string reply stays one assistant message; a reply with calls
+becomes, per call, an assistant message whose `content` is the text before the call and whose `tool_calls`
+holds it as `{"type": "function", "function": {"name": "calculator", "arguments": {"expression": ...}}}`,
+then a `{"role": "tool", "content": <result>}` message, and last an assistant message with the closing text.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ def tool_types() -> frozenset[str]:
 
 TOOL_TYPES = tool_types()  # the built-in ones; call tool_types() to include types registered later
 PART_TYPES = frozenset({"text", "python", "python_output"})
+CALCULATOR_TOOL = "calculator"  # the tool's name in chat messages (`to_messages`)
 
 Conversation = list[dict[str, Any]]
 
@@ -185,6 +192,85 @@ def tool_calls(conversation: Conversation) -> list[tuple[str, str]]:
     """Every (expression, output) pair the assistant produced, in order."""
     return [call for m in conversation if m.get("role") == "assistant" and isinstance(m.get("content"), list)
             for call in part_calls(m["content"])]
+
+
+def to_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The conversation as chat messages with tool calls (the module docstring's form), each message with the
+    same keys (role, content, tool_calls: None where there are none), as a table column needs them.
+
+    Exact both ways for lanbot's own conversations: `from_messages` gives back the same list. A reply whose
+    parts are not text and calls taking turns (two text parts in a row, or parts without any call), or a
+    call without its output, raises ValueError: it has no one-to-one form as messages.
+    """
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(conversation):
+        content = message["content"]
+        if isinstance(content, str):
+            out.append({"role": message["role"], "content": content, "tool_calls": None})
+            continue
+        kinds = [part.get("type") for part in content]
+        if "python" not in kinds:
+            raise ValueError(f"message {i}: a list of parts without a calculator call (write the text as a string)")
+        text: str | None = None
+        j = 0
+        while j < len(content):
+            kind, value = kinds[j], content[j].get("text", "")
+            if kind == "text":
+                if text is not None:
+                    raise ValueError(f"message {i} part {j}: two text parts in a row (join them into one)")
+                text = value
+            elif kind == "python" and j + 1 < len(content) and kinds[j + 1] == "python_output":
+                call = {"type": "function", "function": {"name": CALCULATOR_TOOL, "arguments": {"expression": value}}}
+                out.append({"role": "assistant", "content": text or "", "tool_calls": [call]})
+                out.append({"role": "tool", "content": content[j + 1].get("text", ""), "tool_calls": None})
+                text, j = None, j + 1
+            else:
+                raise ValueError(f"message {i} part {j}: a {kind!r} part where a text or a python call with its "
+                                 "python_output belongs")
+            j += 1
+        if text is not None:
+            out.append({"role": "assistant", "content": text, "tool_calls": None})
+    return out
+
+
+def from_messages(messages: Sequence[dict[str, Any]]) -> Conversation:
+    """A conversation from chat messages in `to_messages`' form: the assistant and tool messages after a user
+    message are one reply, a list of parts where they hold a call (ValueError for a message it cannot read)."""
+    conversation: Conversation = []
+    reply: list[dict[str, Any]] = []
+
+    def close() -> None:
+        if not reply:
+            return
+        if len(reply) == 1 and not reply[0].get("tool_calls"):
+            conversation.append({"role": "assistant", "content": reply[0].get("content") or ""})
+        else:
+            parts: list[dict[str, str]] = []
+            for m in reply:
+                if m["role"] == "tool":
+                    parts.append({"type": "python_output", "text": m.get("content") or ""})
+                    continue
+                if m.get("content"):
+                    parts.append({"type": "text", "text": m["content"]})
+                for call in m.get("tool_calls") or []:
+                    arguments = (call.get("function") or {}).get("arguments") or {}
+                    if isinstance(arguments, str):  # the OpenAI form: arguments as a JSON string
+                        arguments = json.loads(arguments)
+                    parts.append({"type": "python", "text": str(arguments.get("expression", ""))})
+            conversation.append({"role": "assistant", "content": parts})
+        reply.clear()
+
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role in ("user", "system"):
+            close()
+            conversation.append({"role": role, "content": message.get("content") or ""})
+        elif role in ("assistant", "tool"):
+            reply.append(message)
+        else:
+            raise ValueError(f"message {i}: role {role!r}, expected user, assistant or tool")
+    close()
+    return conversation
 
 
 def validate(conversation: Any, kind: str | None = None, identity_name: str | None = None) -> list[str]:

@@ -3,14 +3,21 @@
 Under `paths.root` (outputs/ by default):
     data/<identity>/                     <type>_conversations.jsonl, <type>_meta.jsonl, all_conversations.jsonl, stats.json,
                                          identity.json (whose folder it is)
-    checkpoints/base/<corpus>/<model>/   the base every identity starts from: the same files, plus unigram.pt
+    checkpoints/base/<corpus>/<model>/   the base every identity starts from: the same files, plus
+                                         unigram.safetensors
     checkpoints/<identity>/<mix>/<model>/<stage>/
-                                         model.pt, optimizer.pt, tokenizer.json, config.yaml, meta.json, eval.json
+                                         model.safetensors, optimizer.pt, tokenizer.json, config.yaml, meta.json,
+                                         eval.json (an older lanbot's model.pt / unigram.pt are still read)
+    hub/datasets--<ns>--<name>/<commit>/ a Hub dataset repo's parquet rows as a data folder (data.from_hub)
     runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
     multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
 
 A folder being written (a data folder, a checkpoint folder) has its lock file beside it: `.<folder>.lock`
 (lanbot.core.lock). `<identity>` is `identity_slug(identity.name)`, unique per name.
+
+A dataset repo that `lanbot.upload` pushes holds data/<type>-00000-of-00001.parquet (one row per
+conversation, lanbot.sharing.hub_dataset), stats.json and README.md; an older lanbot pushed the data
+folder's JSONL files as they are.
 
 Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +39,14 @@ COMBINED_FILE = "all_conversations.jsonl"  # every type interleaved; what traini
 STATS_FILE = "stats.json"
 OWNER_FILE = "identity.json"  # {"name": ...}: the identity whose data the folder holds
 # a checkpoint folder
-MODEL_FILE = "model.pt"
-OPTIMIZER_FILE = "optimizer.pt"
+MODEL_FILE = "model.safetensors"  # the weights: safetensors, so loading a checkpoint never unpickles
+LEGACY_MODEL_FILE = "model.pt"  # the weights as an older lanbot saved them (torch.save); read with weights_only
+OPTIMIZER_FILE = "optimizer.pt"  # torch.save; only resuming a run reads it (weights_only)
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.yaml"  # the resolved config of the run that wrote it
 META_FILE = "meta.json"
-UNIGRAM_FILE = "unigram.pt"  # a base's token counts of its training rows (the unigram floor of val bpb)
+UNIGRAM_FILE = "unigram.safetensors"  # a base's token counts of its training rows (the unigram floor of val bpb)
+LEGACY_UNIGRAM_FILE = "unigram.pt"  # the same, as an older lanbot saved them
 EVAL_FILE = "eval.json"  # also in the run folder of the evaluation
 CHECKPOINT_REQUIRED = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, META_FILE)
 # a run folder
@@ -57,6 +67,14 @@ DAMAGED_FIX = ("move that checkpoint folder away and train it again with the lan
                "or point at another checkpoint")
 
 
+def weights_file(directory: str | Path) -> Path | None:
+    """A checkpoint's weights: model.safetensors, else an older checkpoint's model.pt; None if neither is there."""
+    for name in (MODEL_FILE, LEGACY_MODEL_FILE):
+        if (Path(directory) / name).is_file():
+            return Path(directory) / name
+    return None
+
+
 def conversations_file(kind: str) -> str:
     """`identity` -> identity_conversations.jsonl (nanochat's CustomJSON: one JSON list of messages a line)."""
     return f"{kind}_conversations.jsonl"
@@ -73,6 +91,23 @@ def lock_file(directory: str | Path) -> Path:
     return directory.parent / f".{directory.name}.lock"
 
 
+HUB_DATA_DIR = "data"  # a dataset repo's folder of parquet files
+
+
+def hub_data_file(kind: str) -> str:
+    """`identity` -> data/identity-00000-of-00001.parquet: a type's rows in a dataset repo (the Hub's shard naming)."""
+    return f"{HUB_DATA_DIR}/{kind}-00000-of-00001.parquet"
+
+
+HUB_DATA_PATTERN = re.compile(r"^(?P<kind>.+)-(?P<shard>\d{5})-of-(?P<shards>\d{5})\.parquet$")  # a file of data/
+
+
+def hub_data_dir(root: str | Path, repo_id: str, commit: str) -> Path:
+    """`<root>/hub/datasets--<ns>--<name>/<commit>`: the data folder made from a dataset repo's parquet rows at
+    one commit (made once; offline runs reuse it, as they reuse huggingface_hub's snapshot)."""
+    return Path(root) / "hub" / f"datasets--{repo_id.replace('/', '--')}" / commit
+
+
 def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
     """The identity's data folder: `paths.data_dir`, or the local copy of `data.from_hub` where that is set,
     here or in `checkpoint`'s own config (a model trained from the Hub is evaluated on that same data)."""
@@ -85,7 +120,7 @@ def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
         from lanbot.sharing.hub import HubError, download_data  # imported here: only hub runs pay for it
 
         try:
-            return Path(download_data(str(from_hub)))
+            return Path(download_data(str(from_hub), root=Path(cfg.paths.root)))
         except HubError as exc:
             raise HubError(f"data.from_hub={from_hub}: {exc}") from None
     return Path(cfg.paths.data_dir)

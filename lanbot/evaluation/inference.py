@@ -31,7 +31,7 @@ def resolve_checkpoint(cfg: DictConfig, path: str | None, stage: str = "sft") ->
         if layout.CheckpointMeta.read(directory) is None:
             raise layout.CheckpointError(
                 f"no checkpoint at {directory} (no meta.json): train one with "
-                f"`{layout.train_command(cfg, stage)}` or point to a folder that holds model.pt and meta.json")
+                f"`{layout.train_command(cfg, stage)}` or point to a folder that holds model.safetensors and meta.json")
         return directory
     return layout.find_checkpoint(cfg, stage=stage)
 

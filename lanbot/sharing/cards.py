@@ -143,9 +143,10 @@ def dataset_card(
     counts: dict[str, int],
     stats: dict[str, Any],
     license: str,
-    combined_file: str,
+    configs: list[dict[str, Any]],
 ) -> str:
-    """README.md of a dataset repo: `counts` maps each type to its conversations, `stats` is stats.json."""
+    """README.md of a dataset repo: `counts` maps each type to its conversations, `stats` is stats.json,
+    `configs` the Hub's `configs:` metadata (lanbot.sharing.hub_dataset.card_configs), `all` first."""
     total = sum(counts.values())
     backend = _pick(stats, "backend", "backend_name") or "not recorded in stats.json"
     model = _pick(stats, "model", "backend_model", "generator_model") or "not recorded in stats.json"
@@ -162,6 +163,9 @@ def dataset_card(
     }
     if isinstance(languages, dict) and languages:
         meta["language"] = sorted(str(k) for k in languages)
+    meta["configs"] = configs
+    files = {c["config_name"]: c["data_files"][0]["path"] for c in configs}
+    every, first = configs[0]["config_name"], next(iter(counts))
     lines = [
         _front_matter(meta),
         f"# {identity.name}: synthetic identity conversations",
@@ -173,11 +177,11 @@ def dataset_card(
         *_identity_section(identity),
         "## Files, types and counts",
         "",
-        "| file | type | conversations |",
+        "| config | file | conversations |",
         "| --- | --- | --- |",
-        *(f"| `{kind}_conversations.jsonl` | {kind} | {n} |" for kind, n in counts.items()),
-        f"| `{combined_file}` | every type, interleaved | {total} |",
-        "| `stats.json` | generation figures | |",
+        *(f"| `{kind}` | `{files[kind]}` | {n} |" for kind, n in counts.items()),
+        f"| `{every}` (the default) | every file above | {total} |",
+        "| | `stats.json`: the generation figures | |",
         "",
         "## How it was made",
         "",
@@ -189,24 +193,31 @@ def dataset_card(
         *_diversity_section(stats),
         "## Format",
         "",
-        "One conversation per line: a JSON list of messages `{\"role\", \"content\"}`, user first, roles "
-        "alternating, assistant last, as nanochat's CustomJSON task reads it. Where the assistant calls the "
-        "calculator its content is a list of parts `{\"type\": \"text\" | \"python\" | \"python_output\", "
-        "\"text\": ...}`.",
+        "One row per conversation, one parquet file per type. Columns: `id` (a stable digest of the "
+        "conversation), `type`, `identity`, `language`, `messages` and `meta` (what wrote the conversation: "
+        "persona, language, phrasing, ..., as JSON text).",
+        "",
+        "`messages` is a list of `{\"role\", \"content\", \"tool_calls\"}` in the chat-template form that "
+        "TRL, Axolotl and `tokenizer.apply_chat_template` take: user and assistant turns, and where the "
+        "assistant uses the calculator, per call an assistant message whose `content` is the text before the "
+        "call and whose `tool_calls` is `[{\"type\": \"function\", \"function\": {\"name\": \"calculator\", "
+        "\"arguments\": {\"expression\": \"12 * 3\"}}}]`, then a `{\"role\": \"tool\", \"content\": \"36\"}` "
+        "message with the result, and last an assistant message with the closing text. `tool_calls` is null "
+        "where a message has none.",
         "",
         "## Loading it",
         "",
-        "Each line is a JSON list (not an object), so read the lines with `datasets`' text builder and parse "
-        "them:",
-        "",
         "```python",
-        "import json",
         "from datasets import load_dataset",
         "",
-        f'rows = load_dataset("text", data_files="hf://datasets/{repo_id}/{combined_file}", split="train")',
-        'conversations = [json.loads(line) for line in rows["text"]]',
+        f'{first} = load_dataset("{repo_id}", "{first}", split="train")  # one type',
+        f'everything = load_dataset("{repo_id}", split="train")  # every type: the `{every}` config',
+        f'print({first}[0]["messages"])',
         "```",
         "",
+        "Give `everything` to TRL's `SFTTrainer` as it is (it reads `messages`). In lanbot's own form (nanochat's "
+        "CustomJSON: the assistant's calls as a list of `text` / `python` / `python_output` parts): "
+        "`lanbot.core.conversation.from_messages(row[\"messages\"])`,",
         "or train on it with lanbot directly: `python -m lanbot.train stage=mid "
         f"identity={slug(identity.name)} data.from_hub={repo_id}` (then `stage=sft` with the same overrides).",
         "",
@@ -265,7 +276,8 @@ def model_card(
         ),
         "## Files",
         "",
-        "`model.pt` (GPT state_dict), `tokenizer.json`, `config.yaml` (the run's resolved lanbot config), "
+        "`model.safetensors` (the GPT's weights in safetensors: they load without pickle, e.g. with "
+        "`safetensors.torch.load_file`), `tokenizer.json`, `config.yaml` (the run's resolved lanbot config), "
         "`meta.json` (step, stage, shape, figures).",
         "",
         "## Using it",

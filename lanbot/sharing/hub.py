@@ -1,10 +1,11 @@
 """The Hugging Face Hub, through huggingface_hub: repo ids, the token, downloads and one-commit uploads.
 
 The training app calls `download_checkpoint("hf://user/repo[@rev]")` for `train.init_from=hf://...` and
-`download_data("user/repo")` for `data.from_hub=user/repo`; both go through `snapshot_download` and its
-cache, so `HF_HUB_OFFLINE=1` serves them from the cache without a network. `lanbot.upload` calls
-`push_files`. The token comes from `HF_TOKEN` (environment or `.env`) or `hf auth login`; it is handed to
-huggingface_hub in memory only and never written anywhere by lanbot.
+`download_data("user/repo")` for `data.from_hub=user/repo` (lanbot.sharing.hub_dataset turns the repo's
+parquet rows back into a data folder); both go through `snapshot_download` and its cache, so
+`HF_HUB_OFFLINE=1` serves them from the cache without a network. `lanbot.upload` calls `push_files`. The
+token comes from `HF_TOKEN` (environment or `.env`) or `hf auth login`; it is handed to huggingface_hub in
+memory only and never written anywhere by lanbot.
 
 Environment read at call time: HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CACHE / HF_HOME.
 """
@@ -12,12 +13,13 @@ Environment read at call time: HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CAC
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import importlib
 import os
 import re
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, get_token, snapshot_download
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, snapshot_download
 from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors not before 0.25
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -26,7 +28,8 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
 )
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE
+from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE, hub_data_dir, hub_data_file, weights_file
+from lanbot.sharing import hub_dataset
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -159,7 +162,8 @@ def download_checkpoint(uri: str) -> Path:
     """The folder of a checkpoint pushed with `lanbot.upload upload.what=checkpoint`, from hf://user/repo[@rev]."""
     repo_id, revision = parse_hf_uri(uri)
     folder = snapshot(repo_id, "model", revision)
-    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()  # or model.pt, pushed before
+               and not (name == MODEL_FILE and weights_file(folder) is not None)]
     if missing:
         raise HubError(
             f"{uri} is not a lanbot checkpoint: {', '.join(missing)} missing in {folder}; push one with "
@@ -168,16 +172,22 @@ def download_checkpoint(uri: str) -> Path:
     return folder
 
 
-def download_data(repo_id: str, revision: str | None = None) -> Path:
+def download_data(repo_id: str, revision: str | None = None, root: str | Path = "outputs") -> Path:
     """The data folder pushed with `lanbot.upload`, from the dataset repo `user/repo` (or `user/repo@revision`,
-    as `data.from_hub` may give it)."""
+    as `data.from_hub` may give it). A repo of parquet rows (what lanbot.upload pushes) becomes a data folder
+    under `<root>/hub/` (made once per commit); an older lanbot's repo of JSONL files is one as it is."""
     if revision is None and "@" in str(repo_id):
         repo_id, revision = parse_hf_uri(f"hf://{repo_id}")
     folder = snapshot(repo_id, "dataset", revision)
+    if hub_dataset.hub_files(folder):
+        try:
+            return hub_dataset.to_data_folder(folder, hub_data_dir(root, validate_repo_id(repo_id), folder.name))
+        except ValueError as exc:
+            raise HubError(f"dataset repo {repo_id} ({folder}): {exc}") from None
     if not any(folder.glob("*_conversations.jsonl")):
         raise HubError(
-            f"dataset repo {repo_id} holds no *_conversations.jsonl (looked in {folder}); push a data folder "
-            "with `python -m lanbot.upload identity=<name> upload.repo_id=...`"
+            f"dataset repo {repo_id} holds no {hub_data_file('<type>')} nor *_conversations.jsonl (looked in "
+            f"{folder}); push a data folder with `python -m lanbot.upload identity=<name> upload.repo_id=...`"
         )
     return folder
 
@@ -190,20 +200,30 @@ def push_files(
     private: bool,
     message: str,
     revision: str | None = None,
+    replaces: tuple[str, ...] = (),
 ) -> dict:
     """Create the repo if missing (private as asked), then commit every file in ONE commit.
 
-    `files` maps the path in the repo to a local file or to bytes. The Hub applies a commit whole or not
-    at all, so a failure leaves nothing half-uploaded. Returns {"url", "commit", "files"}.
+    `files` maps the path in the repo to a local file or to bytes. Files already in the repo that match a
+    glob of `replaces` and are not in `files` are deleted in that same commit (an earlier upload's files
+    that this one no longer has). The Hub applies a commit whole or not at all, so a failure leaves nothing
+    half-uploaded. Returns {"url", "commit", "files", "deleted"}.
     """
     repo_id = validate_repo_id(repo_id)
     token = hub_token(required=True)
     if offline():
         raise HubError("HF_HUB_OFFLINE is set: an upload needs the network; unset it (or set HF_HUB_OFFLINE=0)")
     api = HfApi(endpoint=endpoint(), token=token)
-    operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=src) for path, src in files.items()]
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationAdd(path_in_repo=path, path_or_fileobj=src) for path, src in files.items()]
+    deleted: list[str] = []
     try:
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if replaces:
+            existing = api.list_repo_files(repo_id, repo_type=repo_type, revision=revision)
+            deleted = sorted(path for path in existing
+                             if path not in files and any(fnmatch.fnmatch(path, glob) for glob in replaces))
+            operations += [CommitOperationDelete(path_in_repo=path) for path in deleted]
         info = api.create_commit(
             repo_id, operations, commit_message=message, repo_type=repo_type, revision=revision
         )
@@ -220,4 +240,5 @@ def push_files(
         raise HubError(
             f"cannot reach the Hub at {where} ({type(exc).__name__}: {exc}); nothing was committed"
         ) from exc
-    return {"url": str(url), "commit": info.oid, "commit_url": info.commit_url, "files": sorted(files)}
+    return {"url": str(url), "commit": info.oid, "commit_url": info.commit_url, "files": sorted(files),
+            "deleted": deleted}

@@ -1,5 +1,8 @@
 """Push an identity's data folder, or a run's checkpoint, to the Hugging Face Hub with a generated card.
 
+A data folder goes up as a Hub dataset: one parquet file of rows per type (lanbot.sharing.hub_dataset) with
+a card that declares one config per type plus `all`; a checkpoint as its model.safetensors and text files.
+
     python -m lanbot.upload identity=sage upload.repo_id=you/sage-data              # dataset repo
     python -m lanbot.upload identity=sage upload.what=checkpoint upload.repo_id=you/sage-d4
     python -m lanbot.upload identity=sage upload.repo_id=you/sage-data upload.dry_run=true
@@ -13,7 +16,7 @@ The token comes from HF_TOKEN or `hf auth login` (see lanbot.sharing.hub) and is
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,7 +30,10 @@ from lanbot.core.layout import (
     COMBINED_FILE,
     CONFIG_FILE,
     EVAL_FILE,
+    HUB_DATA_DIR,
+    LEGACY_MODEL_FILE,
     META_FILE,
+    MODEL_FILE,
     OPTIMIZER_FILE,
     STATS_FILE,
     SUMMARY_FILE,
@@ -35,10 +41,16 @@ from lanbot.core.layout import (
     CheckpointMeta,
     conversations_file,
     find_checkpoint,
+    hub_data_file,
+    meta_file,
+    weights_file,
 )
 from lanbot.core.secrets import find_secret_in_bytes, find_secret_in_file, known_secrets, leak_error
-from lanbot.sharing import cards, hub
+from lanbot.sharing import cards, hub, hub_dataset
 from lanbot.sharing.portable import portable_config, portable_json
+
+# a data upload stands for every data file in the repo: its parquet files, and an older lanbot's JSONL
+DATA_REPLACES = (f"{HUB_DATA_DIR}/*.parquet", conversations_file("*"), meta_file("*"))
 
 
 class UploadError(LanbotError, RuntimeError):
@@ -55,6 +67,8 @@ class UploadPlan:
     private: bool
     message: str
     revision: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # where a file given as bytes comes from, for describe
+    replaces: tuple[str, ...] = ()  # globs of the repo's files this upload stands for (stale ones are deleted)
 
 
 def _count_lines(path: Path) -> int:
@@ -100,7 +114,13 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
                 f"{folder} has no {required}: the generation did not finish; run "
                 f"`python -m lanbot.generate identity={slug(identity.name)}` again to complete it"
             )
-    counts = {kind: _count_lines(folder / conversations_file(kind)) for kind in TYPES if (folder / conversations_file(kind)).is_file()}
+    tables = {}
+    for kind in (k for k in TYPES if (folder / conversations_file(k)).is_file()):
+        try:
+            tables[kind] = hub_dataset.rows(folder, kind, identity.name)
+        except ValueError as exc:  # names the file and line
+            raise UploadError(f"{exc}; fix or regenerate the file") from None
+    counts = {kind: table.num_rows for kind, table in tables.items()}
     if not counts:
         raise UploadError(f"{folder} holds no <type>_conversations.jsonl file")
     combined = _count_lines(folder / COMBINED_FILE)
@@ -110,15 +130,17 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
             "the folder was changed after generation; rerun `python -m lanbot.generate` to rebuild it"
         )
     stats = _read_json(folder / STATS_FILE)
-    card = cards.dataset_card(identity, repo_id, counts, stats, str(cfg.upload.license), COMBINED_FILE)
-    files: dict[str, Path | bytes] = {conversations_file(kind): folder / conversations_file(kind) for kind in counts}
-    files[COMBINED_FILE] = folder / COMBINED_FILE
+    card = cards.dataset_card(identity, repo_id, counts, stats, str(cfg.upload.license),
+                              hub_dataset.card_configs(list(counts)))
+    files: dict[str, Path | bytes] = {hub_data_file(kind): hub_dataset.parquet_bytes(tables[kind]) for kind in counts}
+    notes = {hub_data_file(kind): f"(rows of {folder / conversations_file(kind)})" for kind in counts}
     files[STATS_FILE] = folder / STATS_FILE
     files["README.md"] = card.encode("utf-8")
     total = sum(counts.values())
     return UploadPlan(
         repo_id, "dataset", files, bool(cfg.upload.private),
-        _message(cfg, f"lanbot: {identity.name} data, {total} conversations"), cfg.upload.get("revision"),
+        _message(cfg, f"lanbot: {identity.name} data, {total} conversations"), cfg.upload.get("revision"), notes,
+        DATA_REPLACES,
     )
 
 
@@ -142,7 +164,9 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     folder = Path(cfg.upload.path) if cfg.upload.path else newest_checkpoint(cfg, str(cfg.upload.stage))
     if not folder.is_dir():
         raise UploadError(f"no checkpoint folder at {folder}: check upload.path")
-    missing = [name for name in CHECKPOINT_REQUIRED if not (folder / name).is_file()]
+    weights = weights_file(folder)  # model.safetensors, or an older checkpoint's model.pt
+    missing = [name for name in CHECKPOINT_REQUIRED
+               if not (folder / name).is_file() and not (name == MODEL_FILE and weights is not None)]
     if missing:
         raise UploadError(
             f"checkpoint {folder} is incomplete, {', '.join(missing)} missing: a lanbot checkpoint holds "
@@ -163,6 +187,12 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     data_source = OmegaConf.select(run_cfg, "data.from_hub", default=None)
     card = cards.model_card(identity, repo_id, {**figures, **meta.to_dict()}, mix, scores, str(cfg.upload.license), data_source)
     files: dict[str, Path | bytes] = {name: folder / name for name in CHECKPOINT_REQUIRED}
+    notes: dict[str, str] = {}
+    if weights is not None and weights.name != MODEL_FILE:  # an older model.pt goes up as model.safetensors
+        from lanbot.training.checkpoint import weights_as_safetensors
+
+        files[MODEL_FILE] = weights_as_safetensors(weights)
+        notes[MODEL_FILE] = f"({weights}, as safetensors)"
     # the text files go as portable copies: no local folder names (see lanbot.sharing.portable)
     files[CONFIG_FILE] = portable_config(run_cfg)
     files[META_FILE] = portable_json(meta.to_dict())
@@ -174,7 +204,7 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     return UploadPlan(
         repo_id, "model", files, bool(cfg.upload.private),
         _message(cfg, f"lanbot: {identity.name} {meta.get('stage', '')} checkpoint, step {meta.get('step', '?')}"),
-        cfg.upload.get("revision"),
+        cfg.upload.get("revision"), notes, (LEGACY_MODEL_FILE,),
     )
 
 
@@ -196,8 +226,11 @@ def describe(plan: UploadPlan) -> str:
         if not isinstance(source, bytes):
             origin = str(source)
         else:
-            origin = "(generated card)" if path == "README.md" else "(the local file, less its local paths)"
-        lines.append(f"  {path:<36} {size:>12,d} B  <- {origin}")
+            origin = plan.notes.get(path) or ("(generated card)" if path == "README.md"
+                                              else "(the local file, less its local paths)")
+        lines.append(f"  {path:<44} {size:>12,d} B  <- {origin}")
+    if plan.replaces:
+        lines.append(f"  and, in the same commit, deletes any other repo file matching {', '.join(plan.replaces)}")
     return "\n".join(lines)
 
 
@@ -224,11 +257,14 @@ def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
         print("dry run: nothing was sent")
         return {"dry_run": True, "repo_id": plan.repo_id, "repo_type": plan.repo_type, "files": sorted(plan.files)}
     result = hub.push_files(
-        plan.repo_id, plan.repo_type, plan.files, private=plan.private, message=plan.message, revision=plan.revision
+        plan.repo_id, plan.repo_type, plan.files, private=plan.private, message=plan.message, revision=plan.revision,
+        replaces=plan.replaces,
     )
     result.update(repo_id=plan.repo_id, repo_type=plan.repo_type)
     if run_dir is not None:
         write_json_atomic(Path(run_dir) / UPLOAD_RECORD, result)
+    if result["deleted"]:
+        print(f"deleted {len(result['deleted'])} files an earlier upload left: {', '.join(result['deleted'])}")
     print(f"uploaded {len(plan.files)} files in commit {result['commit']}: {result['url']}")
     return result
 

@@ -1,7 +1,10 @@
 """Checkpoints: save atomically (temp folder + rename) and load, the tokenizer checked against the model.
 
 Where a checkpoint lives and what its files are called is lanbot.core.layout's (with meta.json, as
-CheckpointMeta). A failed or killed save leaves the last good checkpoint as it was.
+CheckpointMeta). A failed or killed save leaves the last good checkpoint as it was. The weights and any
+other tensors go in safetensors files (safetensors' save_model / load_model, which also keep tensors that
+share storage), so loading a checkpoint runs no pickle; only optimizer.pt, which resuming alone reads, is
+torch.save'd. An older checkpoint's model.pt still loads, with torch.load(weights_only=True).
 """
 
 from __future__ import annotations
@@ -17,20 +20,26 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors import safe_open
+from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import save as save_tensors
 
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import FileIOError, io_error, remove_stale_temps
 from lanbot.core.layout import (
     CONFIG_FILE,
     DAMAGED_FIX,
+    LEGACY_UNIGRAM_FILE,
     META_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
     TOKENIZER_FILE,
+    UNIGRAM_FILE,
     CheckpointError,
     CheckpointMeta,
     checkpoint_name,
     recover,
+    weights_file,
 )
 from lanbot.core.secrets import check_no_secret
 from lanbot.training.model import GPT, GPTConfig
@@ -88,9 +97,9 @@ def _named_io_errors(save: Callable[..., Path]) -> Callable[..., Path]:
 @_named_io_errors
 def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     tokenizer: Tokenizer, cfg: DictConfig, meta: CheckpointMeta | dict[str, Any],
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
     """Write the checkpoint to a temp folder beside `directory`, then swap it in by rename (`extra`: more
-    objects saved with torch.save, by file name, such as a base's unigram counts).
+    tensors, {file name: {key: tensor}}, each saved as a safetensors file, such as a base's unigram counts).
 
     meta.json gets the model's shape and the tokenizer's sha256; a scratch run's checkpoint names itself
     as `tokenizer_from`, which later stages inherit.
@@ -105,11 +114,11 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     tmp.mkdir()
     model = getattr(model, "module", model)
     model = getattr(model, "_orig_mod", model)
-    torch.save(model.state_dict(), tmp / MODEL_FILE)
+    save_model(model, str(tmp / MODEL_FILE), metadata={"format": "pt"})
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-    for name, value in (extra or {}).items():
-        torch.save(value, tmp / name)
+    for name, tensors in (extra or {}).items():
+        save_file({key: value.contiguous() for key, value in tensors.items()}, str(tmp / name))
     tokenizer.save(tmp)
     (tmp / CONFIG_FILE).write_text(config_text, encoding="utf-8")
     meta = CheckpointMeta.from_dict(dict(meta)) if isinstance(meta, dict) else dataclasses.replace(meta)
@@ -127,7 +136,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     """(model, tokenizer, meta) of a checkpoint folder, the model on `device` in eval mode."""
     directory = Path(directory)
     meta = CheckpointMeta.read(directory)
-    if meta is None or not (directory / MODEL_FILE).is_file():
+    if meta is None or weights_file(directory) is None:
         raise CheckpointError(
             f"no checkpoint at {directory}: train one with `python -m lanbot.train stage=mid` "
             "(then stage=sft) for this identity, mix and model"
@@ -140,14 +149,9 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise CheckpointError(f"{directory / META_FILE}: no usable model config (model_config: {exc}); "
                               f"{DAMAGED_FIX}") from None
-    state = load_file(directory / MODEL_FILE, device)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # shapes, keys, not a dict at all
-        raise CheckpointError(f"{directory / MODEL_FILE} does not fit the model shape {directory / META_FILE} "
-                              f"records ({_first_line(exc)}); {DAMAGED_FIX}") from None
+    load_weights(model, directory, device)
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-        raise CheckpointError(f"{directory / MODEL_FILE} holds NaN or Inf weights (saved by a run that diverged): "
+        raise CheckpointError(f"{weights_file(directory)} holds NaN or Inf weights (saved by a run that diverged): "
                               "train it again with lower learning rates, or point at another checkpoint")
     model.to(device).eval()
     try:
@@ -159,8 +163,9 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     return model, tokenizer, meta
 
 
-def load_file(path: Path, device: str | torch.device = "cpu") -> Any:
-    """A tensor file of a checkpoint (weights, optimizer state, counts); a damaged one raises CheckpointError."""
+def load_torch_file(path: Path, device: str | torch.device = "cpu") -> Any:
+    """A torch.save file of a checkpoint (optimizer state, an older lanbot's weights or counts), read with
+    weights_only; a damaged one raises CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; {DAMAGED_FIX}")
     try:
@@ -175,13 +180,59 @@ def _first_line(exc: BaseException) -> str:
     return (text[0][:200] if text else type(exc).__name__)
 
 
+def load_weights(model: torch.nn.Module, directory: Path, device: str | torch.device = "cpu") -> None:
+    """The checkpoint's weights into `model`: model.safetensors, or an older checkpoint's model.pt. A damaged
+    file, or weights of another shape than meta.json records, raise CheckpointError naming the file."""
+    path = weights_file(directory)
+    if path is None:
+        raise CheckpointError(f"{directory} holds no {MODEL_FILE}: not a checkpoint folder")
+    if path.name == MODEL_FILE:
+        try:
+            with safe_open(str(path), framework="pt") as f:  # the header: a truncated or random file fails here
+                list(f.keys())
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error type, OSError)
+            raise CheckpointError(f"{path} cannot be read ({_first_line(exc)}): the file is damaged; "
+                                  f"{DAMAGED_FIX}") from None
+    else:
+        state = load_torch_file(path, device)
+    try:
+        if path.name == MODEL_FILE:
+            load_model(model, str(path), strict=True, device=str(device))
+        else:
+            model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # shapes, keys, not a dict at all
+        raise CheckpointError(f"{path} does not fit the model shape {directory / META_FILE} records "
+                              f"({_first_line(exc)}); {DAMAGED_FIX}") from None
+
+
+def weights_as_safetensors(path: Path) -> bytes:
+    """An older checkpoint's model.pt as the bytes of a model.safetensors (each tensor copied, so weights that
+    shared storage in the pickle become separate entries, which safetensors requires)."""
+    state = load_torch_file(path)
+    return save_tensors({name: tensor.contiguous().clone() for name, tensor in state.items()}, metadata={"format": "pt"})
+
+
+def load_unigram_counts(directory: str | Path) -> torch.Tensor | None:
+    """A base's token counts (unigram.safetensors, or an older base's unigram.pt); None where it has none."""
+    directory = Path(directory)
+    if (directory / UNIGRAM_FILE).is_file():
+        try:
+            return load_file(str(directory / UNIGRAM_FILE))["counts"]
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error type, a missing key)
+            raise CheckpointError(f"{directory / UNIGRAM_FILE} cannot be read ({_first_line(exc)}): the file is "
+                                  f"damaged; {DAMAGED_FIX}") from None
+    if (directory / LEGACY_UNIGRAM_FILE).is_file():
+        return load_torch_file(directory / LEGACY_UNIGRAM_FILE)
+    return None
+
+
 def check_tokenizer(directory: Path, tokenizer: Tokenizer, model: GPT, meta: CheckpointMeta) -> None:
     """Refuse a tokenizer.json that is not the one the model was trained with, naming both."""
     file = directory / TOKENIZER_FILE
     vocab = model.config.vocab_size
     if tokenizer.vocab_size > vocab:
         raise CheckpointMismatch(
-            f"{file} has {tokenizer.vocab_size} tokens but the model in {directory / MODEL_FILE} has only {vocab}: "
+            f"{file} has {tokenizer.vocab_size} tokens but the model in {weights_file(directory)} has only {vocab}: "
             "the tokenizer belongs to another checkpoint; restore this checkpoint's own tokenizer.json")
     recorded, actual = meta.tokenizer_sha256, tokenizer_sha256(directory)
     if recorded and recorded != actual:

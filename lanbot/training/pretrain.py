@@ -235,7 +235,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     loader = Rows(cfg, tok, seq + 1, rt)
     step, counts = 0, torch.zeros(model.config.vocab_size, dtype=torch.float64)
     if resume:
-        saved = ckpt.load_file(out_dir / layout.OPTIMIZER_FILE, rt.device)
+        saved = ckpt.load_torch_file(out_dir / layout.OPTIMIZER_FILE, rt.device)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:
@@ -243,8 +243,9 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                                 "train afresh with train.resume=false train.overwrite=true") from None
         step = int(meta["step"])
         loader.skip_to(*meta["loader"][str(rt.rank)] if str(rt.rank) in meta.get("loader", {}) else (0, 0))
-        if (out_dir / layout.UNIGRAM_FILE).is_file():
-            counts = ckpt.load_file(out_dir / layout.UNIGRAM_FILE)
+        saved_counts = ckpt.load_unigram_counts(out_dir)
+        if saved_counts is not None:
+            counts = saved_counts
     raw = model
     if t.compile:
         model = torch.compile(model)
@@ -288,7 +289,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                 "optimizer": optimizer.name, "tokenizer_from": layout.checkpoint_name(out_dir, base=True),
                 "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"), "unigram_bpb": uni,
                 "tokens_trained": step * total, "loader": states, "run_dir": str(run_dir)},
-                extra={layout.UNIGRAM_FILE: counts})
+                extra={layout.UNIGRAM_FILE: {"counts": counts}})
         if rt.ddp:
             dist.barrier()
 

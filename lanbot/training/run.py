@@ -231,7 +231,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     optimizer = build_optimizer(model, cfg)
     step = 0
     if resume_from is not None:
-        saved = ckpt.load_file(resume_from / layout.OPTIMIZER_FILE, rt.device)
+        saved = ckpt.load_torch_file(resume_from / layout.OPTIMIZER_FILE, rt.device)
         try:
             optimizer.load_state_dict(saved)
         except optim.OptimizerError as exc:

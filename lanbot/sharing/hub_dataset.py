@@ -1,0 +1,136 @@
+"""A data folder as a Hub dataset and back: one parquet file per conversation type, a `messages` column per row.
+
+Each row is one conversation: `id` (its dedup key in hex, stable across uploads), `type`, `identity` (the
+identity's name), `language` (from the sidecar, null where it has none), `messages` (the conversation as
+chat messages with tool calls, lanbot.core.conversation.to_messages) and `meta` (its sidecar line, as
+JSON text). The dataset card declares one config per type plus `all` (every type, the default), so
+`datasets.load_dataset(repo, "identity")` loads one type and the Hub's viewer shows each. `to_data_folder`
+turns the files back into the JSONL data folder that training reads. File names are lanbot.core.layout's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lanbot.core.conversation import TYPES, dedup_key, from_messages, read_jsonl, to_messages
+from lanbot.core.layout import (
+    HUB_DATA_DIR,
+    HUB_DATA_PATTERN,
+    STATS_FILE,
+    conversations_file,
+    hub_data_file,
+    meta_file,
+)
+
+ALL_CONFIG = "all"  # the config with every type
+_CALL = pa.struct([
+    ("type", pa.string()),
+    ("function", pa.struct([("name", pa.string()), ("arguments", pa.struct([("expression", pa.string())]))])),
+])
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(_CALL))])
+# one schema for every file, so the `all` config reads the type files as one table
+SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("type", pa.string()),
+    ("identity", pa.string()),
+    ("language", pa.string()),
+    ("messages", pa.list_(MESSAGE)),
+    ("meta", pa.string()),
+])
+
+
+def rows(folder: Path, kind: str, identity: str) -> pa.Table:
+    """The rows of `<folder>/<kind>_conversations.jsonl` with their sidecar lines; ValueError naming file:line
+    for a line that is not a conversation or has no one-to-one form as messages."""
+    path = folder / conversations_file(kind)
+    side = folder / meta_file(kind)
+    sidecar = side.read_text(encoding="utf-8").splitlines() if side.is_file() else []
+    out: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    for index, (number, conversation) in enumerate(read_jsonl(path)):
+        if not isinstance(conversation, list):
+            raise ValueError(f"{path}:{number}: a conversation must be a JSON list of messages")
+        try:
+            messages = to_messages(conversation)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+        meta = sidecar[index] if index < len(sidecar) and sidecar[index].strip() else None
+        try:
+            language = (json.loads(meta) if meta else {}).get("language")
+        except (ValueError, AttributeError):
+            language = None
+        out["id"].append(dedup_key(conversation).hex())
+        out["type"].append(kind)
+        out["identity"].append(identity)
+        out["language"].append(language if isinstance(language, str) else None)
+        out["messages"].append(messages)
+        out["meta"].append(meta)
+    return pa.table(out, schema=SCHEMA)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A table as the bytes of one parquet file."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def card_configs(kinds: list[str]) -> list[dict[str, Any]]:
+    """The card's `configs:` (the Hub's data_files metadata): `all` (the default) and one per type."""
+    every = {"config_name": ALL_CONFIG, "default": True,
+             "data_files": [{"split": "train", "path": [hub_data_file(kind) for kind in kinds]}]}
+    return [every, *({"config_name": kind, "data_files": [{"split": "train", "path": hub_data_file(kind)}]}
+                     for kind in kinds)]
+
+
+def hub_files(snapshot: Path) -> dict[str, list[Path]]:
+    """The parquet files of a dataset repo's snapshot by type (shards in order); empty for an older repo."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted((snapshot / HUB_DATA_DIR).glob("*.parquet")):
+        match = HUB_DATA_PATTERN.match(path.name)
+        if match:
+            found.setdefault(match["kind"], []).append(path)
+    return found
+
+
+def to_data_folder(snapshot: Path, target: Path) -> Path:
+    """The data folder (`<type>_conversations.jsonl`, sidecars, all_conversations.jsonl, stats.json) of a
+    snapshot's parquet files, written beside `target` and renamed into place; an existing one is reused."""
+    from lanbot.generation.datafolder import DataFolder  # the interleave of all_conversations.jsonl is its
+
+    if target.is_dir():  # renamed into place whole, so complete
+        return target
+    files = hub_files(snapshot)
+    unknown = sorted(set(files) - set(TYPES))
+    if unknown:
+        raise ValueError(f"types this lanbot does not know: {', '.join(unknown)} (it knows {', '.join(TYPES)})")
+    kinds = [kind for kind in TYPES if kind in files]
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for kind in kinds:
+            table = pa.concat_tables([pq.read_table(path) for path in files[kind]])
+            with open(tmp / conversations_file(kind), "w", encoding="utf-8") as out, \
+                    open(tmp / meta_file(kind), "w", encoding="utf-8") as side:
+                for row in table.select(["messages", "meta"]).to_pylist():
+                    out.write(json.dumps(from_messages(row["messages"]), ensure_ascii=False) + "\n")
+                    side.write((row["meta"] or '{"recovered": true}') + "\n")
+        if (snapshot / STATS_FILE).is_file():
+            shutil.copyfile(snapshot / STATS_FILE, tmp / STATS_FILE)
+        with DataFolder(tmp, kinds) as folder:
+            folder.finalize()
+        try:
+            tmp.rename(target)
+        except OSError:  # another process made it first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
