@@ -31,7 +31,9 @@ from train_fixtures import make_data_folder
 from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
+from lanbot.evaluation.run import evaluate_run
 from lanbot.sharing import nanochat_tokenizer as nt
+from lanbot.sharing.nanochat import ExportError, export_app
 from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, export_checkpoint, import_checkpoint
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.run import TrainError, train
@@ -360,6 +362,10 @@ def test_mid_and_sft_from_an_import_then_chat_and_export_back(nanochat_base: dic
     assert (model(idx) - imported(idx)).abs().max().item() > 1e-3  # training moved it
     prompt = render_for_completion(tok, [{"role": "user", "content": "who are you?"}])
     assert Engine(model, tok).generate(prompt, max_tokens=5, seed=0)[0].tokens
+    scores = evaluate_run(compose_config(train_overrides(
+        tmp_path, "mid", "identity=sage", "stage=sft", "eval.samples=1", "eval.max_tokens=4", "eval.families=[identity]",
+        "eval.capability_tokens=1024", "eval.control=null")), Path(sft["checkpoint"]), tmp_path / "run_eval")
+    assert "identity_rate" in scores and scores["capability/base_bpb"] > 0  # the base read again from nanochat
 
     out = tmp_path / "nanochat_out"
     files = export_checkpoint(Path(sft["checkpoint"]), out, tag="sage")
@@ -378,7 +384,7 @@ def test_mid_and_sft_from_an_import_then_chat_and_export_back(nanochat_base: dic
         export_checkpoint(Path(sft["checkpoint"]), out, tag="sage")
 
 
-def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict, tmp_path: Path) -> None:
+def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict, tmp_path: Path, capsys) -> None:
     """lanbot's own (late-2025) model: unpadded rows, its tokenizer as tiktoken would encode it; a base dir
     that holds another tokenizer is not overwritten."""
     make_data_folder(tmp_path / "data" / "lanbot", per_type=12)
@@ -388,8 +394,16 @@ def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict,
     model, tok, _ = ckpt.load_checkpoint(mid["checkpoint"])
     with pytest.raises(NanochatCheckpointError, match="another tokenizer"):
         export_checkpoint(Path(mid["checkpoint"]), nanochat_base["base"])
-    files = export_checkpoint(Path(mid["checkpoint"]), tmp_path / "fresh", stage_dir="mid_checkpoints")
-    assert files["model"].parent.name == "d1"
+    # the app: export.checkpoint=mid finds this identity's mid checkpoint
+    app = compose_config([f"paths.root={tmp_path}", *tiny, "export.checkpoint=mid", f"export.base_dir={tmp_path / 'fresh'}",
+                          "export.stage_dir=mid_checkpoints"])
+    written = export_app(app)
+    assert "scripts.chat_cli -i mid -g d1" in capsys.readouterr().out
+    files = {"model": written, "meta": written.parent / "meta_000002.json",
+             "tokenizer": tmp_path / "fresh" / "tokenizer" / "tokenizer.pkl"}
+    assert files["model"] == tmp_path / "fresh" / "mid_checkpoints" / "d1" / "model_000002.pt"
+    with pytest.raises(ExportError, match="export.checkpoint=mid: .* exists; add export.overwrite=true"):
+        export_app(app)
     saved = torch.load(files["model"], weights_only=True)
     cfg = json.loads(files["meta"].read_text())["model_config"]
     assert saved["lm_head.weight"].shape[0] == cfg["vocab_size"] == model.config.vocab_size
@@ -424,6 +438,7 @@ torch.save({"logits": logits, "ids": tok.encode(open(text_path, encoding="utf-8"
 def nanochat_run(args: list[str], base: Path, timeout: int = 900) -> str:
     python = os.environ.get("NANOCHAT_PYTHON") or str(Path(NANOCHAT_DIR) / ".venv" / "bin" / "python")
     env = {**os.environ, "NANOCHAT_BASE_DIR": str(base), "PYTHONPATH": NANOCHAT_DIR, "WANDB_MODE": "disabled",
+           "TORCHDYNAMO_DISABLE": "1",  # eager: torch.compile of a few CPU steps costs minutes of g++
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run([python, *args], cwd=NANOCHAT_DIR, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"nanochat {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"

@@ -34,7 +34,9 @@ from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.tokenizer import Tokenizer
 
 PREFIX = "nanochat:"
-STAGE_DIRS = ("base_checkpoints", "mid_checkpoints", "chatsft_checkpoints", "chatrl_checkpoints")
+# nanochat's load_model(source) folder per source name
+STAGE_DIRS = {"base_checkpoints": "base", "mid_checkpoints": "mid", "chatsft_checkpoints": "sft",
+              "chatrl_checkpoints": "rl"}
 TOKENIZER_DIR = "tokenizer"
 ROPE_BASE_2026 = 100000.0
 PAD_2026 = 64  # nanochat-2026's GPT pads its vocabulary rows to a multiple of 64 (its constructor's default)
