@@ -59,11 +59,12 @@ class EncodingState:
     def n_vocab(self) -> int:
         return 1 + max([*self.mergeable_ranks.values(), *self.special_tokens.values()])
 
-    def token_bytes(self) -> list[int]:
-        """Byte length of each id, 0 for the specials (nanochat's token_bytes.pt)."""
+    def token_bytes(self, decoded: bool = False) -> list[int]:
+        """Byte length of each id, 0 for the specials (nanochat's token_bytes.pt). nanochat of 2025 counted
+        the UTF-8 of each token decoded on its own (`decoded`: a partial character became U+FFFD, 3 bytes)."""
         out = [0] * self.n_vocab
         for token, rank in self.mergeable_ranks.items():
-            out[rank] = len(token)
+            out[rank] = len(token.decode("utf-8", errors="replace").encode()) if decoded else len(token)
         return out
 
 
@@ -189,7 +190,7 @@ def read_tokenizer(directory: Path) -> Tokenizer:
             saved = torch.load(counts, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 (torch raises many kinds for a bad file)
             raise NanochatTokenizerError(f"{counts}: unreadable ({exc.__class__.__name__}); delete it or restore it") from None
-        if not isinstance(saved, torch.Tensor) or saved.tolist() != state.token_bytes():
+        if not isinstance(saved, torch.Tensor) or saved.tolist() not in (state.token_bytes(), state.token_bytes(True)):
             raise NanochatTokenizerError(f"{counts} does not match {directory / PICKLE_FILE}: it belongs to "
                                          "another tokenizer; restore the pair nanochat's tok_train wrote")
     return tok
