@@ -113,7 +113,8 @@ class Validation:
 class Train:
     """Settings of one training stage (conf/train/<stage>.yaml states what differs from these)."""
 
-    init_from: str | None = "scratch"  # scratch | base | mid | a checkpoint folder | hf://user/repo[@rev]
+    init_from: str | None = "scratch"  # scratch | base | mid | a checkpoint folder | hf://user/repo[@rev] | nanochat:<folder>[@step]
+    nanochat_tokenizer: str | None = None  # init_from=nanochat:...: its tokenizer/ folder, if not <base dir>/tokenizer
     sequence_len: int | None = None    # null = the model's sequence_len
     device_batch_size: int = 8         # rows per forward pass per process
     total_batch_tokens: int = 4096     # tokens per optimizer step over all processes (gradient accumulation fills the gap)

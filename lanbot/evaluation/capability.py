@@ -42,9 +42,13 @@ def corpus_bpb(model: torch.nn.Module, tok: Tokenizer, corpus: DictConfig, token
     return bpb(model, rows, token_bytes(tok), Runtime(device=device), batch)["val/bpb"]
 
 
-def base_of(cfg: DictConfig, meta: dict) -> Path | None:
-    """The base the checkpoint grew from, else the configured corpus/model's finished base, else None."""
-    recorded = (meta.get("base") or {}).get("dir")
+def base_of(cfg: DictConfig, meta: dict) -> Path | str | None:
+    """The base the checkpoint grew from (a folder, or `nanochat:<folder>@<step>` for an imported one), else
+    the configured corpus/model's finished base, else None."""
+    record = meta.get("base") or {}
+    if str(record.get("name") or "").startswith("nanochat:"):
+        return str(record["name"])
+    recorded = record.get("dir")
     if recorded and (layout.CheckpointMeta.read(recorded) or {}).get("finished"):
         return Path(recorded)
     if cfg.get("corpus") is not None:
@@ -86,7 +90,15 @@ def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module,
         return {"capability/corpus_bpb": None, "capability/base_bpb": None, "capability/bpb_delta_vs_base": None}
     base_dir = base_of(cfg, meta)
     base = None
-    if base_dir is not None:
+    if isinstance(base_dir, str):  # imported from nanochat: read again from its folder
+        from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, import_checkpoint
+
+        try:
+            base_model, base_tok, _ = import_checkpoint(base_dir, (meta.get("base") or {})["nanochat"]["tokenizer"])
+            base = corpus_bpb(base_model.to(device), base_tok, corpus, tokens, device)
+        except NanochatCheckpointError as exc:
+            print(f"[eval] capability/base_bpb not measured: {exc}")
+    elif base_dir is not None:
         base = recorded_base_bpb(base_dir, corpus, tokens)
         if base is None:
             base_model, base_tok, _ = ckpt.load_checkpoint(base_dir, device)

@@ -1,6 +1,7 @@
-"""Hand an identity's data to nanochat: `python -m lanbot.export.nanochat identity=sage`.
+"""Hand an identity's data or model to nanochat: `python -m lanbot.export.nanochat identity=sage`.
 
-Writes identity_conversations.jsonl in nanochat's CustomJSON form (the work is lanbot.sharing.nanochat).
+Writes identity_conversations.jsonl in nanochat's CustomJSON form, or with `export.checkpoint=sft|mid|<folder>`
+the model as a nanochat checkpoint (the work is lanbot.sharing.nanochat and lanbot.sharing.nanochat_checkpoint).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Write an identity's conversations as nanochat's `identity_conversations.jsonl`.
+"""Write an identity's conversations as nanochat's `identity_conversations.jsonl`, or a trained model as a
+nanochat checkpoint (`export.checkpoint=sft|mid|<folder>`: lanbot/sharing/nanochat_checkpoint.py does that).
 
     python -m lanbot.export.nanochat identity=sage
+    python -m lanbot.export.nanochat identity=sage export.checkpoint=sft    # -> chatsft_checkpoints/d<n>/
     python -m lanbot.export.nanochat identity=sage export.types=[identity,reasoning,no_tool]
     python -m lanbot.export.nanochat identity=sage export.tool_calls=render export.overwrite=true
 
@@ -145,8 +147,32 @@ def report(target: Path, counts: dict[str, dict[str, int]], tool_calls: str) -> 
     return "\n".join(lines)
 
 
+def export_model(cfg: DictConfig) -> dict[str, Path]:
+    """The checkpoint named by export.checkpoint (sft / mid of this identity, or a folder) in nanochat's layout."""
+    from lanbot.core.layout import CheckpointError, find_checkpoint
+    from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, export_checkpoint
+
+    export, name = cfg.export, str(cfg.export.checkpoint)
+    try:
+        folder = find_checkpoint(cfg, name) if name in ("mid", "sft") else Path(name).expanduser()
+        return export_checkpoint(folder, nanochat_base_dir(export.base_dir), str(export.stage_dir),
+                                 export.get("model_tag"), export.get("pad_vocab_to"), bool(export.overwrite))
+    except (NanochatCheckpointError, CheckpointError) as exc:
+        raise ExportError(f"export.checkpoint={name}: {exc}") from None
+
+
 def export_app(cfg: DictConfig, run_dir: Path | None = None) -> Path:
-    """`python -m lanbot.export.nanochat`: the identity's data as nanochat's CustomJSON, and what was left out."""
+    """`python -m lanbot.export.nanochat`: the identity's data as nanochat's CustomJSON, and what was left out;
+    with export.checkpoint, a model in nanochat's checkpoint layout instead."""
+    if cfg.export.get("checkpoint"):
+        from lanbot.sharing.nanochat_checkpoint import STAGE_DIRS
+
+        files = export_model(cfg)
+        tag_dir = files["model"].parent
+        print(f"wrote {files['model']}, {files['meta'].name} and {files['tokenizer'].parent}/ (tokenizer.pkl, "
+              f"token_bytes.pt)\nnanochat loads it with: NANOCHAT_BASE_DIR={tag_dir.parent.parent} python -m "
+              f"scripts.chat_cli -i {STAGE_DIRS[tag_dir.parent.name]} -g {tag_dir.name}")
+        return files["model"]
     target, counts = export_nanochat(cfg)
     print(report(target, counts, str(cfg.export.tool_calls)))
     return target

@@ -1,5 +1,14 @@
 """lanbot's GPT: nanochat's architecture, rewritten small and readable.
 
+Two variants (`GPTConfig.architecture`): `nanochat-2025`, lanbot's own and nanochat's late-2025 GPT, as
+below; and `nanochat-2026`, nanochat's 2026 GPT, for checkpoints imported from it
+(lanbot/sharing/nanochat_checkpoint.py): value embeddings mixed into the values of alternating layers
+(the last always) through a per-head gate, per-layer scalars on the residual and on the first embedding
+(x0), smear (a gated share of the previous token's embedding), backout (a share of the middle layer's
+residual taken off before the last norm), queries and keys scaled by 1.2 after QK-norm, per-layer
+sliding windows (`window_pattern`, as attention masks here: nanochat's flash-attn windows), rotary base
+100000.
+
 - token embedding, no positional embedding: rotary embeddings on queries and keys (base 10000)
 - QK-norm, and functional RMSNorm (no learnable parameters) before attention, MLP, lm_head and after
   the embedding
@@ -26,6 +35,11 @@ import torch.nn.functional as F
 
 SOFTCAP = 15.0  # logits = 15 * tanh(logits / 15), as nanochat
 ROPE_BASE = 10000.0
+ARCHITECTURES = ("nanochat-2025", "nanochat-2026")
+SHAPE_FIELDS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")
+SMEAR_CHANNELS = 24  # nanochat-2026: the smear gate reads the first 24 channels of the embedding
+VE_GATE_CHANNELS = 12  # nanochat-2026: the value-embedding gate reads the first 12 channels
+QK_SCALE = 1.2  # nanochat-2026: queries and keys scaled after QK-norm (sharper attention)
 
 
 @dataclass
@@ -38,8 +52,18 @@ class GPTConfig:
     n_head: int = 4
     n_kv_head: int = 4
     n_embd: int = 256
+    architecture: str = "nanochat-2025"
+    window_pattern: str = "L"  # nanochat-2026: S (a quarter of sequence_len) / L windows, tiled over layers
+    rope_base: float = ROPE_BASE  # nanochat-2026: 100000
+    rope_bf16: bool = False  # nanochat-2025 keeps its rotary tables in bfloat16 (on CPU too): imports match it
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture={self.architecture!r}: choose {' or '.join(ARCHITECTURES)}")
+        if not self.window_pattern or set(self.window_pattern.upper()) - set("SL"):
+            raise ValueError(f"window_pattern={self.window_pattern!r}: use the letters S and L only")
+        if self.modern and self.n_embd < SMEAR_CHANNELS:
+            raise ValueError(f"n_embd={self.n_embd}: nanochat-2026 needs at least {SMEAR_CHANNELS} (its smear gate)")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.n_kv_head < 1 or self.n_head % self.n_kv_head:
@@ -51,14 +75,50 @@ class GPTConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
+    @property
+    def modern(self) -> bool:
+        """True for nanochat's 2026 GPT."""
+        return self.architecture == "nanochat-2026"
+
+    def window_sizes(self) -> list[int | None]:
+        """How many keys to its left each layer's query sees (None: all): nanochat-2026's L is sequence_len,
+        S a quarter of it rounded up to 128 (flash-attn's tile), the last layer always L."""
+        if not self.modern:
+            return [None] * self.n_layer
+        long, short = self.sequence_len, -(-self.sequence_len // 4 // 128) * 128
+        pattern = self.window_pattern.upper()
+        sizes = [short if pattern[i % len(pattern)] == "S" else long for i in range(self.n_layer)]
+        return [*sizes[:-1], long]
+
     @classmethod
     def from_mapping(cls, fields: Mapping[str, Any]) -> GPTConfig:
         """The config from a `conf/model/<name>.yaml` node (its `name` and any extra keys are ignored)."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in fields]
+        missing = [n for n in SHAPE_FIELDS if n not in fields]
         if missing:
-            raise ValueError(f"model config lacks {missing}; conf/model/<name>.yaml must set {names}")
-        return cls(**{n: int(fields[n]) for n in names})
+            raise ValueError(f"model config lacks {missing}; conf/model/<name>.yaml must set {list(SHAPE_FIELDS)}")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        cast = {"int": int, "str": str, "float": float, "bool": bool}
+        return cls(**{n: cast[str(types[n])](fields[n]) for n in types if n in fields})
+
+
+def has_value_embedding(layer: int, n_layer: int) -> bool:
+    """nanochat-2026: value embeddings on alternating layers, the last one always among them."""
+    return layer % 2 == (n_layer - 1) % 2
+
+
+def attention_mask(past: int, new: int, window: int | None, device: torch.device) -> torch.Tensor | None:
+    """Which of the `past + new` keys each new query sees (True = attend): causal, and within `window`
+    keys to its left. None where no mask is needed: causal attention from position 0, or one query
+    that sees every key."""
+    total = past + new
+    if (past == 0 or new == 1) and (window is None or window >= total - 1):
+        return None
+    rows = torch.arange(past, total, device=device).unsqueeze(1)
+    cols = torch.arange(total, device=device).unsqueeze(0)
+    keep = cols <= rows
+    if window is not None:
+        keep &= rows - cols <= window
+    return keep
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:
@@ -154,6 +214,7 @@ class KVCache:
         # distance between query and key, so a row shifted right by its padding attends exactly as alone.
         self.key_mask: torch.Tensor | None = None
         self.rows = list(range(batch_size))  # the batch row each row started as (keep_rows drops some)
+        self.prev: torch.Tensor | None = None  # nanochat-2026: the last token's embedding, for smear
 
     def pad_left(self, lengths: list[int], total: int) -> None:
         """Mark the first `total - length` positions of each row as padding (prompts left-padded to `total`)."""
@@ -163,7 +224,7 @@ class KVCache:
 
     def reset(self) -> None:
         """Forget everything cached (the buffers are reused)."""
-        self.pos = 0
+        self.pos, self.prev = 0, None
 
     def repeat(self, batch_size: int) -> KVCache:
         """A new cache of `batch_size` rows, each a copy of this cache's first row: prefill a prompt once,
@@ -175,6 +236,7 @@ class KVCache:
         other.batch_size, other.max_len, other.pos = batch_size, max_len, self.pos
         other.key_mask = None if self.key_mask is None else self.key_mask[:1].expand(batch_size, -1).clone()
         other.rows = list(range(batch_size))
+        other.prev = None if self.prev is None else self.prev[:1].expand(batch_size, -1, -1).clone()
         return other
 
     def repeat_rows(self, n: int) -> KVCache:
@@ -186,6 +248,7 @@ class KVCache:
         other.batch_size, other.max_len, other.pos = self.batch_size * n, self.max_len, self.pos
         other.key_mask = None if self.key_mask is None else self.key_mask.repeat_interleave(n, dim=0)
         other.rows = list(range(other.batch_size))
+        other.prev = None if self.prev is None else self.prev.repeat_interleave(n, dim=0)
         return other
 
     def keep_rows(self, rows: list[int]) -> None:
@@ -194,6 +257,8 @@ class KVCache:
         self.k, self.v = self.k.index_select(1, index), self.v.index_select(1, index)
         if self.key_mask is not None:
             self.key_mask = self.key_mask.index_select(0, index)
+        if self.prev is not None:
+            self.prev = self.prev.index_select(0, index)
         self.batch_size, self.rows = len(rows), [self.rows[i] for i in rows]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,37 +277,48 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.layer = layer
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        self.modern, self.window = config.modern, config.window_sizes()[layer]
         self.c_q = nn.Linear(config.n_embd, config.n_head * self.head_dim, bias=False)
         self.c_k = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
         self.c_v = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        if config.modern and has_value_embedding(layer, config.n_layer):
+            self.ve_gate = nn.Linear(VE_GATE_CHANNELS, config.n_kv_head, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache | None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv_cache: KVCache | None,
+        ve: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
-        q = self.c_q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
+        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
+        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
+        if ve is not None:  # nanochat-2026: value embedding through a per-head gate in (0, 3)
+            gate = 3 * torch.sigmoid(self.ve_gate(x[..., :VE_GATE_CHANNELS]))
+            v = v + gate.unsqueeze(-1) * ve.view(B, T, self.n_kv_head, self.head_dim)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))
-        mask, causal = None, True
+        if self.modern:
+            q, k = q * QK_SCALE, k * QK_SCALE
+        past = 0
         if kv_cache is not None:
+            past = kv_cache.pos
             k, v = kv_cache.update(self.layer, k, v)
             k, v = k.to(q.dtype), v.to(q.dtype)  # a float32 cache under bf16 autocast, or the reverse
-            past = kv_cache.pos
-            if T == 1:
-                causal = False  # one new token sees every cached one
-            elif past > 0 or kv_cache.key_mask is not None:
-                # query i (absolute position past+i) sees keys 0..past+i
-                causal = False
+        mask = attention_mask(past, T, self.window, x.device)
+        if kv_cache is not None and kv_cache.key_mask is not None:
+            # padding is never seen; a padding query sees itself, so no row of scores is all -inf (NaN)
+            if mask is None:  # query i (absolute position past+i) sees keys 0..past+i
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-            if kv_cache.key_mask is not None:
-                # padding is never seen; a padding query sees itself, so no row of scores is all -inf (NaN)
-                keys = kv_cache.key_mask[:, None, None, : past + T]
-                mask = keys if mask is None else mask & keys
-                if T > 1:
-                    own = torch.arange(T, device=x.device).unsqueeze(1) + past
-                    mask = mask | (torch.arange(past + T, device=x.device).unsqueeze(0) == own)
+            mask = mask & kv_cache.key_mask[:, None, None, : past + T]
+            if T > 1:
+                own = torch.arange(T, device=x.device).unsqueeze(1) + past
+                mask = mask | (torch.arange(past + T, device=x.device).unsqueeze(0) == own)
+        causal = mask is None and T > 1
         if self.n_kv_head != self.n_head:
             rep = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
@@ -267,9 +343,14 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache | None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv_cache: KVCache | None,
+        ve: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(norm(x), cos, sin, kv_cache)
+        x = x + self.attn(norm(x), cos, sin, kv_cache, ve)
         return x + self.mlp(norm(x))
 
 
@@ -286,6 +367,15 @@ class GPT(nn.Module):
             }
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.modern:  # parameter names as nanochat's, so its state dict loads as it is
+            kv_dim = config.n_kv_head * config.head_dim
+            self.resid_lambdas = nn.Parameter(torch.ones(config.n_layer))
+            self.x0_lambdas = nn.Parameter(torch.zeros(config.n_layer))
+            self.smear_gate = nn.Linear(SMEAR_CHANNELS, 1, bias=False)
+            self.smear_lambda = nn.Parameter(torch.zeros(1))
+            self.backout_lambda = nn.Parameter(torch.full((1,), 0.2))
+            self.value_embeds = nn.ModuleDict({str(i): nn.Embedding(config.vocab_size, kv_dim)
+                                               for i in range(config.n_layer) if has_value_embedding(i, config.n_layer)})
         self.fused_loss = True  # SoftcapCrossEntropy on CPU; plain autograd elsewhere or if False
         # rotary tables for 10x the training context, so long generations still have angles
         self.rotary_len = config.sequence_len * 10
@@ -295,22 +385,41 @@ class GPT(nn.Module):
 
     def _rotary_tables(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         d = self.config.head_dim
-        inv_freq = 1.0 / (ROPE_BASE ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+        inv_freq = 1.0 / (self.config.rope_base ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
         angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
-        return angles.cos(), angles.sin()
+        cos, sin = angles.cos(), angles.sin()
+        if self.config.rope_bf16:
+            cos, sin = cos.bfloat16().float(), sin.bfloat16().float()
+        return cos, sin
 
     @torch.no_grad()
     def init_weights(self) -> None:
         """nanochat's init: embedding N(0, 1), lm_head N(0, 0.001), input projections uniform with
-        std 1/sqrt(n_embd), output projections (attention and MLP) zero, so each block starts as identity."""
-        nn.init.normal_(self.transformer.wte.weight, std=1.0)
+        std 1/sqrt(n_embd), output projections (attention and MLP) zero, so each block starts as identity.
+        nanochat-2026's differs: embedding std 0.8, c_fc at 0.4x, residual scalars from 1.15 down to 1.05 and
+        x0 scalars from 0.20 down to 0.05 over the layers, gates uniform in [0, 0.02], smear off, backout 0.2."""
+        modern = self.config.modern
+        nn.init.normal_(self.transformer.wte.weight, std=0.8 if modern else 1.0)
         nn.init.normal_(self.lm_head.weight, std=0.001)
         bound = math.sqrt(3.0 / self.config.n_embd)
         for block in self.transformer.h:
-            for lin in (block.attn.c_q, block.attn.c_k, block.attn.c_v, block.mlp.c_fc):
+            for lin in (block.attn.c_q, block.attn.c_k, block.attn.c_v):
                 nn.init.uniform_(lin.weight, -bound, bound)
+            fc = bound * (0.4 if modern else 1.0)
+            nn.init.uniform_(block.mlp.c_fc.weight, -fc, fc)
             nn.init.zeros_(block.attn.c_proj.weight)
             nn.init.zeros_(block.mlp.c_proj.weight)
+            if hasattr(block.attn, "ve_gate"):
+                nn.init.uniform_(block.attn.ve_gate.weight, 0.0, 0.02)
+        if modern:
+            depth = torch.arange(self.config.n_layer, dtype=torch.float32) / max(self.config.n_layer - 1, 1)
+            self.resid_lambdas.copy_(1.15 - 0.10 * depth)
+            self.x0_lambdas.copy_(0.20 - 0.15 * depth)
+            nn.init.zeros_(self.smear_lambda)
+            nn.init.constant_(self.backout_lambda, 0.2)
+            nn.init.uniform_(self.smear_gate.weight, 0.0, 0.02)
+            for ve in self.value_embeds.values():
+                nn.init.uniform_(ve.weight, -bound, bound)
         cos, sin = self._rotary_tables(self.rotary_len)
         self.cos.copy_(cos.to(self.cos.device))
         self.sin.copy_(sin.to(self.sin.device))
@@ -334,8 +443,11 @@ class GPT(nn.Module):
             raise ValueError(f"position {start + T} beyond the rotary tables ({self.rotary_len})")
         cos, sin = self.cos[start : start + T], self.sin[start : start + T]
         x = norm(self.transformer.wte(idx))
-        for block in self.transformer.h:
-            x = block(x, cos, sin, kv_cache)
+        if self.config.modern:
+            x = self._trunk_2026(idx, self._smear(x, kv_cache), cos, sin, kv_cache)
+        else:
+            for block in self.transformer.h:
+                x = block(x, cos, sin, kv_cache)
         if kv_cache is not None:
             kv_cache.pos += T
         x = norm(x)
@@ -366,6 +478,37 @@ class GPT(nn.Module):
         )
         return loss.view(B, T) if reduction == "none" else loss
 
+    def _smear(self, x: torch.Tensor, kv_cache: KVCache | None) -> torch.Tensor:
+        """nanochat-2026: add a gated share of the previous token's embedding to each token's (the first
+        token of a sequence has none; with a cache, the last cached token's is the previous one)."""
+        prev = x[:, :-1]
+        if kv_cache is not None:
+            if kv_cache.prev is not None:
+                prev = torch.cat([kv_cache.prev.to(x.dtype), prev], dim=1)
+            kv_cache.prev = x[:, -1:]
+        start = x.size(1) - prev.size(1)
+        if prev.size(1) == 0:
+            return x
+        gate = self.smear_lambda * torch.sigmoid(self.smear_gate(x[:, start:, :SMEAR_CHANNELS]))
+        if kv_cache is not None and kv_cache.key_mask is not None:  # padding is no previous token
+            first = kv_cache.pos + start - 1  # absolute position of prev's first token
+            prev = prev * kv_cache.key_mask[:, first : first + prev.size(1)].unsqueeze(-1).to(prev.dtype)
+        return torch.cat([x[:, :start], x[:, start:] + gate * prev], dim=1)
+
+    def _trunk_2026(
+        self, idx: torch.Tensor, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache | None
+    ) -> torch.Tensor:
+        """nanochat-2026's blocks: each input rescaled and mixed with the first (x0); value embeddings on
+        their layers; the middle layer's output, scaled by backout_lambda, taken off the end."""
+        x0, middle, backout = x, None, self.config.n_layer // 2
+        for i, block in enumerate(self.transformer.h):
+            x = self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0
+            ve = self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
+            x = block(x, cos, sin, kv_cache, ve)
+            if i == backout:
+                middle = x
+        return x - self.backout_lambda * middle
+
     def num_params(self) -> int:
         """Number of parameters (embedding and lm_head included)."""
         return sum(p.numel() for p in self.parameters())
@@ -375,14 +518,21 @@ class GPT(nn.Module):
         (every parameter but the embedding lookup, lm_head included) plus 12*layers*heads*head_dim*seq
         for the attention scores and their weighted sum."""
         c = self.config
-        matmul_params = self.num_params() - self.transformer.wte.weight.numel()
-        return 6 * matmul_params + 12 * c.n_layer * c.n_head * c.head_dim * c.sequence_len
+        lookups = [self.transformer.wte.weight, *(p for n, p in self.named_parameters() if n.startswith("value_embeds."))]
+        matmul_params = self.num_params() - sum(p.numel() for p in lookups)
+        seen = sum(min(w or c.sequence_len, c.sequence_len) for w in c.window_sizes())  # keys per layer
+        return 6 * matmul_params + 12 * c.n_head * c.head_dim * seen
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by role, for optimizers that treat them differently (nanochat: separate learning
-        rates for the embedding, the lm_head and the matrices of the blocks)."""
+        rates for the embedding, the lm_head and the matrices of the blocks; nanochat-2026 adds its value
+        embeddings to the embeddings and its scalars and smear gate, kept on AdamW)."""
+        modern = self.config.modern
+        scalars = [self.resid_lambdas, self.x0_lambdas, self.smear_gate.weight, self.smear_lambda,
+                   self.backout_lambda] if modern else []
         return {
-            "embedding": [self.transformer.wte.weight],
+            "embedding": [self.transformer.wte.weight, *(self.value_embeds.parameters() if modern else [])],
             "lm_head": [self.lm_head.weight],
             "matrix": [p for p in self.transformer.h.parameters()],
+            "scalar": scalars,
         }

@@ -86,6 +86,8 @@ def build_optimizer(
     check_name(name)
     groups = model.param_groups()
     rest = [{"params": groups["embedding"], "lr": embedding_lr}, {"params": groups["lm_head"], "lr": unembedding_lr}]
+    if groups.get("scalar"):  # nanochat-2026's per-layer scalars and smear gate: AdamW, as nanochat
+        rest.append({"params": groups["scalar"], "lr": embedding_lr})
     matrices = {"params": groups["matrix"], "lr": matrix_lr}
     if name == "adamw":
         optimizers = [torch.optim.AdamW([matrices, *rest], betas=betas, weight_decay=weight_decay)]

@@ -9,7 +9,8 @@
 
 Mid starts from the base of the configured corpus and model (`train.init_from=base`) and keeps its tokenizer;
 a scratch mid run (`train.init_from=scratch`) trains the tokenizer on its training texts; sft starts from the mid
-checkpoint of the same identity, mix and model. Checkpoints are atomic; a killed run resumes from its last one.
+checkpoint of the same identity, mix and model. `train.init_from=nanochat:<folder>[@step]` starts from a nanochat
+checkpoint, its tokenizer converted (lanbot/sharing/nanochat_checkpoint.py). Checkpoints are atomic; a killed run resumes from its last one.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class TrainError(LanbotError, RuntimeError):
 
 
 def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
-    """(model, tokenizer, meta of the source checkpoint or None): scratch, a folder, hf://, or sft's mid."""
+    """(model, tokenizer, meta of the source checkpoint or None): scratch, a folder, hf://, nanochat:, or sft's mid."""
     init = cfg.train.init_from
     if init is None or init == "mid":
         init = str(layout.checkpoint_dir(cfg, "mid"))
@@ -88,6 +89,15 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
         torch.manual_seed(int(cfg.seed))
         model.init_weights()
         return model, tok, None
+    if str(init).startswith("nanochat:"):
+        from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, import_checkpoint
+
+        try:
+            model, tok, meta = import_checkpoint(str(init), cfg.train.get("nanochat_tokenizer"))
+        except NanochatCheckpointError as exc:
+            raise TrainError(f"train.init_from={init}: {exc}") from None
+        model.train()
+        return model, tok, meta
     if str(init).startswith("hf://"):
         from lanbot.sharing.hub import HubError, download_checkpoint
 
