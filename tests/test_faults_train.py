@@ -17,6 +17,7 @@ import pytest
 import torch
 from engine_fixtures import ScriptedModel, save_random_checkpoint, tokenizer
 from rich.console import Console
+from safetensors.torch import load_file, save_file
 from train_fixtures import make_data_folder
 
 from lanbot.core import layout
@@ -207,19 +208,32 @@ def _edit_meta(change):
 
 
 def _nan_weights(path: Path) -> None:
-    state = torch.load(path, weights_only=True)
+    state = load_file(path)
     next(iter(state.values())).view(-1)[0] = float("nan")
-    torch.save(state, path)
+    save_file(state, path)
+
+
+def _as_legacy(damage):
+    """The weights as an older lanbot saved them (model.pt, torch.save), then `damage` done to that file."""
+    def edit(path: Path) -> None:
+        legacy = path.with_name("model.pt")
+        torch.save(load_file(path), legacy)
+        path.unlink()
+        damage(legacy)
+    return edit
 
 
 CORRUPTIONS = {
-    "model-truncated": ("model.pt", _truncate, "model.pt cannot be read"),
-    "model-random": ("model.pt", _random, "model.pt cannot be read"),
-    "model-empty": ("model.pt", lambda p: p.write_bytes(b""), "model.pt cannot be read"),
-    "model-other-tensors": ("model.pt", lambda p: torch.save({"w": torch.zeros(2)}, p),
-                            "model.pt does not fit the model shape"),
-    "model-nan": ("model.pt", _nan_weights, "model.pt holds NaN or Inf weights"),
-    "model-missing": ("model.pt", lambda p: p.unlink(), "no checkpoint at"),
+    "model-truncated": ("model.safetensors", _truncate, "model.safetensors cannot be read"),
+    "model-random": ("model.safetensors", _random, "model.safetensors cannot be read"),
+    "model-empty": ("model.safetensors", lambda p: p.write_bytes(b""), "model.safetensors cannot be read"),
+    "model-other-tensors": ("model.safetensors", lambda p: save_file({"w": torch.zeros(2)}, p),
+                            "model.safetensors does not fit the model shape"),
+    "model-nan": ("model.safetensors", _nan_weights, "model.safetensors holds NaN or Inf weights"),
+    "model-missing": ("model.safetensors", lambda p: p.unlink(), "no checkpoint at"),
+    "legacy-model-truncated": ("model.safetensors", _as_legacy(_truncate), "model.pt cannot be read"),
+    "legacy-model-other-tensors": ("model.safetensors", _as_legacy(lambda p: torch.save({"w": torch.zeros(2)}, p)),
+                                   "model.pt does not fit the model shape"),
     "meta-bad-json": ("meta.json", lambda p: p.write_text("{not json"), "meta.json: not a readable meta.json"),
     "meta-list": ("meta.json", lambda p: p.write_text("[1]"), "meta.json: not a readable meta.json (a JSON list"),
     "meta-not-utf8": ("meta.json", lambda p: p.write_bytes(b'{"stage": "\xff"}'), "meta.json: not a readable"),
@@ -227,7 +241,7 @@ CORRUPTIONS = {
     "meta-no-model-config": ("meta.json", _edit_meta(lambda d: d.pop("model_config")),
                              "meta.json: no usable model config (model_config: it lacks sequence_len"),
     "meta-wrong-shape": ("meta.json", _edit_meta(lambda d: d["model_config"].update(n_embd=64)),
-                         "model.pt does not fit the model shape"),
+                         "model.safetensors does not fit the model shape"),
     "meta-zero-heads": ("meta.json", _edit_meta(lambda d: d["model_config"].update(n_head=0)),
                         "meta.json: no usable model config"),
     "tokenizer-truncated": ("tokenizer.json", _truncate, "tokenizer.json: not a readable lanbot tokenizer"),
@@ -276,7 +290,7 @@ def test_training_from_a_damaged_checkpoint_is_refused(tmp_path: Path, kind: str
     assert snapshot(directory) == before and not (tmp_path / "checkpoints" / "lanbot").exists()
 
 
-@pytest.mark.parametrize("name", ["optimizer.pt", "model.pt", "meta.json"])
+@pytest.mark.parametrize("name", ["optimizer.pt", "model.safetensors", "meta.json"])
 def test_resume_from_a_damaged_checkpoint_is_refused_and_kept(tmp_path: Path, name: str) -> None:
     make_data_folder(tmp_path / "data" / "lanbot", per_type=12)
     cfg = config(tmp_path, "train.max_steps=2")
