@@ -176,8 +176,9 @@ def load_torch_file(path: Path, device: str | torch.device = "cpu") -> Any:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first sentence of what the library said (torch's run on for several)."""
     text = str(exc).strip().splitlines()
-    return (text[0][:200] if text else type(exc).__name__)
+    return text[0].split(". ")[0][:160] if text else type(exc).__name__
 
 
 def load_weights(model: torch.nn.Module, directory: Path, device: str | torch.device = "cpu") -> None:
