@@ -174,6 +174,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
 
     from lanbot.core.lock import FolderLock
 
+    check_settings(cfg)  # before any data is read or a folder written (the lock file included)
     stage = str(cfg.stage)
     out_dir = layout.checkpoint_dir(cfg, stage)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -204,7 +205,6 @@ def check_owners(cfg: DictConfig, out_dir: Path) -> None:
 
 def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     stage, t = str(cfg.stage), cfg.train
-    check_settings(cfg)  # before any data is read or a folder written
     if stage == "base":
         from lanbot.training.pretrain import pretrain
 
