@@ -13,7 +13,9 @@ Under `paths.root` (outputs/ by default):
 
 A dataset repo that `lanbot.upload` pushes holds data/<type>-00000-of-00001.parquet (one row per
 conversation, lanbot.sharing.hub_dataset), stats.json and README.md; an older lanbot pushed the data
-folder's JSONL files as they are. Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
+folder's JSONL files as they are.
+
+Every module asks here for a path or a file name; `CheckpointMeta` is meta.json, which writes and reads itself.
 """
 
 from __future__ import annotations
