@@ -355,7 +355,7 @@ def test_the_scan_stops_a_secret_value_before_it_is_written_or_uploaded(tmp_path
         for name in (conversations_file("identity"), COMBINED_FILE):
             with open(data / name, "a") as f:
                 f.write(json.dumps([{"role": "user", "content": "k?"}, {"role": "assistant", "content": KEY}]) + "\n")
-        with pytest.raises(SecretLeakError, match=r"identity_conversations.jsonl"):
+        with pytest.raises(SecretLeakError, match=r"data/identity-00000-of-00001.parquet"):
             upload(compose_config(["identity=sage", f"paths.root={root}", "logger=none",
                                    "upload.repo_id=tester/sage-data", "upload.dry_run=true"]), tmp_path / "run")
         assert not hub.requests

@@ -112,7 +112,7 @@ def test_download_parquet_data_from_cache_into_a_data_folder(cache, tmp_path):
         lines = [json.dumps({"persona": f"p{i}", "language": "es" if "Hola" in line else "en"}) + "\n"
                  for i, line in enumerate((source / f"{kind}_conversations.jsonl").read_text().splitlines())]
         (source / f"{kind}_meta.jsonl").write_text("".join(lines))
-    with DataFolder(source, ["identity", "tool_use", "reasoning"]) as written:  # interleaved as generate does
+    with DataFolder(source, ["identity", "tool_use", "reasoning"], identity="Sage") as written:  # as generate does
         written.finalize()
     snap = fill_cache(cache, "dataset", "tester/sage-data", pushed_dataset(source, tmp_path / "repo"), COMMIT)
     assert not list(snap.glob("*.jsonl"))

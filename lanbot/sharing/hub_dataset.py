@@ -26,6 +26,7 @@ from lanbot.core.layout import (
     STATS_FILE,
     conversations_file,
     hub_data_file,
+    lock_file,
     meta_file,
 )
 
@@ -114,9 +115,12 @@ def to_data_folder(snapshot: Path, target: Path) -> Path:
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    identity = None  # whose data it is: the rows say, and the folder records it (identity.json) as generate does
     try:
         for kind in kinds:
             table = pa.concat_tables([pq.read_table(path) for path in files[kind]])
+            if identity is None and "identity" in table.column_names:
+                identity = next((name for name in table.column("identity").to_pylist() if name), None)
             with open(tmp / conversations_file(kind), "w", encoding="utf-8") as out, \
                     open(tmp / meta_file(kind), "w", encoding="utf-8") as side:
                 for row in table.select(["messages", "meta"]).to_pylist():
@@ -124,7 +128,7 @@ def to_data_folder(snapshot: Path, target: Path) -> Path:
                     side.write((row["meta"] or '{"recovered": true}') + "\n")
         if (snapshot / STATS_FILE).is_file():
             shutil.copyfile(snapshot / STATS_FILE, tmp / STATS_FILE)
-        with DataFolder(tmp, kinds) as folder:
+        with DataFolder(tmp, kinds, identity=identity) as folder:
             folder.finalize()
         try:
             tmp.rename(target)
@@ -133,4 +137,5 @@ def to_data_folder(snapshot: Path, target: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        lock_file(tmp).unlink(missing_ok=True)  # the temp folder's lock (DataFolder's), left beside it
     return target
