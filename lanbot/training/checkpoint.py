@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from safetensors import safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from safetensors.torch import save as save_tensors
 
@@ -187,20 +187,14 @@ def load_weights(model: torch.nn.Module, directory: Path, device: str | torch.de
     path = weights_file(directory)
     if path is None:
         raise CheckpointError(f"{directory} holds no {MODEL_FILE}: not a checkpoint folder")
-    if path.name == MODEL_FILE:
-        try:
-            with safe_open(str(path), framework="pt") as f:  # the header: a truncated or random file fails here
-                list(f.keys())
-        except Exception as exc:  # noqa: BLE001 (safetensors' own error type, OSError)
-            raise CheckpointError(f"{path} cannot be read ({_first_line(exc)}): the file is damaged; "
-                                  f"{DAMAGED_FIX}") from None
-    else:
-        state = load_torch_file(path, device)
     try:
         if path.name == MODEL_FILE:
             load_model(model, str(path), strict=True, device=str(device))
         else:
-            model.load_state_dict(state)
+            model.load_state_dict(load_torch_file(path, device))  # a damaged file raises CheckpointError itself
+    except SafetensorError as exc:  # a truncated, empty or random file: its header cannot be read
+        raise CheckpointError(f"{path} cannot be read ({_first_line(exc)}): the file is damaged; "
+                              f"{DAMAGED_FIX}") from None
     except (RuntimeError, TypeError, ValueError, AttributeError) as exc:  # shapes, keys, not a dict at all
         raise CheckpointError(f"{path} does not fit the model shape {directory / META_FILE} records "
                               f"({_first_line(exc)}); {DAMAGED_FIX}") from None
