@@ -183,13 +183,20 @@ def unigram_bpb(counts: torch.Tensor, rows: torch.Tensor, tbytes: torch.Tensor) 
     return (nats / (math.log(2) * tbytes[y[counted]].sum())).item()
 
 
-def new_model(cfg: DictConfig, tok: Tokenizer) -> GPT:
+def scratch_config(cfg: DictConfig, tok: Tokenizer, error: type[LanbotError] = PretrainError) -> GPTConfig:
+    """The shape of a model trained from scratch: `conf/model/<name>.yaml`, its vocabulary at least the
+    tokenizer's. A shape that does not fit raises `error` naming the file to fix (mid and sft from scratch
+    raise their own TrainError)."""
     fields = {k: cfg.model[k] for k in ("sequence_len", "n_layer", "n_head", "n_kv_head", "n_embd")}
     try:
-        config = GPTConfig(vocab_size=max(int(cfg.model.vocab_size), tok.vocab_size), **fields)
+        return GPTConfig(vocab_size=max(int(cfg.model.vocab_size), tok.vocab_size), **fields)
     except ValueError as exc:
-        raise PretrainError(f"model={cfg.model.name}: {exc} (fix conf/model/{cfg.model.name}.yaml or the "
-                            "model.* overrides)") from None
+        raise error(f"model={cfg.model.name}: {exc} (fix conf/model/{cfg.model.name}.yaml or the "
+                    "model.* overrides)") from None
+
+
+def new_model(cfg: DictConfig, tok: Tokenizer) -> GPT:
+    config = scratch_config(cfg, tok)
     torch.manual_seed(int(cfg.seed))
     model = GPT(config)
     model.init_weights()

@@ -34,9 +34,10 @@ from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
 from lanbot.training.divergence import check_step, check_weights, clip_gradients
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
-from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.model import GPT
 from lanbot.training.optim import Optimizers
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
+from lanbot.training.pretrain import scratch_config
 from lanbot.training.settings_check import check_settings
 from lanbot.training.tokenizer import Tokenizer, token_bytes
 
@@ -79,13 +80,7 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
             from tokenizers import Tokenizer as HFTokenizer
 
             tok = Tokenizer(HFTokenizer.from_str(blob[0]))
-        fields = {k: cfg.model[k] for k in ("sequence_len", "n_layer", "n_head", "n_kv_head", "n_embd")}
-        try:
-            config = GPTConfig(vocab_size=max(int(cfg.model.vocab_size), tok.vocab_size), **fields)
-        except ValueError as exc:
-            raise TrainError(f"model={cfg.model.name}: {exc} (fix conf/model/{cfg.model.name}.yaml or the "
-                             "model.* overrides)") from None
-        model = GPT(config)
+        model = GPT(scratch_config(cfg, tok, TrainError))
         torch.manual_seed(int(cfg.seed))
         model.init_weights()
         return model, tok, None
