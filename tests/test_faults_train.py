@@ -91,6 +91,7 @@ BAD_SETTINGS = [
     ("model.n_embd=66", "model.n_embd=66: n_embd / n_head = 33 must be even (rotary"),
     ("model.vocab_size=100", "model.vocab_size=100: must be at least 265 (256 bytes + 9 special tokens"),
     ("model.n_head=two", "model.n_head=two: must be a positive whole number"),
+    ("train.precision=fp16", "train.precision=fp16: must be one of auto, bf16, fp32"),
 ]
 
 
@@ -110,6 +111,15 @@ def test_every_stage_checks_its_settings(tmp_path: Path, stage: str, extra: list
     with pytest.raises(SettingsError, match=rf"^{count} training settings need fixing:\n  train.max_steps=-3"):
         train(config(tmp_path, f"stage={stage}", "train.max_steps=-3", "train.eval_every=0", *extra), tmp_path / "r")
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_compile_on_cpu_without_a_cxx_compiler_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(SettingsError, match=r"^train.compile=true: .*no C\+\+ compiler .*set train.compile=false$"):
+        train(config(tmp_path, "train.compile=true", "train.device=cpu"), tmp_path / "run")
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run").exists()
 
 
 def test_good_settings_pass_for_every_shipped_model_and_stage() -> None:

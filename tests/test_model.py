@@ -82,6 +82,28 @@ def test_fused_loss_gradients_match_autograd() -> None:
         torch.testing.assert_close(grads_f[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.filterwarnings("error")
+def test_fused_loss_under_cpu_bf16_autocast_tracks_float32_autograd(monkeypatch) -> None:
+    # bf16 matmuls with float32 softcap and softmax, ragged 16-row slices: within bf16's rounding of float32
+    monkeypatch.setattr(SoftcapCrossEntropy, "slice_elements", 16 * 97)
+    idx = torch.randint(0, 97, (3, 23))
+    targets = torch.randint(0, 97, (3, 23))
+    targets[1, :6] = -1
+    plain = make_model()
+    plain.fused_loss = False
+    expected = plain(idx, targets)
+    (2.5 * expected).backward()
+    model = make_model()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(idx, targets)
+    (2.5 * loss).backward()
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected.item(), rel=2e-3)
+    for name, param in plain.named_parameters():
+        grad = dict(model.named_parameters())[name].grad
+        assert grad.dtype == torch.float32, name
+        assert ((grad - param.grad).norm() / param.grad.norm()).item() < 0.02, name
+
+
 @pytest.mark.filterwarnings("error")  # e.g. an output resized for a slice of the wrong size
 def test_fused_loss_in_ragged_slices_with_and_without_grad(monkeypatch) -> None:
     # 16-row slices over 3 x 23 = 69 tokens: the last slice is partial

@@ -36,7 +36,7 @@ ADJS = ["small", "old", "happy", "green", "quiet", "bright"]
 SMALL = ["model.n_layer=1", "model.n_embd=64", "model.n_head=2", "model.n_kv_head=2", "model.sequence_len=64",
          "model.vocab_size=320", "train.device_batch_size=8", "train.total_batch_tokens=512", "train.eval_every=10",
          "train.checkpoint_every=10", "train.log_every=5", "train.val_tokens=1024", "train.max_steps=30",
-         "train.tokenizer_chars=200000", "train.buffer_docs=64", "logger=none"]
+         "train.tokenizer_chars=200000", "train.buffer_docs=64", "logger=none", "train.compile=false"]
 
 
 def sentence(rng: random.Random) -> str:

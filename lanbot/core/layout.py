@@ -188,6 +188,7 @@ class CheckpointMeta:
     mix: str | None = None
     model: str | None = None
     optimizer: str | None = None
+    precision: str | None = None  # bf16 | fp32: what the training steps computed in (train.precision resolved)
     model_config: dict[str, Any] = field(default_factory=dict)
     tokenizer_sha256: str | None = None
     tokenizer_from: str | None = None

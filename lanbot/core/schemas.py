@@ -135,7 +135,8 @@ class Train:
     val: Validation = field(default_factory=Validation)
     resume: bool = True                # continue an unfinished checkpoint of this stage
     overwrite: bool = False            # a finished checkpoint is kept unless this is true
-    compile: bool = False
+    compile: bool = False              # torch.compile the model (on CPU: needs a C++ compiler; about 30 s to build)
+    precision: str = "auto"            # auto | bf16 | fp32 for the training steps; auto: bf16 on cuda and on CPUs with native bf16
     device: str = "auto"               # auto | cuda | mps | cpu
     eval_at_end: bool = True           # lanbot.evaluate on the new checkpoint
     # stage=base only (lanbot/training/pretrain.py)

@@ -141,19 +141,26 @@ class SoftcapCrossEntropy(torch.autograd.Function):
     slice is still in cache its loss and its gradient with respect to the logits are computed. Backward
     is then two large matmuls. The loss is the sum over targets != -1 (the caller divides for a mean);
     with `need_grad` False (evaluation) only the loss is made, one slice of memory at a time.
+
+    `low` (bf16 autocast on a CPU with native bf16): the three matmuls run in bf16 and the kept gradient
+    is bf16, half the memory; the softcap, softmax and loss of each slice stay float32.
     """
 
     slice_elements = 1 << 22  # logits per slice (16 MB of float32): measured best on d4 (1 << 20..24)
 
     @staticmethod
     def forward(
-        ctx, x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, need_grad: bool
+        ctx, x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, need_grad: bool, low: bool = False
     ) -> torch.Tensor:
         n, vocab = x.size(0), weight.size(0)
         rows = max(16, SoftcapCrossEntropy.slice_elements // vocab)
-        # logits are written in place into the buffer that ends holding d loss / d logits
-        dlogits = torch.empty(n if need_grad else min(rows, n), vocab, dtype=x.dtype, device=x.device)
-        scratch = torch.empty(min(rows, n), vocab, dtype=x.dtype, device=x.device)
+        ctx.dtypes = (x.dtype, weight.dtype)
+        x, weight = (x.to(torch.bfloat16), weight.to(torch.bfloat16)) if low else (x.to(weight.dtype), weight)
+        # full precision: logits are written in place into the buffer that ends holding d loss / d logits;
+        # low: each slice is worked in a float32 buffer and its gradient copied into the bf16 one
+        kept = torch.empty(n if need_grad else min(rows, n), vocab, dtype=x.dtype, device=x.device)
+        work = torch.empty(min(rows, n), vocab, dtype=torch.float32, device=x.device) if low else None
+        scratch = torch.empty(min(rows, n), vocab, dtype=torch.float32, device=x.device)
         total = torch.zeros((), dtype=torch.float32, device=x.device)
         weight_t = weight.t()
         for i in range(0, n, rows):
@@ -161,8 +168,9 @@ class SoftcapCrossEntropy(torch.autograd.Function):
             valid = ys != -1
             safe = ys.clamp(min=0).unsqueeze(1)
             xs = x[i : i + rows]
-            t = dlogits[i : i + rows] if need_grad else dlogits[: xs.size(0)]
-            torch.mm(xs, weight_t, out=t)
+            out = kept[i : i + rows] if need_grad else kept[: xs.size(0)]
+            torch.mm(xs, weight_t, out=out)
+            t = work[: xs.size(0)].copy_(out) if low else out
             t.div_(SOFTCAP).tanh_()  # logits = SOFTCAP * t
             e = torch.mul(t, SOFTCAP, out=scratch[: t.size(0)]).exp_()  # |logits| <= 15: no max needed
             total_exp = e.sum(dim=1, keepdim=True)
@@ -175,18 +183,28 @@ class SoftcapCrossEntropy(torch.autograd.Function):
                 t.scatter_add_(1, safe, t_target.square_().sub_(1))
                 if not bool(valid.all()):
                     t[~valid] = 0.0
-        if not need_grad:
-            dlogits = None
-        ctx.save_for_backward(x, weight, dlogits)
+                if low:
+                    out.copy_(t)
+        ctx.save_for_backward(x, weight, kept if need_grad else None)
         return total
 
     @staticmethod
     def backward(ctx, grad_total: torch.Tensor):
         x, weight, dlogits = ctx.saved_tensors
+        x_dtype, w_dtype = ctx.dtypes
         # grad_total is a scalar: scale the (small) matmul outputs rather than the (tokens x vocab) input
-        grad_x = (dlogits @ weight).mul_(grad_total) if ctx.needs_input_grad[0] else None
-        grad_w = (dlogits.t() @ x).mul_(grad_total) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_w, None, None
+        grad_x = (dlogits @ weight).to(x_dtype).mul_(grad_total) if ctx.needs_input_grad[0] else None
+        grad_w = (dlogits.t() @ x).to(w_dtype).mul_(grad_total) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None, None, None
+
+
+@torch.compiler.disable
+def softcap_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, need_grad: bool) -> torch.Tensor:
+    """SoftcapCrossEntropy outside any torch.compile graph (a graph break): compiled blocks, eager loss. Under
+    CPU bf16 autocast it takes the bf16 path; autocast itself is off inside, since its matmuls pick their dtypes."""
+    low = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with torch.autocast("cpu", enabled=False):
+        return SoftcapCrossEntropy.apply(x, weight, targets, need_grad, low)
 
 
 class KVCache:
@@ -451,20 +469,12 @@ class GPT(nn.Module):
         if kv_cache is not None:
             kv_cache.pos += T
         x = norm(x)
-        # on CPU the fused loss saves memory traffic; under torch.compile Inductor fuses the plain one better
-        if (
-            targets is not None
-            and reduction != "none"
-            and self.fused_loss
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling()
-        ):
+        # on CPU the fused loss saves memory traffic, compiled or not (the (tokens x vocab) logits never exist)
+        if targets is not None and reduction != "none" and self.fused_loss and x.device.type == "cpu":
             flat = targets.reshape(-1)
             # grad mode is off inside Function.forward: decide here whether the gradient is needed
             need_grad = torch.is_grad_enabled() and (x.requires_grad or self.lm_head.weight.requires_grad)
-            total = SoftcapCrossEntropy.apply(x.reshape(B * T, -1), self.lm_head.weight, flat, need_grad)
+            total = softcap_cross_entropy(x.reshape(B * T, -1), self.lm_head.weight, flat, need_grad)
             return total if reduction == "sum" else total / (flat != -1).sum()
         logits = self.lm_head(x)
         logits = SOFTCAP * torch.tanh(logits / SOFTCAP)

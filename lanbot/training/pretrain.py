@@ -24,7 +24,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 
 from lanbot.core import layout
-from lanbot.core.device import Runtime, autocast, init_distributed, synchronize
+from lanbot.core.device import Runtime, autocast, init_distributed, synchronize, train_precision
 from lanbot.core.errors import LanbotError
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import corpus as corpora
@@ -254,6 +254,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         if saved_counts is not None:
             counts = saved_counts
     raw = model
+    precision = train_precision(rt.device, str(t.precision))
     if t.compile:
         model = torch.compile(model)
     if rt.ddp:
@@ -267,7 +268,8 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
 
         print(f"[base] corpus={cfg.corpus.name} model={cfg.model.name}: {raw.num_params():,} parameters, "
               f"{raw.flops_per_token():,} FLOPs/token, device {rt.device} x{rt.world_size}, {total:,} tokens/step "
-              f"(grad accumulation {accum}), {max_steps} steps, checkpoint {out_dir}"
+              f"(grad accumulation {accum}), {max_steps} steps, {precision}"
+              f"{' compiled' if t.compile else ''}, checkpoint {out_dir}"
               + (f", resuming at step {step}" if step else ""))
         tracker = Tracker(cfg, run_dir, job_type="base", group=group,
                           tags=["base", str(cfg.corpus.name), str(cfg.model.name)])
@@ -293,7 +295,8 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, {
                 "step": step, "stage": "base", "finished": finished, "identity": None, "identity_slug": None,
                 "mix": None, "model": cfg.model.name, "corpus": corpora.describe(cfg.corpus),
-                "optimizer": optimizer.name, "tokenizer_from": layout.checkpoint_name(out_dir, base=True),
+                "optimizer": optimizer.name, "precision": precision,
+                "tokenizer_from": layout.checkpoint_name(out_dir, base=True),
                 "val_loss": metrics.get("val/loss"), "val_bpb": metrics.get("val/bpb"), "unigram_bpb": uni,
                 "tokens_trained": step * total, "loader": states, "run_dir": str(run_dir)},
                 extra={layout.UNIGRAM_FILE: {"counts": counts}})
@@ -314,7 +317,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             counts += torch.bincount(y.reshape(-1).cpu(), minlength=len(counts)).double()
             ctx = model.no_sync() if rt.ddp and micro < accum - 1 else _null()
             with ctx:
-                with autocast(rt.device):
+                with autocast(rt.device, precision):
                     loss = model(x, y) / accum
                 loss.backward()
             loss_sum += loss.item()

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core import layout
-from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed
+from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed, train_precision
 from lanbot.core.errors import LanbotError
 from lanbot.core.identity import identity_slug, slug
 from lanbot.evaluation.run import evaluate_run
@@ -244,6 +244,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                              "(train.optimizer) or start the stage afresh with train.resume=false") from None
         step = int(layout.CheckpointMeta.read(resume_from).step)
     raw = model
+    precision = train_precision(rt.device, str(t.precision))
     if t.compile:
         model = torch.compile(model)
     if rt.ddp:
@@ -259,7 +260,8 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         from lanbot.core.tracking import Tracker
 
         print(f"[train] {stage}: {raw.num_params():,} parameters, {raw.flops_per_token():,} FLOPs/token, "
-              f"device {rt.device} x{rt.world_size}, grad accumulation {accum}, checkpoint {out_dir}"
+              f"device {rt.device} x{rt.world_size}, {precision}{' compiled' if t.compile else ''}, "
+              f"grad accumulation {accum}, checkpoint {out_dir}"
               + (f", resuming at step {step}" if step else ""))
         tracker = Tracker(cfg, run_dir, job_type=stage, group=group,
                           tags=[slug(cfg.identity.name), str(cfg.mix.name), str(cfg.model.name)])
@@ -295,7 +297,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
                 stage=stage, step=step, finished=finished, identity=cfg.identity.name,
                 identity_slug=identity_slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
-                optimizer=optimizer.name, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
+                optimizer=optimizer.name, precision=precision, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
                 base=source_meta.base if source_meta else None,
                 val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
                 val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)))
@@ -317,7 +319,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
             x, y = to_batch(batch, rt.device)
             sync = not rt.ddp or micro == accum - 1
             ctx = model.no_sync() if not sync else _null()
-            with ctx, autocast(rt.device):
+            with ctx, autocast(rt.device, precision):
                 loss = model(x, y) / accum
             with ctx:
                 loss.backward()

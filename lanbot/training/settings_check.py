@@ -11,11 +11,14 @@ and raises one SettingsError listing one line per problem, each naming the field
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
+from lanbot.core.device import PRECISIONS
 from lanbot.core.errors import LanbotError
 from lanbot.training.tokenizer import SPECIALS
 
@@ -84,6 +87,12 @@ def training_problems(cfg: DictConfig) -> list[str]:
              "must be a positive number of steps (set it to train.max_steps or more for once at the end)")
     if t.get("sequence_len") is not None:
         need("train.sequence_len", positive_int, "must be a positive number of tokens, or null for the model's")
+    if t.get("precision") not in PRECISIONS:
+        problems.append(f"train.precision={t.get('precision')}: must be one of {', '.join(PRECISIONS)} "
+                        "(auto: bf16 on cuda and on CPUs with native bf16, float32 elsewhere)")
+    if t.get("compile") and str(t.get("device")) in ("cpu", "auto") and not _cpu_compiler_found(t.get("device")):
+        problems.append("train.compile=true: torch.compile on CPU builds C++ kernels, and no C++ compiler (g++, "
+                        "clang++ or c++) is on PATH: install one, or set train.compile=false")
     if str(cfg.get("stage")) == "base":
         for field in ("val_tokens", "tokenizer_chars", "buffer_docs"):
             need(f"train.{field}", positive_int, "must be a positive number")
@@ -102,6 +111,13 @@ def training_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"train.total_batch_tokens={total}: must be a multiple of device_batch_size x sequence_len "
                         f"= {B} x {seq} = {B * seq} (gradient accumulation adds whole rows), e.g. {near}")
     return problems
+
+
+def _cpu_compiler_found(device: str) -> bool:
+    """Inductor's CPU backend compiles C++; on cuda it writes Triton, so only a CPU run needs the compiler."""
+    if device == "auto" and torch.cuda.is_available():
+        return True
+    return any(shutil.which(c) for c in ("g++", "clang++", "c++"))
 
 
 def model_problems(model: DictConfig) -> list[str]:
