@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -230,6 +231,18 @@ def test_every_name_gets_a_folder_of_its_own_and_plain_names_keep_theirs(tmp_pat
     assert all(len(Path(d).name) <= 57 for d in dirs.values())
     ckpts = {checkpoint_dir(compose_config([f"identity.name='{n}'", "stage=sft"])) for n in NAMES}
     assert len(ckpts) == len(NAMES)
+
+
+def test_the_missing_checkpoint_hint_names_the_identity_file_not_the_folder(tmp_path):
+    # conf/identity/zoe.yaml says `name: Zoë`: its folder is zo-<digest>, but identity= takes the file's name
+    (tmp_path / "conf" / "identity").mkdir(parents=True)
+    text = (REPO / "conf" / "identity" / "sage.yaml").read_text(encoding="utf-8")
+    (tmp_path / "conf" / "identity" / "zoe.yaml").write_text(
+        re.sub(r"(?m)^name: .*$", "name: Zoë", text), encoding="utf-8")
+    line = one_line(cli("evaluate", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "identity=zoe",
+                        f"paths.root={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'run'}"), "evaluate")
+    assert "no sft checkpoint for identity 'Zoë' under " in line and "/checkpoints/zo-" in line, line
+    assert line.endswith("train one with `python -m lanbot.train stage=sft identity=zoe mix=default model=tiny`")
 
 
 def test_another_identitys_data_folder_or_checkpoint_is_refused_with_both_names(tmp_path):

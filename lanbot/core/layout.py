@@ -154,8 +154,20 @@ def train_command(cfg: Any, stage: str) -> str:
     """The command that makes the checkpoint of `stage` for this identity, mix and model."""
     if stage == "base":
         return base_command(cfg)
-    return (f"python -m lanbot.train stage={stage} identity={identity_slug(cfg.identity.name)} "
+    return (f"python -m lanbot.train stage={stage} identity={identity_choice(cfg)} "
             f"mix={cfg.mix.name} model={cfg.model.name}")
+
+
+def identity_choice(cfg: Any) -> str:
+    """What `identity=` takes for this identity: the config file Hydra composed (sage for conf/identity/sage.yaml),
+    whose name need not be the folder's slug (`Zoë` lives in zo-c6a12698/); outside a Hydra app, the slug."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get("identity")
+    except ValueError:  # no Hydra app running (a config composed by lanbot.core.config)
+        choice = None
+    return str(choice) if choice else identity_slug(cfg.identity.name)
 
 
 def find_checkpoint(cfg: Any, stage: str = "sft") -> Path:
@@ -166,7 +178,7 @@ def find_checkpoint(cfg: Any, stage: str = "sft") -> Path:
     root = Path(cfg.paths.checkpoints) / identity_slug(cfg.identity.name)
     found = [p.parent for p in root.glob(f"*/*/{stage}/{META_FILE}")] if root.exists() else []
     if not found:
-        raise CheckpointError(f"no {stage} checkpoint for identity {identity_slug(cfg.identity.name)!r} under {root}: "
+        raise CheckpointError(f"no {stage} checkpoint for identity {cfg.identity.name!r} under {root}: "
                           f"train one with `{train_command(cfg, stage)}`")
     return max(found, key=lambda p: (p / META_FILE).stat().st_mtime)
 
