@@ -6,7 +6,7 @@ or reads a base already trained (`--checkpoint`). Target on 2 CPU cores for mode
 bpb at least 40% below the unigram's.
 
     flock /tmp/lanbot-cpu.lock .venv/bin/python scripts/bench_base.py                      # tiny, its 1,200 steps
-    flock /tmp/lanbot-cpu.lock .venv/bin/python scripts/bench_base.py --model d4 --steps 1500
+    flock /tmp/lanbot-cpu.lock .venv/bin/python scripts/bench_base.py --model d4 --root outputs/bench-d4
     .venv/bin/python scripts/bench_base.py --checkpoint outputs/checkpoints/base/bundled/tiny
 """
 
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--corpus", default="bundled")
     parser.add_argument("--steps", type=int, default=None, help="train.max_steps (default: conf/train/base.yaml)")
     parser.add_argument("--checkpoint", default=None, help="report on this base instead of training one")
+    parser.add_argument("--root", default=None, help="paths.root of the run (default: a fresh temporary folder)")
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--seed", type=int, default=7)
@@ -57,7 +58,7 @@ def main() -> None:
         summary_file = Path(meta.get("run_dir", "")) / "summary.json"
         seconds = json.loads(summary_file.read_text()).get("run_seconds") if summary_file.is_file() else None
     else:
-        root = Path(tempfile.mkdtemp(prefix="lanbot-bench-base-"))
+        root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="lanbot-bench-base-"))
         overrides = [f"paths.root={root}", "stage=base", f"model={args.model}", f"corpus={args.corpus}",
                      "logger=none", *([f"train.max_steps={args.steps}"] if args.steps else []), *args.overrides]
         t0 = time.perf_counter()

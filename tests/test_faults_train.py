@@ -28,7 +28,7 @@ from lanbot.evaluation.engine import Engine
 from lanbot.evaluation.run import evaluate_app
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.divergence import DivergedError, check_step, check_weights, clip_gradients
-from lanbot.training.run import train
+from lanbot.training.run import TrainError, train
 from lanbot.training.settings_check import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,6 +314,22 @@ def test_resume_from_a_damaged_checkpoint_is_refused_and_kept(tmp_path: Path, na
     with pytest.raises(CheckpointError, match=rf"{out / name}.*{FIX}"):
         train(cfg, tmp_path / "b")
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("saved", [torch.zeros(3), [1, 2], {"optimizer": "adamw", "states": [{"param_groups": 5}]}],
+                         ids=["a-tensor", "a-list", "groups-not-a-list"])
+def test_resume_from_a_torch_file_that_is_not_an_optimizer_state_is_one_line(tmp_path: Path, saved) -> None:
+    make_data_folder(tmp_path / "data" / "lanbot", per_type=12)
+    cfg = config(tmp_path, "train.max_steps=2")
+    train(cfg, tmp_path / "a")
+    out = layout.checkpoint_dir(cfg)
+    meta = layout.CheckpointMeta.read(out)
+    (out / "meta.json").write_text(json.dumps({**meta, "finished": False, "step": 1}))
+    torch.save(saved, out / "optimizer.pt")
+    before = snapshot(out)
+    with pytest.raises(TrainError, match=r"optimizer.*(holds a|does not fit).*train.resume=false") as refused:
+        train(cfg, tmp_path / "b")
+    assert "\n" not in str(refused.value) and snapshot(out) == before
 
 
 @pytest.mark.parametrize(("app", "kind"), [("chat", "model-random"), ("evaluate", "meta-no-model-config"),

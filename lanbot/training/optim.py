@@ -51,13 +51,18 @@ class Optimizers:
         return {"optimizer": self.name, "states": [opt.state_dict() for opt in self.optimizers]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or not isinstance(state.get("states", []), list):
+            raise OptimizerError(f"the saved optimizer file holds a {type(state).__name__}, not an optimizer state")
         if "states" not in state:  # a lone AdamW's state, as checkpoints before train.optimizer held
             state = {"optimizer": "adamw", "states": [state]}
         if state.get("optimizer") != self.name or len(state["states"]) != len(self.optimizers):
             raise OptimizerError(f"the saved optimizer state is {state.get('optimizer')}'s, not {self.name}'s")
         configured = [(g["lr"], g["initial_lr"]) for g in self.param_groups]
         for opt, saved in zip(self.optimizers, state["states"], strict=True):
-            opt.load_state_dict(saved)
+            try:
+                opt.load_state_dict(saved)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # torch's own checks of the groups
+                raise OptimizerError(f"the saved optimizer state does not fit this model ({exc})") from None
         # torch restores the saved rates; this run's configured ones win, so that a resume after a divergence
         # really runs with the lowered learning rate it was given
         for group, (lr, initial) in zip(self.param_groups, configured, strict=True):

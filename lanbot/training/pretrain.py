@@ -1,6 +1,6 @@
 """Pretraining of the base model: `python -m lanbot.train stage=base` (corpus=bundled | fineweb | local).
 
-    python -m lanbot.train stage=base                          # tiny on the bundled corpus, about 22 min on 2 cores
+    python -m lanbot.train stage=base                          # tiny on the bundled corpus, about 19 min on 2 cores
     python -m lanbot.train stage=base model=d4 train.max_steps=3000
     torchrun --nproc_per_node=8 -m lanbot.train stage=base corpus=fineweb model=d20
 
