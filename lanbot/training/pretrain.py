@@ -1,7 +1,7 @@
 """Pretraining of the base model: `python -m lanbot.train stage=base` (corpus=bundled | fineweb | local).
 
     python -m lanbot.train stage=base                          # tiny on the bundled corpus, about 19 min on 2 cores
-    python -m lanbot.train stage=base model=d4 train.max_steps=3000
+    python -m lanbot.train stage=base model=d4 train.max_steps=1000     # about 33 min on 2 cores
     torchrun --nproc_per_node=8 -m lanbot.train stage=base corpus=fineweb model=d20
 
 nanochat's recipe: the tokenizer is trained on the corpus first (saved with the base and reused by mid and sft
