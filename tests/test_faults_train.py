@@ -305,14 +305,20 @@ def test_training_from_a_damaged_checkpoint_is_refused(tmp_path: Path, kind: str
     assert snapshot(directory) == before and all(p.name.endswith(".lock") for p in written), written  # no checkpoint
 
 
-@pytest.mark.parametrize("name", ["optimizer.pt", "model.safetensors", "meta.json"])
-def test_resume_from_a_damaged_checkpoint_is_refused_and_kept(tmp_path: Path, name: str) -> None:
+def unfinished_checkpoint(tmp_path: Path):
+    """A 2-step mid run's checkpoint, marked unfinished at step 1: the next run resumes it."""
     make_data_folder(tmp_path / "data" / "lanbot", per_type=12)
     cfg = config(tmp_path, "train.max_steps=2")
     train(cfg, tmp_path / "a")
     out = layout.checkpoint_dir(cfg)
     meta = layout.CheckpointMeta.read(out)
     (out / "meta.json").write_text(json.dumps({**meta, "finished": False, "step": 1}))
+    return cfg, out
+
+
+@pytest.mark.parametrize("name", ["optimizer.pt", "model.safetensors", "meta.json"])
+def test_resume_from_a_damaged_checkpoint_is_refused_and_kept(tmp_path: Path, name: str) -> None:
+    cfg, out = unfinished_checkpoint(tmp_path)
     _truncate(out / name)
     before = snapshot(out)
     with pytest.raises(CheckpointError, match=rf"{out / name}.*{FIX}"):
@@ -323,12 +329,7 @@ def test_resume_from_a_damaged_checkpoint_is_refused_and_kept(tmp_path: Path, na
 @pytest.mark.parametrize("saved", [torch.zeros(3), [1, 2], {"optimizer": "adamw", "states": [{"param_groups": 5}]}],
                          ids=["a-tensor", "a-list", "groups-not-a-list"])
 def test_resume_from_a_torch_file_that_is_not_an_optimizer_state_is_one_line(tmp_path: Path, saved) -> None:
-    make_data_folder(tmp_path / "data" / "lanbot", per_type=12)
-    cfg = config(tmp_path, "train.max_steps=2")
-    train(cfg, tmp_path / "a")
-    out = layout.checkpoint_dir(cfg)
-    meta = layout.CheckpointMeta.read(out)
-    (out / "meta.json").write_text(json.dumps({**meta, "finished": False, "step": 1}))
+    cfg, out = unfinished_checkpoint(tmp_path)
     torch.save(saved, out / "optimizer.pt")
     before = snapshot(out)
     with pytest.raises(TrainError, match=r"optimizer.*(holds a|does not fit).*train.resume=false") as refused:
