@@ -56,6 +56,7 @@ class LLMServer:
         self.reject_json_schema = False
         self.reject_json_object = False
         self.requests = 0              # every request received
+        self.flooded = 0  # bytes the flood behaviours sent before the client hung up
         self.bad = collections.Counter()  # misbehaving answers sent, by behaviour (see BEHAVIOURS)
         self.seen: list[dict] = []     # per request: path, headers and body fields of interest (OpenRouter)
         self.drip_s = 0.5              # seconds between bytes of a dripping answer
@@ -138,6 +139,8 @@ class LLMServer:
             self.bad[behaviour] += 1
         if behaviour == "drip":
             return 200, {"X-Drip": str(self.drip_s)}, self.answer(body)
+        if behaviour in ("flood", "flood-sse"):  # a body that never ends: whitespace, or SSE keep-alives
+            return 200, {"X-Flood": behaviour}, b""
         if behaviour == "echo-key":
             return 401, {}, _error(f"invalid key {headers.get('Authorization', '')}", "invalid_api_key")
         if behaviour == "echo-key-500":
@@ -306,6 +309,7 @@ BEHAVIOURS = (
     "truncated-json", "html", "choices-string", "content-int", "content-dict", "usage-string", "usage-negative",
     "surrogate-reply", "surrogate-expression", "drip", "echo-key", "echo-key-500", "refuse-500", "refuse-422",
     "prose", "wrong-result", "wrong-result-ambiguous", "text-arithmetic", "openrouter", "record",
+    "flood", "flood-sse",
 )
 
 
@@ -366,6 +370,9 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, headers: dict, payload: Any) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             drip = float(headers.pop("X-Drip", 0) or 0)
+            flood = headers.pop("X-Flood", "")
+            if flood:
+                return self._flood(flood)
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/html" if data.startswith(b"<") else "application/json")
@@ -382,6 +389,22 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                     time.sleep(drip)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test)
+
+        def _flood(self, kind: str) -> None:
+            """Stream forever (chunked, 64 KB at a time) until the client hangs up; counts bytes sent."""
+            piece = (b"data: {}\n\n" * 6000)[:65536] if kind == "flood-sse" else b" " * 65536
+            chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream" if kind == "flood-sse" else "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                while True:
+                    self.wfile.write(chunk)
+                    with server._lock:
+                        server.flooded += len(piece)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.close_connection = True  # the client cut the stream
 
     return Handler
 

@@ -84,6 +84,43 @@ def test_a_dripping_server_is_cut_at_the_deadline_and_the_request_retried(server
     assert took < 6, f"a dripping answer held the run for {took:.1f} s (deadline 1.5 s)"
 
 
+@pytest.mark.parametrize("behaviour", ["flood", "flood-sse"])
+def test_a_reply_that_never_ends_is_cut_at_the_size_limit_not_held_in_memory(server, tmp_path, behaviour):
+    from lanbot.generation.llm import client
+
+    start = time.monotonic()
+    _, figures = run(server.url(behaviour, times=1), tmp_path, {"identity": 1}, "backend.timeout_s=20")
+    took = time.monotonic() - start
+    assert server.bad[behaviour] == 1 and figures["written"] == 1 and figures["failures"] == 0
+    # cut at the limit (plus what was in flight on the socket), long before the 20 s deadline
+    assert client.MAX_REPLY_BYTES <= server.flooded < client.MAX_REPLY_BYTES + (8 << 20)
+    assert took < 15, f"the flood held the request for {took:.1f} s"
+
+
+def test_the_client_is_built_with_the_installed_openai_types(server, tmp_path):
+    """The real client against the loopback server: fails if the installed openai refuses what lanbot passes."""
+    import asyncio
+
+    import openai
+
+    from lanbot.generation.llm.client import ChatClient
+
+    cfg = compose_config(["backend=openai", f"backend.base_url={server.base_url}", "backend.timeout_s=7",
+                          "backend.connect_timeout_s=2"])
+    chat = ChatClient(cfg.backend, KEY, {"type": "object"})
+    timeout = chat.client.timeout
+    assert isinstance(timeout, openai.Timeout) and timeout.connect == 2 and timeout.read == 7
+
+    async def ask():
+        try:
+            return await chat.complete([{"role": "user", "content": "identity conversation for Sage, 1 exchange"}])
+        finally:
+            await chat.close()
+
+    reply = asyncio.run(ask())
+    assert reply.text.strip() and chat.usage.requests == 1
+
+
 # -- response formats as real servers answer them -------------------------------------------------------
 
 def test_json_schema_refused_with_http_500_falls_back_once_to_json_object_with_schema(server, tmp_path):

@@ -10,9 +10,13 @@ differ, and the client follows what they answer:
   (HTTP 400, 422 or 500 whose body names response_format / json_schema / json_object) moves to the next mode
   once for the whole run, recorded in stats.json; so does a server that ignores the format and answers
   prose `PROSE_LIMIT` times in a row.
-- Time: every request has a deadline (`backend.timeout_s`, connect + total, `backend.connect_timeout_s` for
-  the connect alone) enforced around the whole exchange, so a server dripping a byte a second cannot
-  stretch it (httpx's own timeout applies per read).
+- Time and size: every request has a deadline (`backend.timeout_s`, connect + total,
+  `backend.connect_timeout_s` for the connect alone) enforced around the whole exchange, so a server dripping
+  a byte a second cannot stretch it (the transport's own timeout applies per read); the body is read as a
+  stream and cut at `MAX_REPLY_BYTES`, so a server streaming whitespace or SSE forever costs at most that
+  much memory per request, not timeout x bandwidth.
+- Only the `openai` package's own API: `openai.Timeout` and `with_streaming_response`, the same in openai
+  1.x (httpx) and 3.x (httpx2), so the transport under it is the package's business.
 - Retries: 429 waits as long as Retry-After says; 5xx, timeouts and connection errors back off
   exponentially with jitter; tries are bounded. A wrong key (401/403) or an unknown model (404) is fatal.
 - Replies are read as plain JSON and checked field by field (`read_reply`): a reply of the wrong shape, an
@@ -34,7 +38,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import openai
 
 from lanbot.core.errors import LanbotError
@@ -45,10 +48,17 @@ MODES = ("json_schema", "json_object_schema", "json_object", "text")
 REFUSAL_STATUSES = (400, 422, 500)  # what real servers answer for a response_format they do not take
 REFUSAL_WORDS = ("response_format", "json_schema", "json_object", "response format")
 PROSE_LIMIT = 3  # prose answers in a row, in a JSON mode, before the server is taken to ignore that mode
+# A reply of max_tokens=16k is about 64 KB of text, at most ~6x that JSON-escaped: 4 MB is far above any real
+# answer and bounds a runaway stream (16 requests in flight: 64 MB at worst).
+MAX_REPLY_BYTES = 4 << 20
 
 
 class FatalBackendError(LanbotError, RuntimeError):
     """An error no retry can fix (bad key, unknown model, bad URL); the run stops with this message."""
+
+
+class ReplyTooLarge(Exception):
+    """A reply body past MAX_REPLY_BYTES: the request is cut and tried again."""
 
 
 class RequestFailed(LanbotError, RuntimeError):
@@ -114,7 +124,7 @@ class ChatClient:
         # Retries are ours (Retry-After, jitter, counting), so the client's own are off.
         self.client = openai.AsyncOpenAI(
             base_url=base_url or str(backend.base_url), api_key=api_key, max_retries=0, default_headers=headers or None,
-            timeout=httpx.Timeout(self.deadline_s, connect=min(connect, self.deadline_s)),
+            timeout=openai.Timeout(self.deadline_s, connect=min(connect, self.deadline_s)),
         )
 
     async def close(self) -> None:
@@ -146,11 +156,9 @@ class ChatClient:
                 body["response_format"] = fmt
             self.usage.requests += 1
             try:
-                # The client's own POST as chat.completions.create makes it, less create's type-walk of the
-                # request (about 1 ms of CPU, the bottleneck at concurrency 32), read as raw JSON so that
-                # each field is checked here instead of trusted. The deadline covers the whole exchange.
-                response = await asyncio.wait_for(
-                    self.client.post("/chat/completions", body=body, cast_to=httpx.Response), self.deadline_s)
+                # Read as raw JSON so that each field is checked here instead of trusted; the deadline covers
+                # the whole exchange, the body is bounded by MAX_REPLY_BYTES.
+                raw = await asyncio.wait_for(self._post(body), self.deadline_s)
             except (asyncio.TimeoutError, openai.APITimeoutError):
                 self.usage.timeouts += 1
                 last = f"no answer within backend.timeout_s={self.deadline_s:g}"
@@ -180,17 +188,35 @@ class ChatClient:
                 last = f"connection error: {_short(exc)}"
                 await asyncio.sleep(self._backoff(attempt))
                 continue
-            except (httpx.HTTPError, OSError, ValueError) as exc:  # anything else the transport lets out
+            except ReplyTooLarge as exc:
+                last = str(exc)
+                continue
+            except (OSError, ValueError) as exc:  # anything else the transport lets out
+
                 last = f"transport error: {type(exc).__name__}: {_short(exc)}"
                 await asyncio.sleep(self._backoff(attempt))
                 continue
-            reply = read_reply(response.content, mode)  # InvalidAnswer goes to the writer: re-asked there
+            reply = read_reply(raw, mode)  # InvalidAnswer goes to the writer: re-asked there
             self._count(reply)
             if not reply.text.strip():
                 last = "empty reply"
                 continue
             return reply
         raise RequestFailed(f"{self.max_tries} tries, last: {last}")
+
+    async def _post(self, body: dict[str, Any]) -> bytes:
+        """One chat completion's raw body, streamed and cut at MAX_REPLY_BYTES."""
+        standard = {k: v for k, v in body.items() if k not in self.extra}
+        chunks: list[bytes] = []
+        size = 0
+        async with self.client.chat.completions.with_streaming_response.create(
+                **standard, extra_body=self.extra or None) as response:
+            async for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise ReplyTooLarge(f"the reply passed {MAX_REPLY_BYTES >> 20} MB; cut off")
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def _count(self, reply: _Checked) -> None:
         u = self.usage
