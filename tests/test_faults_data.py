@@ -2,7 +2,7 @@
 names, secrets through generate/train/upload, unreadable lines, oversized and undecodable identities, huge
 plans, I/O errors and the temp files of killed runs. Each test asserts on counts, files and messages.
 
-Tallies (inputs tried, faults injected) are listed in README's "What is tested"; every test that can leak
+Tallies (inputs tried, faults injected) are listed in docs/development.md; every test that can leak
 looks for the secret's value in every byte under its folder afterwards (`assert_no_secret`).
 """
 

@@ -454,7 +454,7 @@ def write_pretraining_shards(base: Path) -> None:
     import pyarrow.parquet as pq
 
     root = Path(__file__).resolve().parent.parent
-    docs = [p.read_text(encoding="utf-8") for p in sorted(root.glob("lanbot/**/*.py")) + [root / "README.md"]]
+    docs = [p.read_text(encoding="utf-8") for p in sorted(root.glob("lanbot/**/*.py")) + [root / "README.md", *sorted(root.glob("docs/*.md"))]]
     docs = [d[i:i + 2000] for d in docs for i in range(0, len(d), 2000)]
     for name in ("base_data", "base_data_climbmix"):
         (base / name).mkdir(parents=True, exist_ok=True)
