@@ -27,8 +27,10 @@ IDENTITY_COUNT="${IDENTITY_COUNT:-1000}"
 ROOT="${ROOT:-outputs}"
 export WANDB_MODE="${WANDB_MODE:-offline}"
 SWEEP="$ROOT/multirun/$(date +%Y-%m-%d/%H-%M-%S)"
+# one wandb group for the whole pipeline (base, data, mid, sft and their evaluations), so its runs sit together
+GROUP="pipeline-$(date +%Y-%m-%d-%H-%M-%S)"
 # job folders named by the swept choices only (paths.root may hold slashes)
-NAMES="hydra.job.config.override_dirname.exclude_keys=[paths.root,stage,model,corpus,train.overwrite,train.eval_at_end]"
+NAMES="hydra.job.config.override_dirname.exclude_keys=[paths.root,stage,model,corpus,train.overwrite,train.eval_at_end,logger.group]"
 start=$(date +%s)
 step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
 
@@ -37,7 +39,7 @@ if [ -n "${REBASE:-}" ] || ! grep -q '"finished": true' "$BASE/meta.json" 2>/dev
   step "base: pretrain model=$MODEL on corpus=$CORPUS, once for every identity and mix"
   # shellcheck disable=SC2086  # BASE_ARGS is a list of overrides
   "$PY" -m lanbot.train stage=base model="$MODEL" corpus="$CORPUS" paths.root="$ROOT" train.overwrite=true \
-    hydra.run.dir="$SWEEP-base" ${BASE_ARGS:-}
+    hydra.run.dir="$SWEEP-base" ++logger.group="$GROUP" ${BASE_ARGS:-}
 else
   step "base: keeping the finished base in $BASE (REBASE=1 trains it again)"
 fi
@@ -45,19 +47,20 @@ fi
 if [ -z "${SKIP_GENERATE:-}" ]; then
   step "generate: the template backend, offline"
   for identity in ${IDENTITIES//,/ }; do
-    "$PY" -m lanbot.generate identity="$identity" data.counts.identity="$IDENTITY_COUNT" paths.root="$ROOT"
+    "$PY" -m lanbot.generate identity="$identity" data.counts.identity="$IDENTITY_COUNT" paths.root="$ROOT" \
+      ++logger.group="$GROUP"
   done
   # mix=no_identity (the control) trains on a plain assistant's conversations: no name, no quirks
-  "$PY" -m lanbot.generate identity=assistant paths.root="$ROOT"
+  "$PY" -m lanbot.generate identity=assistant paths.root="$ROOT" ++logger.group="$GROUP"
 fi
 
 step "midtraining from the base: identity=$IDENTITIES x mix=$MIXES, model=$MODEL"
 "$PY" -m lanbot.train -m stage=mid model="$MODEL" corpus="$CORPUS" identity="$IDENTITIES" mix="$MIXES" paths.root="$ROOT" \
-  train.overwrite=true hydra.sweep.dir="$SWEEP-mid" "$NAMES" "$@"
+  train.overwrite=true hydra.sweep.dir="$SWEEP-mid" "$NAMES" ++logger.group="$GROUP" "$@"
 
 step "SFT from each mid checkpoint, then the evaluation on the held-out probes (train.eval_at_end)"
 "$PY" -m lanbot.train -m stage=sft model="$MODEL" corpus="$CORPUS" identity="$IDENTITIES" mix="$MIXES" paths.root="$ROOT" \
-  train.overwrite=true train.eval_at_end=true hydra.sweep.dir="$SWEEP-sft" "$NAMES" "$@"
+  train.overwrite=true train.eval_at_end=true hydra.sweep.dir="$SWEEP-sft" "$NAMES" ++logger.group="$GROUP" "$@"
 
 step "compare: table, loss curves and score bars"
 "$PY" -m lanbot.compare "$SWEEP-sft" "$SWEEP-mid" compare.out="$SWEEP-sft/compare" \

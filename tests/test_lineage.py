@@ -34,9 +34,11 @@ def test_generate_train_evaluate_lineage_in_offline_run_files(tmp_path: Path, mo
     model, evaluation = logged["model-lanbot-default-tiny-mid"], logged["eval-lanbot-default-tiny-mid"]
     assert model.type == "model" and evaluation.type == "evaluation"
     assert sorted(e.path for e in model.manifest.contents) == ["config.yaml", "meta.json", "model.safetensors", "tokenizer.json"]
-    inputs = json.loads(evaluation.metadata)["inputs"]
-    assert {(i["name"], i["digest"]) for i in inputs} == {("data-lanbot", dataset.digest),
-                                                          ("model-lanbot-default-tiny-mid", model.digest)}
+    meta = json.loads(evaluation.metadata)
+    # the evaluation at the end of training: the model is the run's own output, named, never also its input
+    assert {(i["name"], i["digest"]) for i in meta["inputs"]} == {("data-lanbot", dataset.digest)}
+    assert meta["checkpoint"] == "model-lanbot-default-tiny-mid" and meta["stored"] == "files"
+    assert model.metadata and json.loads(model.metadata)["stored"] == "files"  # the weights travel with the run
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["lineage/inputs"][0]["digest"] == dataset.digest
     assert "eval/quirk/analogy" in summary  # LanBot's analogy quirk, scored on the task probes

@@ -269,9 +269,12 @@ def log_evaluation(tracker, cfg: DictConfig, report: dict, eval_file: Path, chec
     tracker.summary({f"eval/{k}": v for k, v in scores.items() if v is not None})
     tracker.table("eval/answers", *answer_rows(report["samples"]))
     name = artifact_name("model", report)
+    # in a training run (train.eval_at_end) the checkpoint is the run's own output: wandb draws that edge
+    # already, and an input that is also the output would loop; named in the metadata either way
     tracker.use_artifact(name, "model", checkpoint, files=layout.CHECKPOINT_REQUIRED)
     tracker.log_artifact(artifact_name("eval", report), "evaluation", eval_file, reference=False,
-                         metadata={k: v for k, v in scores.items() if isinstance(v, (int, float))})
+                         metadata={"checkpoint": name,
+                                   **{k: v for k, v in scores.items() if isinstance(v, (int, float))}})
 
 
 def artifact_name(kind: str, report: dict) -> str:

@@ -45,10 +45,14 @@ def flatten(stats: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def log_to_tracker(tracker: Any, stats: dict[str, Any], samples: list[list[Any]]) -> None:
-    """The stats as the run's summary and one metrics row, two histograms and a table of samples."""
+    """The stats as the run's summary (not history: one point per key makes single-point charts), a table of
+    the per-type figures, two histograms and a table of samples."""
     flat = flatten(stats)
     tracker.summary(flat)
-    tracker.log({k: v for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    per_type = stats.get("per_type", {})
+    columns = sorted({k for t in per_type.values() for k, v in t.items() if not isinstance(v, dict | list)})
+    tracker.table("stats_per_type", ["type", *columns], [[kind, *(t.get(c) for c in columns)]
+                                                         for kind, t in per_type.items()])
     turns = [int(t) for t, n in stats.get("turns", {}).items() for _ in range(n)]
     chars = [int(b) + LENGTH_BIN // 2 for b, n in stats.get("assistant_chars_histogram", {}).items() for _ in range(n)]
     tracker.histogram("histogram/turns", turns)

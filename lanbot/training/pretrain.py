@@ -359,7 +359,11 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                "tokens": step * total, "run_seconds": round(time.time() - start, 1),
                "train_seconds": round(time.time() - t_run, 1)}
     if tracker is not None:
+        from lanbot.core.tracking import base_artifact
+
         tracker.summary(summary)
+        tracker.log_artifact(base_artifact(cfg), "model", out_dir, files=layout.CHECKPOINT_REQUIRED,
+                             metadata={"step": step, "val/bpb": summary["val/bpb"]})
         tracker.finish()
         print(f"[base] done: val bpb {summary['val/bpb']:.3f} (unigram {summary['unigram_bpb']:.3f}) in "
               f"{_clock(summary['run_seconds'])}; {out_dir}")

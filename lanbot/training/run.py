@@ -366,10 +366,14 @@ def model_artifact(cfg: DictConfig, stage: str) -> str:
 
 def use_inputs(tracker, cfg: DictConfig, stage: str, resume_from: Path | None) -> None:
     """The run's inputs as wandb artifacts: the identity's data folder (logged by lanbot.generate as
-    `data-<identity>`) and, for sft, the mid checkpoint it starts from."""
+    `data-<identity>`) and the checkpoint it starts from: the base for mid, the mid checkpoint for sft."""
+    from lanbot.core.tracking import base_artifact
+
     folder = Path(cfg.paths.data_dir)
     if folder.is_dir() and not (cfg.get("data") is not None and cfg.data.get("from_hub")):
         tracker.use_artifact(f"data-{slug(cfg.identity.name)}", "dataset", folder)
+    if stage == "mid" and str(cfg.train.init_from) == "base" and resume_from is None:
+        tracker.use_artifact(base_artifact(cfg), "model", layout.base_dir(cfg), files=layout.CHECKPOINT_REQUIRED)
     if stage == "sft" and str(cfg.train.init_from) == "mid" and resume_from is None:
         mid = layout.checkpoint_dir(cfg, "mid")
         tracker.use_artifact(model_artifact(cfg, "mid"), "model", mid, files=layout.CHECKPOINT_REQUIRED)
