@@ -73,7 +73,7 @@ def test_every_identity_and_preset_composes(tmp_path, name, preset):
         assert {h["quirk"] for h in hints} <= set(EXPECTED[name]["quirks"])
     assert Path(cfg.paths.data_dir) == tmp_path / "data" / identity.slug  # one folder per identity
     assert cfg.data.name == preset
-    assert list(cfg.data.types) == PRESET_TYPES[preset]
+    assert list(plan_targets(cfg.data)) == PRESET_TYPES[preset]  # data=all: types null, every registered type
     assert plan_targets(cfg.data) == {k: DEFAULT_COUNTS[k] for k in PRESET_TYPES[preset]}
 
 

@@ -21,7 +21,7 @@ from lanbot.core.identity import to_identity
 from lanbot.core.layout import conversations_file
 from lanbot.generation.llm.prompt_book import PromptBook
 from lanbot.generation.personas import read_builtin
-from lanbot.generation.run import generate
+from lanbot.generation.run import generate, plan_targets
 from lanbot.generation.template import writer as template_writer
 from lanbot.training.mix import parse_sources, stage_entries
 
@@ -48,7 +48,7 @@ def greeting():
 
 
 def test_a_registered_type_is_generated_validated_mixed_and_prompted(tmp_path, greeting):
-    assert list(compose_config([]).data.types)[-1] == "greeting"  # data=all lists every registered type
+    assert list(plan_targets(compose_config([]).data))[-1] == "greeting"  # data=all: every registered type
     cfg = compose_config([f"paths.root={tmp_path}", "logger=none", "data.types=[identity,greeting]",
                           "data.counts.identity=5"])
     stats = generate(cfg, tmp_path / "run", console=Console(file=io.StringIO()))

@@ -13,9 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 import lanbot.core.identity  # noqa: F401  (registers the identity schema and the `slug` resolver)
 import lanbot.core.schemas  # noqa: F401  (registers the backend, mix and train schemas)
-from lanbot.core import conversation
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The config tree ships inside the package (lanbot/conf: in a checkout a link to the top-level conf/, in a wheel
+# the files themselves), so `pip install .` and a wheel find it as an editable install does.
+CONF_DIR = (Path(__file__).resolve().parents[1] / "conf").resolve()
 CONFIG_PATH = str(CONF_DIR)
 MAX_DIRNAME = 120  # a sweep job's folder name stays well under the 255 bytes a file name may have
 
@@ -30,9 +31,6 @@ def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
 
 if not OmegaConf.has_resolver("dirname"):
     OmegaConf.register_new_resolver("dirname", short_dirname)
-# `data=all` reads the registered conversation types, so a new type needs no data file
-if not OmegaConf.has_resolver("types"):
-    OmegaConf.register_new_resolver("types", lambda: list(conversation.TYPES))
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:

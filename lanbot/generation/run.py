@@ -38,7 +38,7 @@ LLM_REQUEST_S = 10                  # seconds one LLM conversation takes, `backe
 
 def plan_targets(data: DictConfig) -> dict[str, int]:
     """{type: conversations wanted} from the data preset: `data.count` sets every selected type's count."""
-    types = list(data.types or [])
+    types = list(TYPES) if data.types is None else list(data.types)  # null: every registered type
     unknown = [t for t in types if t not in TYPES]
     if unknown:
         raise GenerationError(
