@@ -50,6 +50,7 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
     if positional:
         args = collect_positional(args, positional)
     sys.argv = [sys.argv[0], *args]
+    check_flags(app, args)
     show_hydra = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors, so that they can be explained here
 
@@ -57,20 +58,25 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
     def job(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        sweep = str(hc.mode) == "RunMode.MULTIRUN"
         try:
             check_run_config(run_dir)
             check_identity_source(cfg)
             work(cfg, run_dir)
         except LanbotError as exc:
-            fail(app, identity_hint(exc) or str(exc))
+            fail(app, identity_hint(exc) or str(exc), run_dir if sweep else None)
         except _omegaconf_errors() as exc:  # a value read during the run: ??? left unset, a bad interpolation
             fail(app, f"config error at {getattr(exc, 'full_key', '?')}: {first_line(exc)}. "
-                      f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file")
+                      f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file",
+                 run_dir if sweep else None)
 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         job()
+        if _failed_jobs:  # a sweep whose every job ran, some refused: each named, then the app rule's exit 2
+            report_failed_jobs(app)
     except KeyboardInterrupt as exc:
         print(RESUME_HINT, file=sys.stderr)
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
@@ -83,6 +89,17 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_flags(app: str, argv: Sequence[str]) -> None:
+    """Hydra takes one mode at a time: `-m` with --cfg/--info/-sc is one line naming the fix, not its traceback."""
+    from hydra._internal.utils import get_args_parser
+
+    known, _ = get_args_parser().parse_known_args(list(argv))
+    if known.multirun and (known.cfg or known.info or known.shell_completion):
+        flag = "--cfg" if known.cfg else "--info" if known.info else "--shell-completion"
+        fail(app, f"-m (a sweep) and {flag} cannot go together: {flag} shows one job, so drop -m and give one value "
+                  "per key (e.g. identity=sage, not identity=lanbot,sage)")
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
 
@@ -93,15 +110,42 @@ def _omegaconf_errors() -> tuple[type[BaseException], ...]:
     return (OmegaConfBaseException,)
 
 
-def fail(app: str, message: str) -> None:
-    """One line (soft-wrapped) on stderr, then exit 2."""
+_failed_jobs: list[tuple[Path, str]] = []  # sweep jobs of this process that stopped on something to fix
+
+
+def fail(app: str, message: str, job_dir: Path | None = None) -> None:
+    """One line (soft-wrapped) on stderr, then exit 2; in a sweep (`job_dir`), the line is also kept in the job's
+    folder (error.txt, which compare shows) and the sweep goes on to its next job, as Hydra runs every job."""
     from rich.console import Console
     from rich.markup import escape
 
     from lanbot.core.secrets import mask  # a server may have echoed the key into the message
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] lanbot.{app}: {escape(mask(message))}",
-                                                soft_wrap=True)
+    message = mask(message)
+    where = f" [{mask(job_dir.name)}]" if job_dir is not None else ""
+    Console(stderr=True, highlight=False).print(f"[bold red]error[/bold red] lanbot.{app}{escape(where)}: "
+                                                f"{escape(message)}", soft_wrap=True)
+    if job_dir is None:
+        sys.exit(EXIT_USAGE)
+    from lanbot.core.files import write_text_atomic
+    from lanbot.core.layout import ERROR_FILE
+
+    write_text_atomic(job_dir / ERROR_FILE, message + "\n")
+    _failed_jobs.append((job_dir, message))
+
+
+def report_failed_jobs(app: str) -> None:
+    """The sweep's end: which jobs stopped and why, one line each, then exit 2 (the others ran to the end)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    sweep = _failed_jobs[0][0].parent
+    jobs = len([d for d in sweep.iterdir() if (d / ".hydra").is_dir()]) if sweep.is_dir() else len(_failed_jobs)
+    console = Console(stderr=True, highlight=False)
+    console.print(f"[bold red]error[/bold red] lanbot.{app}: {len(_failed_jobs)} of {jobs} sweep jobs stopped "
+                  f"({sweep}); the others ran. Fix what each says and run the sweep again:", soft_wrap=True)
+    for job_dir, message in _failed_jobs:
+        console.print(f"  {escape(job_dir.name)}: {escape(message)}", soft_wrap=True)
     sys.exit(EXIT_USAGE)
 
 
