@@ -62,7 +62,8 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
         run_dir = Path(hc.runtime.output_dir)
         sweep = str(hc.mode) == "RunMode.MULTIRUN"
         try:
-            check_run_config(run_dir)
+            check_run_config(run_dir, Path(hc.sweep.dir) if sweep else None)
+            check_env_names(cfg)
             check_identity_source(cfg)
             work(cfg, run_dir)
         except LanbotError as exc:
@@ -159,20 +160,49 @@ def identity_file() -> Path:
     return find_config_file(dirs, "identity", str(name)) or Path("conf") / "identity" / f"{name}.yaml"
 
 
-def check_run_config(run_dir: Path) -> None:
-    """Hydra has saved the composed config in <run_dir>/.hydra before lanbot runs: a secret's value typed into
-    the config (an identity field, an override) is masked there and the run refused, before it is copied on."""
-    from lanbot.core.secrets import SecretLeakError, find_secret_in_file, known_secrets, redact
+def check_run_config(run_dir: Path, sweep_dir: Path | None = None) -> None:
+    """Hydra has saved the composed config in <run_dir>/.hydra (and a sweep's in <sweep>/multirun.yaml) before
+    lanbot runs: a secret's value or a key-shaped value typed into the config (an identity field, an override)
+    is masked in every copy and the run refused, before it is copied on."""
+    from lanbot.core.secrets import SecretLeakError, find_secret, known_secrets, redact
 
     secrets = known_secrets()
-    for path in sorted((run_dir / ".hydra").glob("*.yaml")) if secrets else []:
-        name = find_secret_in_file(path, secrets)
+    files = sorted((run_dir / ".hydra").glob("*.yaml"))
+    if sweep_dir is not None and (sweep_dir / "multirun.yaml").is_file():
+        files.append(sweep_dir / "multirun.yaml")
+    found, masked = None, []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        name = find_secret(text, secrets, shapes=True)
         if name is not None:
-            path.write_text(redact(path.read_text(encoding="utf-8")), encoding="utf-8")
-            raise SecretLeakError(
-                f"the config holds the value of ${name}, a secret (masked in {path} now): refusing to run, as every "
-                "output would copy it; remove it from where it came from (an identity field, a config value or an "
-                "override that holds the key itself, where a variable's name belongs) and run again")
+            path.write_text(redact(text), encoding="utf-8")
+            found, masked = found or name, [*masked, path]
+    if found is not None:
+        what = found if found.startswith("a ") else f"the value of ${found}, a secret"
+        names = [p.relative_to(run_dir).as_posix() if p.is_relative_to(run_dir) else str(p) for p in masked]
+        raise SecretLeakError(
+            f"the config holds {what} (masked now in {', '.join(names)} of {run_dir}): refusing to run, as every output would "
+            "copy it; remove it from where it came from (an identity field, a config value or an override that "
+            "holds the key itself, where a variable's name belongs) and run again")
+
+
+def check_env_names(cfg: DictConfig) -> None:
+    """Every `*_env` field names a variable: a key given there would be echoed in `export <key>=...` hints."""
+    from omegaconf import OmegaConf
+
+    from lanbot.core.secrets import check_env_name
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif str(key).endswith("_env") and not (isinstance(value, str) and value.startswith("${")):
+                check_env_name(f"{prefix}{key}", value)
+
+    walk(OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False), "")
 
 
 def check_identity_source(cfg: DictConfig) -> None:

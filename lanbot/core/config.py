@@ -22,7 +22,11 @@ MAX_DIRNAME = 120  # a sweep job's folder name stays well under the 255 bytes a 
 
 
 def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
-    """`name` if short enough, else its head and a digest of the whole (the `dirname` resolver of sweep folders)."""
+    """`name` if short enough, else its head and a digest of the whole (the `dirname` resolver of sweep folders);
+    a secret typed into an override never becomes part of a folder's name."""
+    from lanbot.core.secrets import MASK, redact
+
+    name = redact(name).replace(MASK, "masked")  # a path without glob characters
     if len(name.encode("utf-8")) <= limit:
         return name
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]

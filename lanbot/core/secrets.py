@@ -12,11 +12,15 @@ every secret this process has read (kept in memory only, never written).
 What lanbot writes is scanned before it is written or uploaded (`check_no_secret`, `find_secret_in_file`) for
 the values of the known secret variables (`SECRET_NAME`: *_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD, ... in the
 environment or `.env`) and of every key read here; a hit stops the run with one line naming the variable and
-the file, never the value.
+the file, never the value. What lanbot's config and Hydra's files hold, and whatever lanbot prints, is also
+checked for values shaped like a key (`KEY_SHAPE`: the common providers' prefixes), so a key typed into any
+override is caught whether or not it is in the environment; a field that names a variable (`*_env`) must
+hold a variable's name (`check_env_name`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -32,6 +36,16 @@ _SECRETS: set[str] = set()
 # the names of variables that hold secrets: API keys, tokens, passwords (HF_TOKEN, WANDB_API_KEY, OPENAI_API_KEY, ...)
 SECRET_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|SECRET_KEY|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
 _DOTENV_CACHE: dict[str, tuple[float, dict[str, str]]] = {}
+# Values shaped like the keys people paste: OpenAI / OpenRouter / Anthropic (sk-, sk-or-v1-, sk-ant-, sk-proj-),
+# Hugging Face (hf_), GitHub (ghp_, gho_, ghs_, ghu_, github_pat_), Slack (xox?-), AWS (AKIA), Google (AIza),
+# Groq (gsk_), Replicate (r8_), GitLab (glpat-), wandb (40 hex after a `local-` or alone is too common: left
+# out). At least 16 characters after the prefix, so `sk-...` in prose and short placeholders are not keys.
+KEY_SHAPE = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:sk-(?:or-v1-|ant-|proj-)?[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{16,}"
+    r"|github_pat_[A-Za-z0-9_]{16,}|xox[abprs]-[A-Za-z0-9-]{16,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,}"
+    r"|gsk_[A-Za-z0-9]{16,}|r8_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{16,})")
+KEY_SHAPED = "a value shaped like a key"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 class MissingKeyError(LanbotError, RuntimeError):
@@ -62,11 +76,32 @@ def remember_secret(value: str | None) -> None:
 
 
 def mask(text: str) -> str:
-    """`text` with every remembered secret replaced by ***, longest first (a key may contain another)."""
+    """`text` with every remembered secret and every key-shaped value replaced by ***, longest first (a key may
+    contain another)."""
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return KEY_SHAPE.sub(MASK, text)
+
+
+class MaskFilter(logging.Filter):
+    """A logging filter that masks secrets and key-shaped values in every record (Hydra's console log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask(record.getMessage()), None
+        return True
+
+
+def check_env_name(field: str, value: object) -> None:
+    """A field that names an environment variable (`backend.api_key_env`) holds a name, never the key itself."""
+    if value is None:
+        return
+    text = str(value)
+    if not ENV_NAME.fullmatch(text) or KEY_SHAPE.search(text):
+        raise SecretLeakError(
+            f"{field} names the environment variable that holds the key (e.g. {field}=OPENROUTER_API_KEY); it was "
+            f"given {'a key' if KEY_SHAPE.search(text) else 'something that is not a variable name'} "
+            f"({mask(text)[:40]!s}). Put the key itself in that variable (export OPENROUTER_API_KEY=...) or .env")
 
 
 class SecretLeakError(LanbotError, RuntimeError):
@@ -99,24 +134,29 @@ def known_secrets() -> list[tuple[str, str]]:
     return sorted(((name, value) for value, name in found.items()), key=lambda p: len(p[1]), reverse=True)
 
 
-def find_secret(text: str, secrets: Iterable[tuple[str, str]] | None = None) -> str | None:
-    """The variable whose secret value occurs in `text`, or None."""
+def find_secret(text: str, secrets: Iterable[tuple[str, str]] | None = None, shapes: bool = False) -> str | None:
+    """The variable whose secret value occurs in `text` (with `shapes`, KEY_SHAPED for a key-shaped value), or
+    None. Data is checked by value only: a conversation may quote a made-up key; config and Hydra's files by
+    shape too."""
     for name, value in known_secrets() if secrets is None else secrets:
         if value in text:
             return name
-    return None
+    return KEY_SHAPED if shapes and KEY_SHAPE.search(text) else None
 
 
 def leak_error(name: str, where: str | os.PathLike, action: str = "write") -> SecretLeakError:
+    what = name if name == KEY_SHAPED else f"the value of ${name}, a secret"
     return SecretLeakError(
-        f"refusing to {action} {where}: it would hold the value of ${name}, a secret. Nothing was "
+        f"refusing to {action} {where}: it would hold {what}. Nothing was "
         f"{'written' if action == 'write' else 'sent'}; remove the secret from where it came from (an identity "
         "field, a config value or an override that holds the key itself) and run again")
 
 
-def check_no_secret(text: str, where: str | os.PathLike, secrets: Iterable[tuple[str, str]] | None = None) -> None:
-    """Raise SecretLeakError (naming the variable and `where`) if `text` holds a known secret's value."""
-    name = find_secret(text, secrets)
+def check_no_secret(text: str, where: str | os.PathLike, secrets: Iterable[tuple[str, str]] | None = None,
+                    shapes: bool = False) -> None:
+    """Raise SecretLeakError (naming the variable and `where`) if `text` holds a known secret's value (or, with
+    `shapes`, a key-shaped value)."""
+    name = find_secret(text, secrets, shapes)
     if name is not None:
         raise leak_error(name, where)
 
@@ -147,7 +187,8 @@ def find_secret_in_bytes(data: bytes, secrets: Iterable[tuple[str, str]] | None 
 
 
 def redact(text: str) -> str:
-    """`text` with every known secret's value (and every remembered one) replaced by ***."""
+    """`text` with every known secret's value (and every remembered one) and every key-shaped value replaced by
+    ***."""
     for _, value in known_secrets():
         text = text.replace(value, MASK)
-    return text
+    return KEY_SHAPE.sub(MASK, text)

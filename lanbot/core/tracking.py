@@ -83,7 +83,7 @@ class Tracker:
             from lanbot.core.secrets import check_no_secret
 
             config = to_plain(cfg)
-            check_no_secret(json.dumps(config, default=str), "the wandb run's config")
+            check_no_secret(json.dumps(config, default=str), "the wandb run's config", shapes=True)
 
             os.environ.setdefault("WANDB_SILENT", "true")
             if not os.environ.get("WANDB_MODE", "x").strip():  # `WANDB_MODE=` (empty) means unset, not an error
