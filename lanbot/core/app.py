@@ -53,7 +53,6 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
     show_hydra = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors, so that they can be explained here
 
-    @hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -68,9 +67,14 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
             fail(app, f"config error at {getattr(exc, 'full_key', '?')}: {first_line(exc)}. "
                       f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file")
 
+    # Hydra names the job, and so the run folder `<time>_<job>`, after the task function's module: without this,
+    # every app would be `app`, after this file. `export.nanochat` becomes `export-nanochat`, as Hydra keeps only
+    # what follows a module name's last dot.
+    job.__module__ = app.replace(".", "-")
+    main = hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")(job)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        job()
+        main()
     except KeyboardInterrupt as exc:
         print(RESUME_HINT, file=sys.stderr)
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
