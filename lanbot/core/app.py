@@ -6,7 +6,8 @@ Exit codes, the same for every app:
     2    the command, a config file or an input needs fixing: a LanbotError or a config that does not
          compose (unknown option, bad override, a typo'd or mistyped key, bad YAML, a missing value);
          one line on stderr names the file, field or value and the fix, and nothing already written is lost
-    130  interrupted (Ctrl-C), 143 terminated (SIGTERM): what was done is kept; run the same command again
+    130  interrupted (Ctrl-C), 143 terminated (SIGTERM): what was done is kept; run the same command again (an app
+         that can say more sets `hint` on the KeyboardInterrupt it lets through: lanbot.evaluate's answers kept)
     1    anything else: a bug, with its traceback
 
 Hydra's composition errors are explained from Hydra's and OmegaConf's own exception types (the missing
@@ -76,7 +77,7 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
     try:
         main()
     except KeyboardInterrupt as exc:
-        print(RESUME_HINT, file=sys.stderr)
+        print(getattr(exc, "hint", None) or RESUME_HINT, file=sys.stderr)  # an app may say more (lanbot.evaluate)
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     except Exception as exc:
         message = None if show_hydra else explain_config_error(exc, args)

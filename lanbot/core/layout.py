@@ -48,6 +48,7 @@ META_FILE = "meta.json"
 UNIGRAM_FILE = "unigram.safetensors"  # a base's token counts of its training rows (the unigram floor of val bpb)
 LEGACY_UNIGRAM_FILE = "unigram.pt"  # the same, as an older lanbot saved them
 EVAL_FILE = "eval.json"  # also in the run folder of the evaluation
+EVAL_PARTIAL_FILE = "eval.partial.jsonl"  # the answers of an evaluation still running or stopped (lanbot.evaluation.partial)
 CHECKPOINT_REQUIRED = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, META_FILE)
 # a run folder
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
