@@ -7,10 +7,12 @@ Under `paths.root` (outputs/ by default):
                                          unigram.safetensors
     checkpoints/<identity>/<mix>/<model>/<stage>/
                                          model.safetensors, optimizer.pt, tokenizer.json, config.yaml, meta.json,
-                                         eval.json (an older lanbot's model.pt / unigram.pt are still read)
+                                         eval.json, eval.partial.jsonl while an evaluation runs or was stopped
+                                         (an older lanbot's model.pt / unigram.pt are still read)
     hub/datasets--<ns>--<name>/<commit>/ a Hub dataset repo's parquet rows as a data folder (data.from_hub)
-    runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
-    multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
+    runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/ (`-2`, `-3`... after
+                                         the name when another run started in the same second: config.claim_dir)
+    multirun/<date>/<time>_<app>/<n>_<choices>/   the same, one folder per sweep job
 
 A folder being written (a data folder, a checkpoint folder) has its lock file beside it: `.<folder>.lock`
 (lanbot.core.lock). `<identity>` is `identity_slug(identity.name)`, unique per name.
