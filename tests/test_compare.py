@@ -202,3 +202,59 @@ def test_compare_source_wandb_reads_personality_scores_through_the_public_api(tm
     assert (tmp_path / "w" / "fidelity.png").is_file() and (tmp_path / "w" / "quirks.png").is_file()
     row = next(line for line in text.splitlines() if "sft-default" in line)
     assert "0.100" in row  # capability cost: 0.4 (control) - 0.3
+
+
+def test_a_damaged_folder_is_skipped_by_name_and_the_others_still_compared(tmp_path: Path, capsys) -> None:
+    sweep = make_sweep(tmp_path)
+    runs = find_runs([sweep])
+    (runs[0] / "summary.json").write_text('{"val/loss": 1.2', encoding="utf-8")  # cut short
+    (runs[1] / "eval.json").write_text("[1, 2]", encoding="utf-8")  # JSON, but not what evaluate writes
+    metrics = runs[2] / "metrics.jsonl"
+    lines = metrics.read_text(encoding="utf-8").splitlines()
+    metrics.write_text("\n".join([lines[0], "{garbage", *lines[1:]]) + "\n", encoding="utf-8")
+    good = runs[3] / "metrics.jsonl"
+    good.write_text(good.read_text(encoding="utf-8") + '{"time": 1, "step": 40, "val/lo', encoding="utf-8")  # killed
+    (runs[3] / "summary.json").write_text('{"val/loss": 1.5, "run_seconds": "fast"}', encoding="utf-8")
+    kept = runs[3].parent / "4_identity=sage,mix=kept"
+    (kept / ".hydra").mkdir(parents=True)
+    (kept / ".hydra" / "config.yaml").write_text((runs[3] / ".hydra" / "config.yaml").read_text(encoding="utf-8"))
+    (kept / "metrics.jsonl").write_text(good.read_text(encoding="utf-8"), encoding="utf-8")
+
+    console = Console(file=open(os.devnull, "w"), width=250)  # noqa: SIM115
+    report = compare({"paths": [str(sweep)], "sort": "val_loss", "out": str(tmp_path / "out"), "source": "files"},
+                     console)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"skipped {runs[0]}: summary.json is not valid JSON (Expecting ',' delimiter: line 1 column 17 "
+                   "(char 16))",
+                   f"skipped {runs[1]}: eval.json holds a list, not a JSON object",
+                   f"skipped {runs[2]}: metrics.jsonl line 2 is not valid JSON",
+                   f"skipped {runs[3]}: summary.json: run_seconds is 'fast', not a number"]
+    rows = [line for line in report.read_text().splitlines() if line.startswith("| ")][2:]
+    assert len(rows) == 1 and rows[0].startswith("| 21-00-00/4 |")
+    assert f"- `{kept}`" in report.read_text() and str(runs[0]) not in report.read_text()
+    for folder in runs[:4]:  # every damaged folder skipped: nothing left to compare is one line, not a traceback
+        (folder / "eval.json").write_text("{", encoding="utf-8")
+    (kept / "metrics.jsonl").write_text("[]\n{}\n", encoding="utf-8")
+    with pytest.raises(CompareError, match="none of the 5 run folders could be read"):
+        compare({"paths": [str(sweep)], "sort": "val_loss", "out": str(tmp_path / "out"), "source": "files"}, console)
+    assert f"skipped {kept}: metrics.jsonl line 1 holds a list, not an object" in capsys.readouterr().err
+
+
+def test_a_generate_run_is_a_generate_row_in_old_and_new_folders(tmp_path: Path) -> None:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run([sys.executable, "-m", "lanbot.generate", f"paths.root={tmp_path}", "logger=none",
+                           "data=identity", "data.count=2", "identity=sage"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [folder] = (tmp_path / "runs").glob("*/*")
+    assert folder.name.endswith("_generate")
+    run = read_run(folder)
+    assert (run.identity, run.stage, run.mix, run.model) == ("Sage", "generate", None, None)
+    old = tmp_path / "old"  # an older lanbot named every job `app`
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "config.yaml").write_text((folder / ".hydra" / "config.yaml").read_text(encoding="utf-8"))
+    (old / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    name: app\n", encoding="utf-8")
+    (old / "summary.json").write_text((folder / "summary.json").read_text(encoding="utf-8"), encoding="utf-8")
+    assert read_run(old).stage == "generate"
+    (old / "summary.json").write_text('{"val/loss": 1.0}', encoding="utf-8")
+    assert (read_run(old).stage, read_run(old).mix) == ("mid", "default")  # a training run's stage, from its config

@@ -240,3 +240,84 @@ def test_training_with_eval_at_end_writes_the_evaluation(tmp_path: Path, monkeyp
     assert report["stage"] == "mid" and report["identity"] == "LanBot" and summary["identity_rate"] is not None
     assert report["scores"]["probes_held_out"] > 40  # the fixture data shares none of the probes' wording
     assert "eval/identity_rate" in json.loads((tmp_path / "run" / "summary.json").read_text())
+
+
+def many_probes(tmp_path: Path, n: int = 40) -> Path:
+    """A probe file of `n` identity probes of different lengths (so that they fall in different groups)."""
+    path = tmp_path / "many_probes.yaml"
+    path.write_text("identity:\n" + "".join(f"  - {{id: q{i}, text: '{'Who are you, really' + ' now' * i}?'}}\n"
+                                            for i in range(n)), encoding="utf-8")
+    return path
+
+
+def test_an_interrupted_evaluation_keeps_its_answers_and_the_rerun_goes_on_from_them(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from lanbot.core.layout import EVAL_PARTIAL_FILE
+
+    directory = save_random_checkpoint(config(tmp_path, identity="sage"))
+    partial = directory / EVAL_PARTIAL_FILE
+    args = ["identity=sage", "logger=none", "eval.samples=1", "eval.batch_rows=1", "eval.max_tokens=24",
+            f"eval.probes={many_probes(tmp_path)}", "eval.overlap=skip", "eval.capability_tokens=0"]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "lanbot.evaluate", f"paths.root={tmp_path}", *args]
+    proc = subprocess.Popen([*command, f"hydra.run.dir={tmp_path}/first"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (partial.is_file() and partial.read_bytes().count(b"\n") >= 2) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    kept = partial.read_text(encoding="utf-8").splitlines()
+    assert proc.returncode == 130, err[-2000:]
+    assert 2 <= len(kept) < 40 and not (tmp_path / "first" / EVAL_FILE).exists()
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        f"interrupted: {len(kept)} of 40 probes answered are kept in {partial}; run the same command again to go on "
+        "from them (other eval settings or another checkpoint start afresh)")
+
+    again = subprocess.run([*command, f"hydra.run.dir={tmp_path}/again"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"[evaluate] {len(kept)} of 40 probes answered before, kept in {partial}: going on from them" in again.stdout
+    assert "[evaluate] 40/40 probes answered" in again.stdout  # the progress, as a log gets it
+    resumed = json.loads((tmp_path / "again" / EVAL_FILE).read_text())
+    assert resumed["resumed_probes"] == len(kept) and not partial.exists()  # done: the partial answers are gone
+    # the same answers as an evaluation never interrupted: group g still samples with seed + g
+    whole = subprocess.run([*command, f"hydra.run.dir={tmp_path}/whole"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert whole.returncode == 0 and "answered before" not in whole.stdout, whole.stderr[-2000:]
+    fresh = json.loads((tmp_path / "whole" / EVAL_FILE).read_text())
+    assert fresh["resumed_probes"] == 0 and fresh["samples"] == resumed["samples"]
+
+
+def test_partial_answers_take_only_their_own_whole_lines_and_never_follow_a_link(tmp_path: Path) -> None:
+    from lanbot.evaluation.partial import PartialAnswers, checkpoint_key
+
+    directory = save_random_checkpoint(config(tmp_path))
+    settings = {"samples": 2, "temperature": 0.7, "top_k": 50, "max_tokens": 6, "seed": 1, "batch_rows": 4}
+    key = checkpoint_key(directory, settings, "cpu")
+    assert key != checkpoint_key(directory, {**settings, "seed": 2}, "cpu") != checkpoint_key(directory, settings, "cuda")
+    mine = PartialAnswers(directory, key)
+    mine.add(0, "d0", {"q": [text("I'm LanBot."), answer(("text", "2+2:"), ("python", "2+2"), ("python_output", "4"))]})
+    other = PartialAnswers(directory, checkpoint_key(directory, {**settings, "seed": 2}, "cpu"))
+    other.add(0, "d0", {"q": [text("someone else's")]})
+    with open(mine.path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"key": key, "group": 1, "prompts": "d1", "answers": {"r": [{"tokens": ["x"]}]}}) + "\n")
+        f.write('{"key": "' + key + '", "group": 2, "prom')  # the half-written last line of a killed run
+    again = PartialAnswers(directory, key)
+    assert list(again.groups) == [(0, "d0")] and again.get(0, "d0")["q"][1].parts[1] == {"type": "python", "text": "2+2"}
+    assert again.answered({"q", "r"}) == 1
+    again.finish()  # our lines go; the other evaluation's stay
+    assert PartialAnswers(directory, key).groups == {} and list(PartialAnswers(directory, other.key).groups) == [(0, "d0")]
+    other.finish()
+    assert not mine.path.exists()
+    # a link planted where the file goes is neither read nor written through
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_text("keep\n", encoding="utf-8")
+    mine.path.symlink_to(target)
+    from lanbot.core.files import FileIOError
+
+    with pytest.raises(FileIOError, match=f"appending to {mine.path}"):
+        PartialAnswers(directory, key).add(0, "d0", {"q": [text("x")]})
+    assert target.read_text(encoding="utf-8") == "keep\n"

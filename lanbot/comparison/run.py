@@ -50,6 +50,14 @@ class CompareError(LanbotError, ValueError):
     """Nothing to compare, or a setting that cannot work; the message says what was expected."""
 
 
+class UnreadableRun(CompareError):
+    """One run folder whose files cannot be read; compare skips it, names it, and goes on with the others."""
+
+
+HYDRA_FILE = Path(".hydra") / "hydra.yaml"  # Hydra's own record of the run: hydra.job.name is the app
+TRAINING_APPS = ("train", "evaluate")  # the apps whose mix and model describe a checkpoint; other rows show the app
+
+
 @dataclass
 class Run:
     """One run's row and curves."""
@@ -112,10 +120,27 @@ def find_named_runs(paths: list[str | Path]) -> list[tuple[Path, str]]:
 
 
 def _load_json(path: Path) -> dict:
+    """A JSON object from `path` ({} if there is none); anything else is an UnreadableRun naming the file."""
+    if not path.is_file():
+        return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except json.JSONDecodeError as exc:
-        raise CompareError(f"{path}: not valid JSON ({exc}); re-run the evaluation that writes it") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnreadableRun(f"{path.name} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UnreadableRun(f"{path.name} holds a {type(data).__name__}, not a JSON object")
+    return data
+
+
+def _number(value: Any, where: str) -> float | None:
+    """A score, loss or time: a number or null; a string or a list would break the table and the plots."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise UnreadableRun(f"{where} is {value!r}, not a number")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _get(tree: dict, dotted: str) -> Any:
@@ -127,36 +152,85 @@ def _get(tree: dict, dotted: str) -> Any:
 
 
 def read_run(folder: Path, name: str | None = None) -> Run:
-    """A run from its folder; eval.json's checkpoint facts win over the app's config (an evaluation run)."""
+    """A run from its folder; eval.json's checkpoint facts win over the app's config (an evaluation run).
+
+    A file that is not what its app writes (not JSON, not an object, a score that is no number, a metrics line
+    in the middle that cannot be read) raises UnreadableRun, naming the file and the problem."""
+    try:
+        return _read_run(folder, name)
+    except UnreadableRun:
+        raise
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UnreadableRun(f"cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _read_run(folder: Path, name: str | None) -> Run:
     config = yaml.safe_load((folder / HYDRA_CONFIG).read_text(encoding="utf-8")) or {}
+    if not isinstance(config, dict):
+        raise UnreadableRun(f"{HYDRA_CONFIG} holds a {type(config).__name__}, not a config")
     summary, report = _load_json(folder / SUMMARY_FILE), _load_json(folder / EVAL_FILE)
-    val_curve, train_curve, first, last = [], [], None, None
-    metrics = folder / METRICS_FILE
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a half-written last line of a killed run
-            first = first if first is not None else row.get("time")
-            last = row.get("time", last)
-            if row.get("step") is None:
-                continue
-            if row.get("val/loss") is not None:
-                val_curve.append((int(row["step"]), float(row["val/loss"])))
-            if row.get("train/loss") is not None:
-                train_curve.append((int(row["step"]), float(row["train/loss"])))
-    scores = dict(report.get("scores") or {k[5:]: v for k, v in summary.items() if k.startswith("eval/")})
-    seconds = summary.get("run_seconds") or scores.get("eval_seconds")
+    val_curve, train_curve, first, last = read_metrics(folder / METRICS_FILE)
+    scores = report.get("scores") or {k[5:]: v for k, v in summary.items() if k.startswith("eval/")}
+    if not isinstance(scores, dict):
+        raise UnreadableRun(f"{EVAL_FILE}: scores is a {type(scores).__name__}, not an object")
+    scores = {str(k): _number(v, f"score {k}") for k, v in scores.items()}
+    seconds = _number(summary.get("run_seconds"), f"{SUMMARY_FILE}: run_seconds") or scores.get("eval_seconds")
     if seconds is None and first is not None and last is not None:
         seconds = round(last - first, 1)
-    val_loss = summary.get("val/loss", report.get("val_loss"))
+    val_loss = _number(summary.get("val/loss", report.get("val_loss")), "val/loss")
     if val_loss is None and val_curve:
         val_loss = val_curve[-1][1]
-    return Run(name=name or folder.name, identity=report.get("identity") or _get(config, "identity.name"),
-               mix=report.get("mix") or _get(config, "mix.name"), model=report.get("model") or _get(config, "model.name"),
-               stage=report.get("stage") or config.get("stage"), val_loss=val_loss, run_seconds=seconds,
-               scores=scores, val_curve=val_curve, train_curve=train_curve)
+    app = run_app_name(folder, summary)
+    trained = app in TRAINING_APPS
+    return Run(name=name or folder.name, identity=_text(report.get("identity") or _get(config, "identity.name")),
+               mix=_text(report.get("mix") or _get(config, "mix.name")) if trained else None,
+               model=_text(report.get("model") or _get(config, "model.name")) if trained else None,
+               stage=_text(report.get("stage") or config.get("stage")) if trained else app, val_loss=val_loss,
+               run_seconds=seconds, scores=scores, val_curve=val_curve, train_curve=train_curve)
+
+
+def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]], float | None, float | None]:
+    """(val curve, train curve, first time, last time) of metrics.jsonl. A killed run may leave its last line
+    half-written, which is passed over; any other line that is not a row of numbers is an UnreadableRun."""
+    val_curve: list[tuple[int, float]] = []
+    train_curve: list[tuple[int, float]] = []
+    first = last = None
+    if not path.is_file():
+        return val_curve, train_curve, first, last
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                continue  # a half-written last line of a killed run
+            raise UnreadableRun(f"{path.name} line {number} is not valid JSON") from None
+        if not isinstance(row, dict):
+            raise UnreadableRun(f"{path.name} line {number} holds a {type(row).__name__}, not an object")
+        where = f"{path.name} line {number}"
+        time_ = _number(row.get("time"), f"{where}: time")
+        first = first if first is not None else time_
+        last = time_ if time_ is not None else last
+        step = _number(row.get("step"), f"{where}: step")
+        if step is None:
+            continue
+        for key, curve in (("val/loss", val_curve), ("train/loss", train_curve)):
+            value = _number(row.get(key), f"{where}: {key}")
+            if value is not None:
+                curve.append((int(step), float(value)))
+    return val_curve, train_curve, first, last
+
+
+def run_app_name(folder: Path, summary: dict) -> str:
+    """The app that made the run: Hydra's job name in .hydra/hydra.yaml (`<time>_<app>` folders); a folder of an
+    older lanbot, whose every job was named `app`, is a generate run if its summary counts conversations."""
+    name = None
+    if (folder / HYDRA_FILE).is_file():
+        hydra_cfg = yaml.safe_load((folder / HYDRA_FILE).read_text(encoding="utf-8")) or {}
+        name = _get(hydra_cfg, "hydra.job.name") if isinstance(hydra_cfg, dict) else None
+    if isinstance(name, str) and name != "app":
+        return name
+    return "generate" if any(str(k).startswith("counts/") for k in summary) else "train"
 
 
 def run_name(folder: Path, given: Path) -> str:
@@ -396,12 +470,29 @@ def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: s
     return path
 
 
+def read_runs(named: list[tuple[Path, str]]) -> tuple[list[Run], list[str]]:
+    """The runs that can be read, and their folders; each that cannot is named on stderr with why, in one line,
+    and left out (one damaged folder must not hide a sweep's other runs)."""
+    runs, sources, skipped = [], [], []
+    for folder, name in named:
+        try:
+            runs.append(read_run(folder, name))
+        except UnreadableRun as exc:
+            skipped.append(folder)
+            Console(stderr=True, highlight=False).print(f"skipped {folder}: {exc}", markup=False, soft_wrap=True)
+            continue
+        sources.append(str(folder))
+    if not runs:
+        raise CompareError(f"none of the {len(skipped)} run folders could be read (each is named above with why): "
+                           "fix or remove those files, or compare other folders")
+    return runs, sources
+
+
 def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> Path:
     """Read the runs, print the table, write the plots and the report; returns report.md's path."""
     source = str(compare_cfg.get("source") or "files")
     if source == "files":
-        named = find_named_runs(list(compare_cfg.get("paths") or []))
-        runs, sources = [read_run(f, name) for f, name in named], [str(f) for f, _ in named]
+        runs, sources = read_runs(find_named_runs(list(compare_cfg.get("paths") or [])))
     elif source == "wandb":
         runs = read_wandb(compare_cfg)
         path, filters = wandb_query(compare_cfg)

@@ -6,7 +6,8 @@ Exit codes, the same for every app:
     2    the command, a config file or an input needs fixing: a LanbotError or a config that does not
          compose (unknown option, bad override, a typo'd or mistyped key, bad YAML, a missing value);
          one line on stderr names the file, field or value and the fix, and nothing already written is lost
-    130  interrupted (Ctrl-C), 143 terminated (SIGTERM): what was done is kept; run the same command again
+    130  interrupted (Ctrl-C), 143 terminated (SIGTERM): what was done is kept; run the same command again (an app
+         that can say more sets `hint` on the KeyboardInterrupt it lets through: lanbot.evaluate's answers kept)
     1    anything else: a bug, with its traceback
 
 Hydra's composition errors are explained from Hydra's and OmegaConf's own exception types (the missing
@@ -54,7 +55,6 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
     show_hydra = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors, so that they can be explained here
 
-    @hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -73,13 +73,18 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
                       f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file",
                  run_dir if sweep else None)
 
+    # Hydra names the job, and so the run folder `<time>_<job>`, after the task function's module: without this,
+    # every app would be `app`, after this file. `export.nanochat` becomes `export-nanochat`, as Hydra keeps only
+    # what follows a module name's last dot.
+    job.__module__ = app.replace(".", "-")
+    main = hydra.main(config_path=CONFIG_PATH, config_name="config", version_base="1.3")(job)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        job()
+        main()
         if _failed_jobs:  # a sweep whose every job ran, some refused: each named, then the app rule's exit 2
             report_failed_jobs(app)
     except KeyboardInterrupt as exc:
-        print(RESUME_HINT, file=sys.stderr)
+        print(getattr(exc, "hint", None) or RESUME_HINT, file=sys.stderr)  # an app may say more (lanbot.evaluate)
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     except Exception as exc:
         message = None if show_hydra else explain_config_error(exc, args)

@@ -6,6 +6,7 @@ Apps use `@hydra.main(config_path=CONFIG_PATH, ...)`; tests and tools call `comp
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -19,6 +20,7 @@ import lanbot.core.schemas  # noqa: F401  (registers the backend, mix and train 
 CONF_DIR = (Path(__file__).resolve().parents[1] / "conf").resolve()
 CONFIG_PATH = str(CONF_DIR)
 MAX_DIRNAME = 120  # a sweep job's folder name stays well under the 255 bytes a file name may have
+MAX_CLAIMS = 1000  # `<name>-2` ... `<name>-1000`: far more runs than can start within one second
 
 
 def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
@@ -33,8 +35,33 @@ def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
     return name.encode("utf-8")[: limit - 9].decode("utf-8", "ignore") + "~" + digest
 
 
+def claim_dir(path: str) -> str:
+    """`path`, or `path-2`, `path-3`, ...: the first that this process creates itself (the `claim_dir` resolver of
+    run and sweep folders). mkdir is atomic, so two apps started in the same second never share a folder.
+
+    Registered with use_cache: a run resolves its folder once, and Hydra copies that cache into every sweep job.
+    A folder that cannot be made for another reason (no permission, no space) is returned as it is, for Hydra's
+    own mkdir to report."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return path
+    for n in range(1, MAX_CLAIMS + 1):
+        candidate = path if n == 1 else f"{path}-{n}"
+        try:
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        except OSError:
+            return candidate
+        return candidate
+    return f"{path}-{os.getpid()}"
+
+
 if not OmegaConf.has_resolver("dirname"):
     OmegaConf.register_new_resolver("dirname", short_dirname)
+if not OmegaConf.has_resolver("claim_dir"):
+    OmegaConf.register_new_resolver("claim_dir", claim_dir, use_cache=True)
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:

@@ -7,10 +7,12 @@ Under `paths.root` (outputs/ by default):
                                          unigram.safetensors
     checkpoints/<identity>/<mix>/<model>/<stage>/
                                          model.safetensors, optimizer.pt, tokenizer.json, config.yaml, meta.json,
-                                         eval.json (an older lanbot's model.pt / unigram.pt are still read)
+                                         eval.json, eval.partial.jsonl while an evaluation runs or was stopped
+                                         (an older lanbot's model.pt / unigram.pt are still read)
     hub/datasets--<ns>--<name>/<commit>/ a Hub dataset repo's parquet rows as a data folder (data.from_hub)
-    runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/
-    multirun/<date>/<time>/<n>_<choices>/   the same, one folder per sweep job
+    runs/<date>/<time>_<app>/            .hydra/, metrics.jsonl, summary.json, eval.json, wandb/ (`-2`, `-3`... after
+                                         the name when another run started in the same second: config.claim_dir)
+    multirun/<date>/<time>_<app>/<n>_<choices>/   the same, one folder per sweep job
 
 A folder being written (a data folder, a checkpoint folder) has its lock file beside it: `.<folder>.lock`
 (lanbot.core.lock). `<identity>` is `identity_slug(identity.name)`, unique per name.
@@ -48,6 +50,7 @@ META_FILE = "meta.json"
 UNIGRAM_FILE = "unigram.safetensors"  # a base's token counts of its training rows (the unigram floor of val bpb)
 LEGACY_UNIGRAM_FILE = "unigram.pt"  # the same, as an older lanbot saved them
 EVAL_FILE = "eval.json"  # also in the run folder of the evaluation
+EVAL_PARTIAL_FILE = "eval.partial.jsonl"  # the answers of an evaluation still running or stopped (lanbot.evaluation.partial)
 CHECKPOINT_REQUIRED = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE, META_FILE)
 # a run folder
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"

@@ -36,6 +36,7 @@ from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import ModelIdentity, slug, to_identity
 from lanbot.core.layout import EVAL_FILE
+from lanbot.core.progress import progress_bar
 from lanbot.evaluation import control
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation import scores as sc
@@ -43,6 +44,7 @@ from lanbot.evaluation.capability import capability_scores
 from lanbot.evaluation.engine import Completion, Engine
 from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpoint
 from lanbot.evaluation.judge import JudgeError, judge_run
+from lanbot.evaluation.partial import PartialAnswers, checkpoint_key, group_digest
 from lanbot.evaluation.probes import Probe, applicable, check_overlap, identity_names, load_probes
 from lanbot.training.tokenizer import render_for_completion
 
@@ -55,11 +57,13 @@ class EvaluationError(LanbotError, RuntimeError):
     """An evaluation that cannot run; the message says why and what to do."""
 
 
-def sample_answers(engine: Engine, probes: list[Probe], ev: DictConfig | dict) -> dict[str, list[Completion]]:
+def sample_answers(engine: Engine, probes: list[Probe], ev: DictConfig | dict,
+                   partial: PartialAnswers | None = None) -> dict[str, list[Completion]]:
     """`ev.samples` answers to every probe. Probes of similar prompt length are decoded together, up to
     `ev.batch_rows` answers at once (group g samples with seed + g: the same answers for the same checkpoint
     and settings). A probe's `prefill` is put in the assistant's mouth: the model continues it (the completion
-    holds the continuation)."""
+    holds the continuation). With `partial`, each group's answers are kept as soon as it is decoded, and a group
+    already there is not decoded again; a progress bar (a line each 10% in a log) counts the probes answered."""
     prompts = {}
     for probe in probes:
         prompt = render_for_completion(engine.tok, probe.conversation())
@@ -67,13 +71,36 @@ def sample_answers(engine: Engine, probes: list[Probe], ev: DictConfig | dict) -
     samples = int(ev["samples"])
     per_batch = max(1, int(ev.get("batch_rows", 1)) // samples)
     order = sorted(prompts, key=lambda pid: len(prompts[pid]))
-    answers = {}
-    for g, i in enumerate(range(0, len(order), per_batch)):
-        group = order[i:i + per_batch]
-        batch = engine.generate_batch(
-            [prompts[pid] for pid in group], num_samples=samples, max_tokens=int(ev["max_tokens"]),
-            temperature=float(ev["temperature"]), top_k=ev["top_k"], seed=int(ev["seed"]) + g)
-        answers.update(zip(group, batch, strict=True))
+    groups = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
+    answers: dict[str, list[Completion]] = {}
+    for g, group in enumerate(groups):
+        kept = partial.get(g, group_digest(group, prompts)) if partial is not None else None
+        if kept is not None and set(kept) == set(group):
+            answers.update(kept)
+    if answers:
+        print(f"[evaluate] {len(answers)} of {len(order)} probes answered before, kept in {partial.path}: "  # type: ignore[union-attr]
+              "going on from them", flush=True)
+    total = max(1, len(order))
+    bar, start, shown = progress_bar("probes", len(order), len(answers)), time.time(), len(answers) * 10 // total
+    try:
+        for g, group in enumerate(groups):
+            if group[0] in answers:
+                continue
+            batch = engine.generate_batch(
+                [prompts[pid] for pid in group], num_samples=samples, max_tokens=int(ev["max_tokens"]),
+                temperature=float(ev["temperature"]), top_k=ev["top_k"], seed=int(ev["seed"]) + g)
+            done = dict(zip(group, batch, strict=True))
+            if partial is not None:
+                partial.add(g, group_digest(group, prompts), done)
+            answers.update(done)
+            if bar is not None:
+                bar.update(bar.task_ids[0], completed=len(answers))
+            elif len(answers) * 10 // total > shown:  # a log: one line each 10%
+                shown = len(answers) * 10 // total
+                print(f"[evaluate] {len(answers)}/{len(order)} probes answered ({time.time() - start:.0f} s)", flush=True)
+    finally:
+        if bar is not None:
+            bar.stop()
     return {probe.id: answers[probe.id] for probe in probes}
 
 
@@ -202,15 +229,47 @@ def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None
     return probes, others, seen
 
 
-def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None) -> dict:
+def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None, again: str | None = None) -> dict:
     """Evaluate `checkpoint` for the configured identity; write eval.json to the run folder and beside the
     checkpoint (where the control of later runs is found), log to `tracker`, print the table, and return the
-    scores."""
+    scores. The answers are kept beside the checkpoint as they come (lanbot.evaluation.partial): interrupted,
+    the KeyboardInterrupt carries a `hint` that says how many are kept and how to go on (`again`: the command
+    that does; by default `python -m lanbot.evaluate` for this checkpoint)."""
     start = time.time()
     identity = to_identity(cfg.identity)
     engine, meta = load_engine(cfg, checkpoint, str(cfg.eval.device))
     probes, others, seen = probes_for(cfg, identity, checkpoint)
-    answers = sample_answers(engine, probes, cfg.eval)
+    partial = PartialAnswers(Path(checkpoint), checkpoint_key(Path(checkpoint), dict(cfg.eval), str(engine.device)))
+    again = again or (f"run `python -m lanbot.evaluate identity={slug(identity.name)} eval.checkpoint={checkpoint}` "
+                      "with the same eval settings")
+    try:
+        scores = _evaluate(cfg, checkpoint, run_dir, tracker, start, identity, engine, meta, probes, others, seen,
+                           partial)
+    except KeyboardInterrupt as exc:
+        exc.hint = interrupted_hint(partial, probes, again)  # type: ignore[attr-defined]  (lanbot.core.app prints it)
+        raise
+    partial.finish()
+    return scores
+
+
+def interrupted_hint(partial: PartialAnswers, probes: list[Probe], again: str) -> str:
+    """What an interrupted evaluation kept, and how to go on: truthfully, from the partial file's own record."""
+    ids = {p.id for p in probes}
+    done = partial.answered(ids)
+    if done == 0:
+        return f"interrupted before any probe was answered: nothing to keep; {again} to start again"
+    if done == len(ids):
+        return (f"interrupted: all {done} probes were answered and are kept in {partial.path}; {again} to score "
+                "them without sampling again")
+    return (f"interrupted: {done} of {len(ids)} probes answered are kept in {partial.path}; {again} to go on from "
+            "them (other eval settings or another checkpoint start afresh)")
+
+
+def _evaluate(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker, start: float, identity: ModelIdentity,
+              engine: Engine, meta, probes: list[Probe], others: list[str], seen: dict[str, str],
+              partial: PartialAnswers) -> dict:
+    resumed = partial.answered({p.id for p in probes})
+    answers = sample_answers(engine, probes, cfg.eval, partial)
     result = score_answers(probes, answers, identity, others, seen, float(cfg.eval.limitation_threshold))
     scores = result["scores"]
     scores.update(capability_scores(cfg, Path(checkpoint), engine.model, engine.tok, meta))  # identity's cost
@@ -233,6 +292,7 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None)
         "overlap_checked": str(cfg.eval.overlap) != "skip",
         "settings": {k: cfg.eval[k] for k in ("samples", "temperature", "top_k", "max_tokens", "seed")},
         "families": sorted({p.family for p in probes}), "personality": result["personality"],
+        "resumed_probes": resumed,  # answered by an earlier, interrupted run of this evaluation
         "control": None if folder is None else {"checkpoint": str(folder), "found": baseline is not None},
         "judge": None if judged is None else {k: v for k, v in judged.items() if k != "scores"},
         **{k: result[k] for k in ("per_category", "per_probe", "samples")},
@@ -338,4 +398,4 @@ def evaluate_app(cfg: DictConfig, run_dir: Path) -> dict:
     check_meta(cfg, directory, meta)  # refuse before a wandb run is opened
     tags = [slug(cfg.identity.name), str(meta.mix), str(meta.model), str(meta.stage)]
     with Tracker(cfg, run_dir, job_type="eval", tags=tags) as tracker:
-        return evaluate_run(cfg, directory, run_dir, tracker)
+        return evaluate_run(cfg, directory, run_dir, tracker, again="run the same command again")

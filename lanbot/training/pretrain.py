@@ -372,24 +372,9 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
 
 def _progress(total: int, done: int):
     """A rich progress bar (steps, elapsed, ETA) on a terminal; None in logs, which get the printed lines."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from lanbot.core.progress import progress_bar
 
-    console = Console()
-    if not console.is_terminal:
-        return None
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, transient=True)
-    progress.add_task("base", total=total, completed=done)
-    progress.start()
-    return progress
+    return progress_bar("base", total, done)
 
 
 def _clock(seconds: float) -> str:
