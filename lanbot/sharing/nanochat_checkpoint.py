@@ -150,11 +150,15 @@ def import_checkpoint(spec: str, tokenizer_dir: str | None = None) -> tuple[GPT,
     """(model, tokenizer, meta) of `nanochat:<folder>[@step]`; meta is a base record naming the source."""
     folder, step = parse_source(spec)
     step = find_step(folder, step)
+    meta = read_meta(folder / meta_file(step))  # the shape first: checked before the weights are read
+    try:
+        fields = {k: int(meta["model_config"][k]) for k in
+                  ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")}
+        GPTConfig(**fields)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise NanochatCheckpointError(f"{folder / meta_file(step)}: model_config: {exc}") from None
     state = read_state(folder / model_file(step))
-    meta = read_meta(folder / meta_file(step))
     arch = architecture_of(state, folder / model_file(step))
-    fields = {k: int(meta["model_config"][k]) for k in
-              ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")}
     if arch == "nanochat-2026":
         fields.update(architecture=arch, rope_base=ROPE_BASE_2026,
                       window_pattern=str(meta["model_config"].get("window_pattern", "L")))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +38,28 @@ SOFTCAP = 15.0  # logits = 15 * tanh(logits / 15), as nanochat
 ROPE_BASE = 10000.0
 ARCHITECTURES = ("nanochat-2025", "nanochat-2026")
 SHAPE_FIELDS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")
+# The largest shape lanbot builds, checked before anything is allocated (a meta.json from the Hub or a nanochat
+# folder is input like any other): 64x past nanochat's d32 (n_embd 2048, 32 layers, 65k vocab, 2k context).
+SHAPE_LIMITS = {"sequence_len": 1 << 20, "vocab_size": 1 << 22, "n_layer": 1024, "n_head": 1024,
+                "n_kv_head": 1024, "n_embd": 1 << 16}
 SMEAR_CHANNELS = 24  # nanochat-2026: the smear gate reads the first 24 channels of the embedding
 VE_GATE_CHANNELS = 12  # nanochat-2026: the value-embedding gate reads the first 12 channels
 QK_SCALE = 1.2  # nanochat-2026: queries and keys scaled after QK-norm (sharper attention)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new model (Linux's MemAvailable; elsewhere the free pages), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 @dataclass
@@ -58,6 +78,14 @@ class GPTConfig:
     rope_bf16: bool = False  # nanochat-2025 keeps its rotary tables in bfloat16 (on CPU too): imports match it
 
     def __post_init__(self) -> None:
+        for name in SHAPE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SHAPE_LIMITS[name]:
+                raise ValueError(f"{name}={value!r} is not a whole number from 1 to {SHAPE_LIMITS[name]:,}")
+        need, have = self.bytes_needed(), available_memory()
+        if have is not None and need > have:
+            raise ValueError(f"this shape needs about {need / 2**30:,.1f} GiB to build in float32 "
+                             f"({self.estimated_params():,} parameters), and {have / 2**30:,.1f} GiB are free")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture={self.architecture!r}: choose {' or '.join(ARCHITECTURES)}")
         if not self.window_pattern or set(self.window_pattern.upper()) - set("SL"):
@@ -74,6 +102,16 @@ class GPTConfig:
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    def estimated_params(self) -> int:
+        """An upper bound on the parameter count, from the shape alone: embedding, lm_head and nanochat-2026's
+        value embeddings (one per layer at most), and 12 * n_embd^2 per block (attention 4, MLP 8)."""
+        c, v = self.n_embd, self.vocab_size
+        return 2 * v * c + self.n_layer * (12 * c * c + (v * c if self.architecture == "nanochat-2026" else 0))
+
+    def bytes_needed(self) -> int:
+        """Float32 bytes to build the model: its parameters and its rotary tables (10x the context, cos + sin)."""
+        return 4 * (self.estimated_params() + 2 * 10 * self.sequence_len * self.n_embd // max(self.n_head, 1) // 2)
 
     @property
     def modern(self) -> bool:

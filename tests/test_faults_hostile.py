@@ -1,0 +1,81 @@
+"""Hostile inputs are bounded before any work: a checkpoint (lanbot's, a Hub download's, a nanochat folder's)
+whose meta.json asks for an absurd shape is one line naming the file and field, in a process that never grew
+past a few hundred MB; tokenizer training takes bounded pieces however long a run of text without spaces is."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from engine_fixtures import save_random_checkpoint
+
+from lanbot.core.config import compose_config
+from lanbot.core.layout import CheckpointError
+from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, import_checkpoint
+from lanbot.training import checkpoint as ckpt
+from lanbot.training.model import SHAPE_LIMITS, GPTConfig
+
+REPO = Path(__file__).resolve().parents[1]
+ABSURD = [("n_layer", 10**6), ("vocab_size", 10**10), ("sequence_len", 10**12), ("n_embd", 2**40),
+          ("n_head", -3), ("n_kv_head", "4; rm -rf /"), ("vocab_size", 3.5), ("n_layer", True)]
+# within every limit, yet about 1.5 TB of float32: refused against the machine's free memory
+TOO_BIG_FOR_RAM = {"n_layer": 1000, "n_embd": 2**16, "n_head": 256, "n_kv_head": 256}
+
+
+def hostile(root: Path, **fields) -> Path:
+    directory = save_random_checkpoint(compose_config(["identity=sage", f"paths.root={root}"]))
+    meta = json.loads((directory / "meta.json").read_text())
+    meta["model_config"].update(fields)
+    (directory / "meta.json").write_text(json.dumps(meta))
+    return directory
+
+
+@pytest.mark.parametrize("field, value", ABSURD, ids=[f"{f}={v}" for f, v in ABSURD])
+def test_an_absurd_shape_is_refused_before_anything_is_allocated(tmp_path, field, value):
+    directory = hostile(tmp_path, **{field: value})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError) as refused:
+        ckpt.load_checkpoint(directory)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    message = str(refused.value)
+    assert str(directory / "meta.json") in message and field in message and "\n" not in message
+    assert grown_mb < 100, f"refusing grew the process by {grown_mb:.0f} MB"
+
+
+def test_a_shape_past_free_memory_is_refused_naming_what_it_needs(tmp_path):
+    directory = hostile(tmp_path, **TOO_BIG_FOR_RAM)
+    assert all(v <= SHAPE_LIMITS[k] for k, v in TOO_BIG_FOR_RAM.items())
+    with pytest.raises(CheckpointError, match=r"needs about [\d,.]+ GiB to build in float32 .* GiB are free"):
+        ckpt.load_checkpoint(directory)
+
+
+def test_chat_on_a_hostile_checkpoint_is_one_line_in_a_small_process(tmp_path):
+    hostile(tmp_path, sequence_len=10**12, n_layer=10**6)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "lanbot.chat", "identity=sage", f"paths.root={tmp_path}",
+                           f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env=env, input="hi\n",
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "meta.json" in lines[0], proc.stderr[-1500:]
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mb < 1500, f"the refused chat peaked at {peak_mb:.0f} MB"
+
+
+def test_a_nanochat_folder_with_an_absurd_shape_is_refused_before_its_weights_are_read(tmp_path):
+    folder = tmp_path / "nanochat"
+    folder.mkdir()
+    config = {"sequence_len": 10**12, "vocab_size": 512, "n_layer": 2, "n_head": 2, "n_kv_head": 2, "n_embd": 64}
+    (folder / "meta_000010.json").write_text(json.dumps({"model_config": config}))
+    torch.save({"w": torch.zeros(2)}, folder / "model_000010.pt")
+    with pytest.raises(NanochatCheckpointError, match=r"meta_000010.json: model_config: sequence_len="):
+        import_checkpoint(f"nanochat:{folder}")
+
+
+def test_the_limits_admit_real_shapes():
+    GPTConfig(sequence_len=2048, vocab_size=65536, n_layer=20, n_head=10, n_kv_head=10, n_embd=1280)  # d20
