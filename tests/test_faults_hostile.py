@@ -79,3 +79,17 @@ def test_a_nanochat_folder_with_an_absurd_shape_is_refused_before_its_weights_ar
 
 def test_the_limits_admit_real_shapes():
     GPTConfig(sequence_len=2048, vocab_size=65536, n_layer=20, n_head=10, n_kv_head=10, n_embd=1280)  # d20
+
+
+def test_tokenizer_training_takes_bounded_pieces_of_a_run_without_spaces():
+    import re
+
+    from lanbot.training.tokenizer import MAX_PIECE, Tokenizer, bounded_pieces
+
+    run = "ab" * 100_000 + "c"  # 200,001 characters without a space: one pre-token of quadratic BPE cost
+    fed = list(bounded_pieces(["a normal sentence.", run, "x" * MAX_PIECE]))
+    assert fed[0] == "a normal sentence." and fed[2] == "x" * MAX_PIECE  # what is short enough is untouched
+    assert max(len(piece) for text in fed for piece in re.split(r"\s+", text)) == MAX_PIECE
+    assert fed[1].replace(" ", "") == run  # nothing lost, only cut
+    tok = Tokenizer.train([f"the quick brown fox {i}" for i in range(500)] + [run], 300)
+    assert tok.decode(tok.encode(run[:1000])) == run[:1000]  # encoding is unchanged: no spaces added
