@@ -93,3 +93,103 @@ def test_tokenizer_training_takes_bounded_pieces_of_a_run_without_spaces():
     assert fed[1].replace(" ", "") == run  # nothing lost, only cut
     tok = Tokenizer.train([f"the quick brown fox {i}" for i in range(500)] + [run], 300)
     assert tok.decode(tok.encode(run[:1000])) == run[:1000]  # encoding is unchanged: no spaces added
+
+
+# -- Hub data and answers: one line naming the repo, file and field; nothing outside the cache ----------------
+
+COMMIT_ID = "ab" * 20
+
+
+def _parquet(table) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    from hub_server import HubServer
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with HubServer(token="hf_unused") as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def _publish(server, files: dict[str, bytes], repo_id: str = "tester/data") -> None:
+    from hub_server import Repo
+
+    repo = Repo("dataset", False)
+    repo.snapshots[COMMIT_ID] = files
+    repo.refs["main"] = COMMIT_ID
+    server.repos[("dataset", repo_id)] = repo
+
+
+def _table(**columns):
+    import pyarrow as pa
+
+    return pa.table(columns)
+
+
+HOSTILE_DATA = {
+    "no-messages-column": (lambda: _table(id=["1"], meta=["{}"]), "no column messages"),
+    "messages-as-text": (lambda: _table(messages=["hello"], meta=["{}"]), "column messages is a str"),
+    "not-parquet": (lambda: b"PAR1 this is not parquet", "not a readable parquet file"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_DATA))
+def test_a_hostile_hub_dataset_is_one_line_naming_repo_file_and_field(hub, tmp_path, case):
+    from lanbot.sharing.hub import HubError, download_data
+
+    build, expected = HOSTILE_DATA[case]
+    made = build()
+    _publish(hub, {"data/identity-00000-of-00001.parquet": made if isinstance(made, bytes) else _parquet(made)})
+    with pytest.raises(HubError) as refused:
+        download_data("tester/data", root=tmp_path / "out")
+    message = str(refused.value)
+    assert "tester/data" in message and "identity-00000-of-00001.parquet" in message and expected in message
+    assert "\n" not in message
+    assert not list((tmp_path / "out").rglob("*.jsonl"))  # nothing half-made is left as a data folder
+
+
+def test_a_listing_that_points_outside_the_cache_downloads_nothing(hub, tmp_path):
+    from lanbot.sharing.hub import HubError, download_data
+
+    _publish(hub, {"../../../escaped.txt": b"x", "data/identity-00000-of-00001.parquet": b"x"})
+    with pytest.raises(HubError, match=r"listing names '\.\./\.\./\.\./escaped\.txt'.*nothing was downloaded"):
+        download_data("tester/data", root=tmp_path / "out")
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert not [r for r in hub.requests if "/resolve/" in r.path]  # no file was asked for
+
+
+def test_an_empty_hf_endpoint_means_the_default_and_a_bad_one_is_one_line(monkeypatch):
+    from lanbot.sharing.hub import DEFAULT_ENDPOINT, HubError, endpoint
+
+    monkeypatch.setenv("HF_ENDPOINT", "  ")
+    assert endpoint() == DEFAULT_ENDPOINT
+    monkeypatch.setenv("HF_ENDPOINT", "huggingface.co")
+    with pytest.raises(HubError, match=r"HF_ENDPOINT='huggingface.co' is not a Hub address"):
+        endpoint()
+
+
+def test_another_identitys_hub_data_is_refused_as_a_local_folder_is(hub, tmp_path):
+    from hub_fixtures import write_data_folder
+
+    from lanbot.sharing.hub_dataset import parquet_bytes, rows
+
+    folder = write_data_folder(tmp_path / "sage-data")
+    _publish(hub, {"data/identity-00000-of-00001.parquet": parquet_bytes(rows(folder, "identity", "Sage"))})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "lanbot.train", "stage=mid", "identity=lanbot",
+                           "data.from_hub=tester/data", "train.init_from=scratch", f"paths.root={tmp_path}/out",
+                           f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=180)
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(("[hub]", "Fetching"))]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-1500:]
+    assert "data.from_hub=tester/data holds the data of identity 'Sage', not of 'LanBot'" in lines[0]

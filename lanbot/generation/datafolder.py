@@ -75,9 +75,13 @@ def folder_owner(root: Path) -> str | None:
     return None
 
 
-def check_owner(root: Path, identity: str) -> None:
-    """Refuse a data folder that holds another identity's data, naming both."""
+def check_owner(root: Path, identity: str, source: str | None = None) -> None:
+    """Refuse a data folder that holds another identity's data, naming both (and `source`: where it came from)."""
     owner = folder_owner(root)
+    if owner is not None and owner != identity and source is not None:
+        raise DataFolderError(
+            f"{source} holds the data of identity {owner!r}, not of {identity!r} (its rows' identity column; "
+            f"copy in {root}): train {owner!r} on it, or give {identity!r}'s own dataset repo")
     if owner is not None and owner != identity:
         raise DataFolderError(
             f"{root} holds the data of identity {owner!r}, not of {identity!r}: each identity has a folder of its "

@@ -107,9 +107,19 @@ def _dotenv_token() -> str | None:
     return dotenv_values(path).get("HF_TOKEN") or None
 
 
-def endpoint() -> str | None:
-    """HF_ENDPOINT as it is now (None = huggingface.co)."""
-    return os.environ.get("HF_ENDPOINT") or None
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def endpoint() -> str:
+    """HF_ENDPOINT as it is now (unset or empty: huggingface.co), passed to every call: huggingface_hub reads it
+    once at import, where an empty one makes every URL relative."""
+    value = (os.environ.get("HF_ENDPOINT") or "").strip().rstrip("/")
+    if not value:
+        return DEFAULT_ENDPOINT
+    if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+        raise HubError(f"HF_ENDPOINT={value!r} is not a Hub address: give http(s)://host[:port] "
+                       f"(e.g. {DEFAULT_ENDPOINT}), or unset it")
+    return value
 
 
 def offline() -> bool:
@@ -127,11 +137,30 @@ def cache_dir() -> str | None:
     return None
 
 
+def safe_repo_path(name: object) -> bool:
+    """A repo file name that stays inside the folder it is written to: relative, no `..`, no backslash, no
+    control or wildcard characters (lanbot's repos hold none), at most 255 bytes a part."""
+    text = str(name)
+    parts = text.split("/")
+    return (bool(text) and not text.startswith("/") and not re.search(r"[\\\x00-\x1f*?\[\]]", text)
+            and all(p not in ("", ".", "..") and len(p.encode("utf-8")) <= 255 for p in parts))
+
+
 def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
     """The local folder of a repo at a revision, downloaded into (or, offline, read from) the Hub cache."""
     repo_id = validate_repo_id(repo_id)
     where = f"{repo_type} repo {repo_id}" + (f"@{revision}" if revision else "")
     try:
+        names = None
+        if not offline():  # the listing checked first: a hostile answer must not name a path outside the cache
+            info = HfApi(endpoint=endpoint(), token=hub_token(required=False) or False).repo_info(
+                repo_id, repo_type=repo_type, revision=revision or "main")  # snapshot_download's default too
+            names = [s.rfilename for s in (info.siblings or [])]
+            bad = [n for n in names if not safe_repo_path(n)]
+            if bad or not re.fullmatch(r"[0-9a-f]{40}", str(info.sha or "")):
+                raise HubError(f"{where}: the Hub's listing names {repr(bad[0]) if bad else f'commit {info.sha!r}'}, "
+                               "which could be written outside the Hub cache; nothing was downloaded. Check "
+                               f"HF_ENDPOINT ({endpoint()}) and the repo")
         folder = snapshot_download(
             repo_id,
             repo_type=repo_type,
@@ -140,6 +169,7 @@ def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
             local_files_only=offline(),
             endpoint=endpoint(),
             token=hub_token(required=False) or False,
+            allow_patterns=names,  # exactly the names checked (none holds a wildcard)
         )
     except LocalEntryNotFoundError as exc:
         raise HubError(
@@ -153,6 +183,9 @@ def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
         raise HubError(f"{where} not found, or private and your token cannot read it ({LOGIN_HELP})") from exc
     except HfHubHTTPError as exc:
         raise HubError(f"{where}: the Hub answered {exc}") from exc
+    except (*TransportError, OSError, ValueError) as exc:  # no connection, a bad answer, a file name refused
+        raise HubError(f"{where}: cannot download from {endpoint()} ({type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())[:200]})") from exc
     # the commit says exactly which data / weights a run used, whatever the branch holds later
     print(f"[hub] {where}: commit {Path(folder).name}{' (offline, from the cache)' if offline() else ''}")
     return Path(folder)
@@ -236,7 +269,7 @@ def push_files(
             ) from exc
         raise HubError(f"upload to {repo_type} repo {repo_id} failed, nothing was committed: {exc}") from exc
     except TransportError as exc:
-        where = endpoint() or "https://huggingface.co"
+        where = endpoint()
         raise HubError(
             f"cannot reach the Hub at {where} ({type(exc).__name__}: {exc}); nothing was committed"
         ) from exc

@@ -100,6 +100,41 @@ def hub_files(snapshot: Path) -> dict[str, list[Path]]:
     return found
 
 
+MAX_ROW_BYTES = 1 << 20  # one conversation's messages as JSON: a long one is a few KB; 1 MB bounds a hostile row
+
+
+def _checked_rows(path: Path) -> Any:
+    """The rows of one parquet file as {messages (a conversation), meta, identity}, each field checked;
+    ValueError naming the file, the row and the field for anything that is not what lanbot.upload writes."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path.name}: not a readable parquet file ({' '.join(str(exc).split())[:120]})") from None
+    names = parquet.schema_arrow.names
+    if "messages" not in names:
+        raise ValueError(f"{path.name}: no column messages (it has {', '.join(names) or 'none'}); a lanbot dataset "
+                         "has id, type, identity, language, messages and meta")
+    columns = [c for c in ("messages", "meta", "identity") if c in names]
+    number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=256, columns=columns):
+            for row in batch.to_pylist():
+                number += 1
+                messages, meta, owner = row.get("messages"), row.get("meta"), row.get("identity")
+                if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                    raise ValueError(f"column messages is a {type(messages).__name__}, not a list of messages")
+                if meta is not None and not isinstance(meta, str) or owner is not None and not isinstance(owner, str):
+                    raise ValueError("column meta or identity is not text")
+                if len(json.dumps(messages, default=str)) > MAX_ROW_BYTES:
+                    raise ValueError(f"column messages is past {MAX_ROW_BYTES >> 20} MB")
+                yield {"messages": from_messages(messages), "identity": owner,
+                       "meta": meta if meta and meta.strip() and "\n" not in meta else '{"recovered": true}'}
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path.name}: unreadable at row {number + 1} ({' '.join(str(exc).split())[:120]})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path.name}, row {number}: {exc}") from None
+
+
 def to_data_folder(snapshot: Path, target: Path) -> Path:
     """The data folder (`<type>_conversations.jsonl`, sidecars, all_conversations.jsonl, stats.json) of a
     snapshot's parquet files, written beside `target` and renamed into place; an existing one is reused."""
@@ -118,14 +153,18 @@ def to_data_folder(snapshot: Path, target: Path) -> Path:
     identity = None  # whose data it is: the rows say, and the folder records it (identity.json) as generate does
     try:
         for kind in kinds:
-            table = pa.concat_tables([pq.read_table(path) for path in files[kind]])
-            if identity is None and "identity" in table.column_names:
-                identity = next((name for name in table.column("identity").to_pylist() if name), None)
+            owners: set[str] = set()
             with open(tmp / conversations_file(kind), "w", encoding="utf-8") as out, \
                     open(tmp / meta_file(kind), "w", encoding="utf-8") as side:
-                for row in table.select(["messages", "meta"]).to_pylist():
-                    out.write(json.dumps(from_messages(row["messages"]), ensure_ascii=False) + "\n")
-                    side.write((row["meta"] or '{"recovered": true}') + "\n")
+                for path in files[kind]:
+                    for row in _checked_rows(path):
+                        out.write(json.dumps(row["messages"], ensure_ascii=False) + "\n")
+                        side.write(row["meta"] + "\n")
+                        owners.update([row["identity"]] if row["identity"] else [])
+            if len(owners | ({identity} if identity else set())) > 1:
+                raise ValueError(f"{files[kind][0].name}: column identity holds the data of several identities "
+                                 f"({', '.join(sorted(owners | {identity} - {None}))}); push one identity per repo")
+            identity = identity or next(iter(owners), None)
         if (snapshot / STATS_FILE).is_file():
             shutil.copyfile(snapshot / STATS_FILE, tmp / STATS_FILE)
         with DataFolder(tmp, kinds, identity=identity) as folder:

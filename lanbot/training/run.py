@@ -222,7 +222,12 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         elif meta.finished and not t.overwrite:
             raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.step}): "
                              "pass train.overwrite=true to train it again")
-    sources = load_mix(cfg, stage, layout.data_dir(cfg))
+    data_dir = layout.data_dir(cfg)
+    if cfg.get("data") is not None and cfg.data.get("from_hub"):  # the Hub's data is refused as a local folder is
+        from lanbot.generation.datafolder import check_owner
+
+        check_owner(data_dir, str(cfg.identity.name), source=f"data.from_hub={cfg.data.from_hub}")
+    sources = load_mix(cfg, stage, data_dir)
     model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
                                else ckpt.load_checkpoint(resume_from))
     seq = int(t.sequence_len or model.config.sequence_len)
