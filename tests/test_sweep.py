@@ -38,3 +38,14 @@ def test_a_sweep_with_cfg_is_one_line(tmp_path):
     proc = lanbot("train", "-m", "--cfg", "job", "identity=lanbot,sage", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "drop -m" in proc.stderr
+
+
+def test_compare_on_the_sweep_shows_which_jobs_stopped_and_why(tmp_path):
+    lanbot("generate", "-m", "data=identity", "data.count=2,-1", f"paths.root={tmp_path}", "logger=none",
+           "hydra.sweep.dir=sweep", cwd=tmp_path)
+    proc = lanbot("compare", "sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("stopped ")]
+    assert "1_data.count=-1" in line and "is not a count" in line
+    report = (tmp_path / "sweep" / "compare" / "report.md").read_text()
+    assert "Sweep jobs that stopped" in report and "data.count=-1 is not a count" in report

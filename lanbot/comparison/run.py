@@ -32,7 +32,15 @@ from rich.table import Table
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path, write_text_atomic
-from lanbot.core.layout import EVAL_FILE, HYDRA_CONFIG, METRICS_FILE, REPORT_FILE, RUN_FILES, SUMMARY_FILE
+from lanbot.core.layout import (
+    ERROR_FILE,
+    EVAL_FILE,
+    HYDRA_CONFIG,
+    METRICS_FILE,
+    REPORT_FILE,
+    RUN_FILES,
+    SUMMARY_FILE,
+)
 from lanbot.evaluation import tradeoff
 from lanbot.evaluation.scores import SCORES
 
@@ -72,6 +80,7 @@ class Run:
     scores: dict[str, float] = field(default_factory=dict)
     val_curve: list[tuple[int, float]] = field(default_factory=list)
     train_curve: list[tuple[int, float]] = field(default_factory=list)
+    error: str | None = None  # a sweep job that stopped on something to fix: its one line (error.txt)
 
     def row(self) -> dict[str, Any]:
         return {"run": self.name, "identity": self.identity, "mix": self.mix, "model": self.model,
@@ -186,7 +195,17 @@ def _read_run(folder: Path, name: str | None) -> Run:
                mix=_text(report.get("mix") or _get(config, "mix.name")) if trained else None,
                model=_text(report.get("model") or _get(config, "model.name")) if trained else None,
                stage=_text(report.get("stage") or config.get("stage")) if trained else app, val_loss=val_loss,
-               run_seconds=seconds, scores=scores, val_curve=val_curve, train_curve=train_curve)
+               run_seconds=seconds, scores=scores, val_curve=val_curve, train_curve=train_curve,
+               error=_error_line(folder / ERROR_FILE))
+
+
+def _error_line(path: Path, limit: int = 500) -> str | None:
+    """The first line of a stopped job's error.txt, cut to `limit` characters; None where the job did not stop."""
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        line = f.readline(limit + 1).strip()
+    return line[:limit] + ("..." if len(line) > limit else "")
 
 
 def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]], float | None, float | None]:
@@ -455,7 +474,7 @@ def quirk_rows(runs: list[Run]) -> list[dict]:
 
 
 def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: str, out: Path,
-                 quirks: list[dict] | None = None) -> Path:
+                 quirks: list[dict] | None = None, stopped: list[str] | None = None) -> Path:
     """report.md beside the plots (written atomically)."""
     text = [f"# lanbot runs compared ({datetime.now():%Y-%m-%d %H:%M})", "",
             f"{len(rows)} runs, sorted by `{sort}`. Scores are on held-out probes (`lanbot.evaluate`).", "",
@@ -463,6 +482,8 @@ def write_report(rows: list[dict], plots: list[str], sources: list[str], sort: s
     if quirks:
         text += ["Each quirk and trait on held-out tasks (rule checks), and its gain over the no_identity control:", "",
                  markdown_table(quirks), ""]
+    if stopped:
+        text += ["Sweep jobs that stopped (error.txt), each with its reason:", "", *(f"- {s}" for s in stopped), ""]
     text += [f"![{p}]({p})\n" for p in plots]
     text += ["Sources:", "", *(f"- `{s}`" for s in sources), ""]
     path = out / REPORT_FILE
@@ -502,6 +523,9 @@ def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> P
     sort = str(compare_cfg.get("sort") or "identity_rate")
     rows = sort_rows(with_personality(runs), sort)
     print_table(rows, sort, console)
+    stopped = [f"{run.name}: {run.error}" for run in runs if run.error]
+    for line in stopped:
+        (console or Console()).print(f"stopped {line}", markup=False, soft_wrap=True)
     out = compare_cfg.get("out")
     if out:
         out = Path(out)
@@ -514,7 +538,7 @@ def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> P
                                      ("cost.png", plot_cost)) if plot(runs, out / name)]
     plots += [name for name, plot in (("fidelity.png", tradeoff.plot_fidelity), ("quirks.png", tradeoff.plot_quirks))
               if plot(runs, out / name, _save_figure)]
-    report = write_report(rows, plots, sources, sort, out, quirk_rows(runs))
+    report = write_report(rows, plots, sources, sort, out, quirk_rows(runs), stopped)
     (console or Console()).print(f"report: {report}" + (f" (plots: {', '.join(plots)})" if plots else ""), markup=False)
     return report
 

@@ -57,7 +57,7 @@ HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.txt"  # a sweep job that stopped on something to fix: its one line, for the sweep and compare
-RUN_FILES = (METRICS_FILE, SUMMARY_FILE, EVAL_FILE)  # a folder with .hydra/config.yaml and one of these is a run
+RUN_FILES = (METRICS_FILE, SUMMARY_FILE, EVAL_FILE, ERROR_FILE)  # .hydra/config.yaml and one of these: a run
 REPORT_FILE = "report.md"  # lanbot.compare's report
 UPLOAD_RECORD = "upload.json"  # what lanbot.upload pushed, in its run folder
 
