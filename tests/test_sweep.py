@@ -46,6 +46,6 @@ def test_compare_on_the_sweep_shows_which_jobs_stopped_and_why(tmp_path):
     proc = lanbot("compare", "sweep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-1500:]
     [line] = [x for x in proc.stdout.splitlines() if x.startswith("stopped ")]
-    assert "1_data.count=-1" in line and "is not a count" in line
+    assert line.startswith("stopped sweep/1:") and "data.count=-1 is not a count" in line
     report = (tmp_path / "sweep" / "compare" / "report.md").read_text()
     assert "Sweep jobs that stopped" in report and "data.count=-1 is not a count" in report
