@@ -2,6 +2,7 @@
 
     python -m lanbot.compare outputs/multirun/2026-12-01/10-00-00 compare.sort=identity_rate
     python -m lanbot.compare compare.source=wandb compare.project=lanbot
+    python -m lanbot.compare outputs/runs/2026-12-01/10-00-00_train outputs/runs/2026-12-01/11-00-00_train
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
     python -m lanbot.evaluate identity=sage                       # the newest sft checkpoint of Sage
     python -m lanbot.evaluate eval.checkpoint=outputs/checkpoints/sage/default/tiny/mid
+    python -m lanbot.evaluate identity=sage eval.stage=mid eval.samples=8 eval.families=[identity,pressure]
 
 The work is lanbot.evaluation.run.evaluate_run; the scores go to eval.json (run folder and checkpoint) and wandb.
 """

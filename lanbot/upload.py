@@ -1,5 +1,9 @@
 """Push a data folder or a checkpoint to the Hugging Face Hub: `python -m lanbot.upload identity=sage upload.repo_id=you/sage-data`.
 
+    python -m lanbot.upload identity=sage upload.repo_id=you/sage-data upload.dry_run=true   # the plan, nothing sent
+    python -m lanbot.upload identity=sage upload.repo_id=you/sage-data
+    python -m lanbot.upload identity=sage upload.what=checkpoint upload.repo_id=you/sage-tiny
+
 The work is lanbot.sharing.upload.upload; the token comes from the environment or `hf auth login`, never the config.
 """
 

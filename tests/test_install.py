@@ -57,3 +57,13 @@ def test_every_app_prints_its_resolved_config(app, tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1000:]
     assert "identity:" in proc.stdout and "${" not in proc.stdout
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_app_has_its_own_help(app, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", f"lanbot.{app}", "--help"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert proc.stdout.startswith(f"lanbot.{app}: ")
+    assert proc.stdout.count(f"python -m lanbot.{app}") >= 3  # its examples
+    assert "identity  lanbot, " in proc.stdout and "_schema" not in proc.stdout and "powered by Hydra" not in proc.stdout

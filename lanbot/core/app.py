@@ -52,6 +52,9 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
         args = collect_positional(args, positional)
     sys.argv = [sys.argv[0], *args]
     check_flags(app, args)
+    from lanbot.core.help import print_help_if_asked
+
+    print_help_if_asked(app, args)
     show_hydra = "HYDRA_FULL_ERROR" in os.environ
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors, so that they can be explained here
 

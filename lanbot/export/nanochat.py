@@ -1,5 +1,9 @@
 """Hand an identity's data or model to nanochat: `python -m lanbot.export.nanochat identity=sage`.
 
+    python -m lanbot.export.nanochat identity=sage                      # the data, CustomJSON
+    python -m lanbot.export.nanochat identity=sage export.types=[identity,reasoning]
+    python -m lanbot.export.nanochat identity=sage model=d20 export.checkpoint=sft export.model_tag=sage
+
 Writes identity_conversations.jsonl in nanochat's CustomJSON form, or with `export.checkpoint=sft|mid|<folder>`
 the model as a nanochat checkpoint (the work is lanbot.sharing.nanochat and lanbot.sharing.nanochat_checkpoint).
 """
