@@ -258,3 +258,13 @@ def test_a_generate_run_is_a_generate_row_in_old_and_new_folders(tmp_path: Path)
     assert read_run(old).stage == "generate"
     (old / "summary.json").write_text('{"val/loss": 1.0}', encoding="utf-8")
     assert (read_run(old).stage, read_run(old).mix) == ("mid", "default")  # a training run's stage, from its config
+
+
+def test_wandb_without_a_key_is_one_line(tmp_path, monkeypatch):
+    from lanbot.comparison.run import CompareError, read_wandb
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login either
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    with pytest.raises(CompareError, match=r"compare.source=wandb: .*(API key|api key).*set WANDB_API_KEY"):
+        read_wandb({"source": "wandb", "project": "lanbot", "entity": None, "group": None, "filters": None})

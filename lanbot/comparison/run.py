@@ -295,9 +295,17 @@ def _is_generate(run: Any) -> bool:
 def read_wandb(compare: DictConfig | dict) -> list[Run]:
     """The runs of the configured wandb project/group (needs the network and WANDB_API_KEY)."""
     import wandb
+    from wandb.errors import CommError, UsageError
 
     path, filters = wandb_query(compare)
-    runs = [run_from_wandb(r) for r in wandb.Api().runs(path, filters=filters) if not _is_generate(r)]
+    try:
+        runs = [run_from_wandb(r) for r in wandb.Api().runs(path, filters=filters) if not _is_generate(r)]
+    except UsageError as exc:  # no key: wandb's own words, then how to go on
+        raise CompareError(f"compare.source=wandb: {' '.join(str(exc).split())} (set WANDB_API_KEY, or compare "
+                           "the run folders: python -m lanbot.compare outputs/multirun/<date>/<time>_train)") from None
+    except (CommError, ValueError, OSError) as exc:  # no such project or entity, no network
+        raise CompareError(f"compare.source=wandb: cannot read {path} ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); check compare.project/entity and the network") from None
     if not runs:
         raise CompareError(f"no wandb runs in {path} matching {filters}: check compare.project/entity/group")
     return runs
