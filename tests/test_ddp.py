@@ -23,10 +23,11 @@ packing.to_batch = spy
 import lanbot.training.run as T
 T.to_batch = spy
 models = []
-orig_opt = T.build_optimizer
-def keep(model, cfg):
-    models.append(model); return orig_opt(model, cfg)
-T.build_optimizer = keep
+import lanbot.training.optim as O
+orig_opt = O.build_from_config
+def keep(model, train):
+    models.append(model); return orig_opt(model, train)
+O.build_from_config = keep
 from lanbot.core.config import compose_config
 cfg = compose_config(sys.argv[1:])
 T.train(cfg, __import__("pathlib").Path({root!r}) / "run")

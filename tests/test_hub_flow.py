@@ -24,9 +24,9 @@ from rich.console import Console
 
 from lanbot.core.config import CONFIG_PATH, compose_config
 from lanbot.core.conversation import TYPES
-from lanbot.core.layout import data_dir
 from lanbot.generation.run import generate
 from lanbot.sharing import hub as lanbot_hub
+from lanbot.sharing.hub import data_dir
 from lanbot.sharing.upload import upload
 from lanbot.training.run import train
 

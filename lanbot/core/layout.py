@@ -112,24 +112,6 @@ def hub_data_dir(root: str | Path, repo_id: str, commit: str) -> Path:
     return Path(root) / "hub" / f"datasets--{repo_id.replace('/', '--')}" / commit
 
 
-def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
-    """The identity's data folder: `paths.data_dir`, or the local copy of `data.from_hub` where that is set,
-    here or in `checkpoint`'s own config (a model trained from the Hub is evaluated on that same data)."""
-    from_hub = cfg.data.get("from_hub") if cfg.get("data") is not None else None
-    if not from_hub and checkpoint is not None and (Path(checkpoint) / CONFIG_FILE).is_file():
-        from omegaconf import OmegaConf
-
-        from_hub = OmegaConf.select(OmegaConf.load(Path(checkpoint) / CONFIG_FILE), "data.from_hub", default=None)
-    if from_hub:
-        from lanbot.sharing.hub import HubError, download_data  # imported here: only hub runs pay for it
-
-        try:
-            return Path(download_data(str(from_hub), root=Path(cfg.paths.root)))
-        except HubError as exc:
-            raise HubError(f"data.from_hub={from_hub}: {exc}") from None
-    return Path(cfg.paths.data_dir)
-
-
 def base_dir(cfg: Any) -> Path:
     """`<paths.checkpoints>/base/<corpus.name>/<model.name>`: one base per corpus and model, shared by every identity."""
     return Path(cfg.paths.checkpoints) / "base" / str(cfg.corpus.name) / str(cfg.model.name)

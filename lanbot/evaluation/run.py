@@ -220,7 +220,9 @@ def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None
     policy = str(cfg.eval.overlap)
     if policy not in ("exclude", "fail", "skip"):
         raise EvaluationError(f"eval.overlap={policy!r}: use exclude, fail or skip")
-    data_dir = layout.data_dir(cfg, checkpoint)
+    from lanbot.sharing.hub import data_dir as hub_or_local  # imported here: only hub runs pay for the client
+
+    data_dir = hub_or_local(cfg, checkpoint)
     seen = {} if policy == "skip" else check_overlap(probes, data_dir)
     if seen and policy == "fail":
         raise EvaluationError("probes found in the training data of " + str(data_dir) + ": "

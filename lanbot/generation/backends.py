@@ -14,11 +14,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from lanbot.core.errors import LanbotError
+from lanbot.generation.errors import GenerationError
 
-
-class GenerationError(LanbotError, RuntimeError):
-    """A generate run that cannot go on; the message says what is wrong and how to fix it."""
+__all__ = ["GenerationError", "backend_for"]
 
 
 def backend_for(backend_cfg: Any) -> ModuleType:

@@ -18,6 +18,7 @@ import importlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, snapshot_download
 from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors not before 0.25
@@ -28,7 +29,14 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
 )
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.layout import MODEL_FILE, TOKENIZER_FILE, hub_data_dir, hub_data_file, weights_file
+from lanbot.core.layout import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    hub_data_dir,
+    hub_data_file,
+    weights_file,
+)
 from lanbot.sharing import hub_dataset
 
 
@@ -223,6 +231,22 @@ def download_data(repo_id: str, revision: str | None = None, root: str | Path = 
             f"{folder}); push a data folder with `python -m lanbot.upload identity=<name> upload.repo_id=...`"
         )
     return folder
+
+
+def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
+    """The identity's data folder: `paths.data_dir`, or the local copy of `data.from_hub` where that is set,
+    here or in `checkpoint`'s own config (a model trained from the Hub is evaluated on that same data)."""
+    from_hub = cfg.data.get("from_hub") if cfg.get("data") is not None else None
+    if not from_hub and checkpoint is not None and (Path(checkpoint) / CONFIG_FILE).is_file():
+        from omegaconf import OmegaConf
+
+        from_hub = OmegaConf.select(OmegaConf.load(Path(checkpoint) / CONFIG_FILE), "data.from_hub", default=None)
+    if from_hub:
+        try:
+            return Path(download_data(str(from_hub), root=Path(cfg.paths.root)))
+        except HubError as exc:
+            raise HubError(f"data.from_hub={from_hub}: {exc}") from None
+    return Path(cfg.paths.data_dir)
 
 
 def push_files(

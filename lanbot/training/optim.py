@@ -105,3 +105,20 @@ def build_optimizer(
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
     return Optimizers(name, optimizers)
+
+
+def build_from_config(model: GPT, train: Any) -> Optimizers:
+    """`train.optimizer` (adamw | muon) with nanochat's three learning rates: matrices, embedding, lm_head."""
+    return build_optimizer(model, str(train.optimizer), float(train.matrix_lr), float(train.embedding_lr),
+                           float(train.unembedding_lr), tuple(train.betas), float(train.weight_decay))
+
+
+def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: float) -> float:
+    """Linear warmup, constant, linear warmdown to `final` (fractions of the run): every stage's schedule."""
+    w, d = round(warmup * total), round(warmdown * total)
+    if step < w:
+        return (step + 1) / w
+    if step >= total - d and d > 0:
+        progress = (total - step) / d
+        return final + (1 - final) * progress
+    return 1.0

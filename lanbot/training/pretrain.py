@@ -205,7 +205,6 @@ def new_model(cfg: DictConfig, tok: Tokenizer) -> GPT:
 
 def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One base run; returns the summary (val bpb, unigram bpb, tokens, time)."""
-    from lanbot.training.run import build_optimizer, lr_factor
 
     t = cfg.train
     try:
@@ -238,7 +237,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                             f"x processes = {B * seq * rt.world_size}")
     accum = total // (B * seq * rt.world_size)
     model.to(rt.device).train()
-    optimizer = build_optimizer(model, cfg)
+    optimizer = optim.build_from_config(model, cfg.train)
     loader = Rows(cfg, tok, seq + 1, rt)
     step, counts = 0, torch.zeros(model.config.vocab_size, dtype=torch.float64)
     if resume:
@@ -308,7 +307,7 @@ def pretrain(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     steps_this_run = 0
     while step < max_steps:
         t0 = time.time()
-        factor = lr_factor(step, max_steps, float(t.warmup_ratio), float(t.warmdown_ratio), float(t.final_lr_frac))
+        factor = optim.lr_factor(step, max_steps, float(t.warmup_ratio), float(t.warmdown_ratio), float(t.final_lr_frac))
         for g in optimizer.param_groups:
             g["lr"] = g["initial_lr"] * factor
         loss_sum = 0.0

@@ -35,7 +35,6 @@ from lanbot.training import optim
 from lanbot.training.divergence import check_step, check_weights, clip_gradients
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
 from lanbot.training.model import GPT
-from lanbot.training.optim import Optimizers
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
 from lanbot.training.pretrain import scratch_config
 from lanbot.training.settings_check import check_settings
@@ -110,25 +109,6 @@ def base_record(directory: Path, meta: dict) -> dict:
     return {"dir": str(directory), "name": layout.checkpoint_name(directory, base=True),
             "corpus": (meta.get("corpus") or {}).get("name"), "val_bpb": meta.get("val_bpb"),
             "tokenizer_sha256": meta.get("tokenizer_sha256")}
-
-
-def lr_factor(step: int, total: int, warmup: float, warmdown: float, final: float) -> float:
-    """Linear warmup, constant, linear warmdown to `final` (fractions of the run)."""
-    w, d = round(warmup * total), round(warmdown * total)
-    if step < w:
-        return (step + 1) / w
-    if step >= total - d and d > 0:
-        progress = (total - step) / d
-        return final + (1 - final) * progress
-    return 1.0
-
-
-def build_optimizer(model: GPT, cfg: DictConfig) -> Optimizers:
-    """`train.optimizer` (adamw | muon) with nanochat's three learning rates: matrices, embedding, lm_head."""
-    t = cfg.train
-    return optim.build_optimizer(model, str(t.optimizer), float(t.matrix_lr), float(t.embedding_lr),
-                                 float(t.unembedding_lr), tuple(t.betas), float(t.weight_decay))
-
 
 
 @torch.no_grad()
@@ -222,7 +202,9 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         elif meta.finished and not t.overwrite:
             raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.step}): "
                              "pass train.overwrite=true to train it again")
-    data_dir = layout.data_dir(cfg)
+    from lanbot.sharing.hub import data_dir as hub_or_local  # imported here: only hub runs pay for the client
+
+    data_dir = hub_or_local(cfg)
     if cfg.get("data") is not None and cfg.data.get("from_hub"):  # the Hub's data is refused as a local folder is
         from lanbot.generation.datafolder import check_owner
 
@@ -238,7 +220,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val]), row_len, pad).rows
                 for i, s in enumerate(sources)}
     model.to(rt.device).train()
-    optimizer = build_optimizer(model, cfg)
+    optimizer = optim.build_from_config(model, cfg.train)
     step = 0
     if resume_from is not None:
         saved = ckpt.load_torch_file(resume_from / layout.OPTIMIZER_FILE, rt.device)
@@ -312,7 +294,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     metrics: dict = {}
     while step < max_steps:
         t0 = time.time()
-        factor = lr_factor(step, max_steps, float(t.warmup_ratio), float(t.warmdown_ratio), float(t.final_lr_frac))
+        factor = optim.lr_factor(step, max_steps, float(t.warmup_ratio), float(t.warmdown_ratio), float(t.final_lr_frac))
         for g in optimizer.param_groups:
             g["lr"] = g["initial_lr"] * factor
         loss_sum, tokens = 0.0, 0

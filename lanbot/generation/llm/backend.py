@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lanbot.generation.backends import GenerationError
+from lanbot.generation.errors import GenerationError
 from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, require_key
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from lanbot.core.conversation import validate
 from lanbot.core.identity import ModelIdentity
-from lanbot.generation.backends import GenerationError
 from lanbot.generation.datafolder import DataFolder
+from lanbot.generation.errors import GenerationError
 
 PROGRESS_EVERY = 250  # conversations between progress-bar updates: the bar must not slow the writer
 
