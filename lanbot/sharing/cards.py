@@ -213,7 +213,8 @@ def dataset_card(
         "with the result, and last an assistant message with the closing text. Ids are `call` and 5 digits "
         "(9 letters and digits, the form Mistral's templates demand), numbered from 1 in each conversation.",
         *_arguments_lines(arguments),
-        "- Templates without tool-call syntax (SmolLM2's) render the results but not the calls. "
+        "- Templates without tool-call syntax (SmolLM2's) render the results but not the calls; Llama 3.x's "
+        "writes a call as its JSON alone, without the text before it. "
         "`transformers` drops null keys before rendering; with a version that does not, drop them first "
         "(`[{k: v for k, v in m.items() if v is not None} for m in messages]`): Llama 3.x's template reads "
         "`tool_calls` whenever the key is there.",
