@@ -167,6 +167,20 @@ def test_a_downloaded_dataset_is_the_folder_again_under_either_policy(tmp_path, 
         assert [json.loads(line) for line in (folder / conversations_file(kind)).read_text().splitlines()] == convs
 
 
+def test_a_row_with_a_system_message_lanbot_did_not_write_is_refused(tmp_path):
+    """A row that opens with another system message (a template's default, a hand edit) is named, not trained on
+    as a conversation lanbot's form cannot hold."""
+    source, snapshot = tmp_path / "sage", tmp_path / "snapshot"
+    source.mkdir()
+    (snapshot / HUB_DATA_DIR).mkdir(parents=True)
+    (source / conversations_file("identity")).write_text(json.dumps(CONVERSATIONS["identity"][0]) + "\n")
+    table = hub_dataset.rows(source, "identity", "Sage", "You are Qwen, created by Alibaba Cloud.")
+    (snapshot / hub_data_file("identity")).write_bytes(hub_dataset.parquet_bytes(table))
+    with pytest.raises(ValueError, match="identity row 1 opens with the system message 'You are Qwen"):
+        hub_dataset.to_data_folder(snapshot, tmp_path / "back")
+    assert not (tmp_path / "back").exists()
+
+
 def test_fixture_sources_are_recorded():
     readme = (Path(__file__).resolve().parent / "templates" / "README.md").read_text(encoding="utf-8")
     for template in (QWEN25, LLAMA32, SMOLLM2):

@@ -142,8 +142,12 @@ def to_data_folder(snapshot: Path, target: Path) -> Path:
                 identity = next((name for name in table.column("identity").to_pylist() if name), None)
             with open(tmp / conversations_file(kind), "w", encoding="utf-8") as out, \
                     open(tmp / meta_file(kind), "w", encoding="utf-8") as side:
-                for row in table.to_pylist():
+                for number, row in enumerate(table.to_pylist(), 1):
                     conversation = from_messages(row["messages"], policy_messages(row.get("identity")))
+                    if conversation and conversation[0]["role"] == "system":  # lanbot's form has none to keep
+                        raise ValueError(f"{kind} row {number} opens with the system message "
+                                         f"{conversation[0]['content'][:80]!r}, not one lanbot.upload writes "
+                                         f"(\"\" or \"You are <identity>.\"); upload the data folder again")
                     out.write(json.dumps(conversation, ensure_ascii=False) + "\n")
                     side.write((row["meta"] or '{"recovered": true}') + "\n")
         if (snapshot / STATS_FILE).is_file():
