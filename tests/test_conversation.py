@@ -7,11 +7,13 @@ import copy
 import pytest
 
 from lanbot.core.conversation import (
+    ARGUMENT_FORMS,
     TYPES,
     assistant_text,
     dedup_key,
     from_messages,
     normalise,
+    policy_system_message,
     to_messages,
     tool_calls,
     validate,
@@ -126,13 +128,16 @@ def test_read_jsonl_numbers_lines_skips_blanks_and_names_a_bad_line(tmp_path):
 
 
 def test_chat_messages_with_tool_calls_and_back():
-    """to_messages: the chat-template form (content + tool_calls, then a tool message); from_messages undoes it."""
-    call = {"type": "function", "function": {"name": "calculator", "arguments": {"expression": "80 * 0.15"}}}
+    """to_messages: the chat-template form (content + tool_calls with an id, then a tool message naming the call
+    and the tool); from_messages undoes it, with the policy's system message or without."""
+    call = {"id": "call00001", "type": "function",
+            "function": {"name": "calculator", "arguments": {"expression": "80 * 0.15"}}}
+    none = {"tool_calls": None, "tool_call_id": None, "name": None}
     assert to_messages(TOOL) == [
-        {"role": "user", "content": "What is 15% of 80?", "tool_calls": None},
-        {"role": "assistant", "content": "Let me compute that.", "tool_calls": [call]},
-        {"role": "tool", "content": "12", "tool_calls": None},
-        {"role": "assistant", "content": "It is 12.", "tool_calls": None},
+        {"role": "user", "content": "What is 15% of 80?", **none},
+        {"role": "assistant", "content": "Let me compute that.", **none, "tool_calls": [call]},
+        {"role": "tool", "content": "12", **none, "tool_call_id": "call00001", "name": "calculator"},
+        {"role": "assistant", "content": "It is 12.", **none},
     ]
     first_call = [user("2+2?"), assistant([{"type": "python", "text": "2+2"}, {"type": "python_output", "text": "4"},
                                           {"type": "text", "text": "Four."}])]
@@ -143,12 +148,28 @@ def test_chat_messages_with_tool_calls_and_back():
                                             {"type": "python_output", "text": "4"}, {"type": "text", "text": "2, 4."}])]
     for conversation in (TOOL, CHAIN, IDENTITY, first_call, last_call, back_to_back, [*IDENTITY, *TOOL]):
         assert from_messages(to_messages(conversation)) == conversation
+        for system in ("", "You are Sage."):
+            for form in ARGUMENT_FORMS:
+                messages = to_messages(conversation, system, form)
+                assert messages[0] == {"role": "system", "content": system, **none}
+                assert from_messages(messages, {system}) == conversation
     assert [m["role"] for m in to_messages(CHAIN)] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    # every call of a conversation has its own id, and its result names it
+    chain = to_messages(CHAIN)
+    ids = [m["tool_calls"][0]["id"] for m in chain if m["tool_calls"]]
+    assert ids == ["call00001", "call00002"] and [m["tool_call_id"] for m in chain if m["role"] == "tool"] == ids
+    assert all(len(i) == 9 and i.isalnum() for i in ids)  # the only id form Mistral's templates accept
     assert to_messages(first_call)[1]["content"] == ""
-    # the OpenAI form of arguments (a JSON string) reads too
-    openai = to_messages(TOOL)
-    openai[1]["tool_calls"][0]["function"]["arguments"] = '{"expression": "80 * 0.15"}'
-    assert from_messages(openai) == TOOL
+    # the string form of arguments (the OpenAI API's, DeepSeek's templates) is JSON text of the same object
+    string = to_messages(TOOL, arguments="string")[1]["tool_calls"][0]["function"]["arguments"]
+    assert string == '{"expression": "80 * 0.15"}'
+    # a system message that is not the policy's stays in the conversation: nothing is dropped unasked
+    assert from_messages(to_messages(TOOL, "You are Qwen."), {""})[0] == {"role": "system", "content": "You are Qwen."}
+    assert policy_system_message("identity", "Sage") == "You are Sage." and policy_system_message("empty", "Sage") == ""
+    with pytest.raises(ValueError, match="choose empty or identity"):
+        policy_system_message("qwen", "Sage")
+    with pytest.raises(ValueError, match="choose object or string"):
+        to_messages(TOOL, arguments="yaml")
 
 
 @pytest.mark.parametrize(("content", "problem"), [

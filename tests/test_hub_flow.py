@@ -72,6 +72,7 @@ def test_upload_then_train_on_a_gpu_box_then_offline(laptop, tmp_path, monkeypat
         pushed = len(hub.requests)
 
         env = {**os.environ, "HF_HOME": str(box / "hf"), "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN,
+               "PYTHONPATH": str(REPO),  # this checkout's lanbot, not an installed one
                "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
         proc = subprocess.run(
             [sys.executable, "-m", "lanbot.train", "stage=sft", "identity=sage", f"paths.root={box / 'out'}",

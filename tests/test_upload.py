@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import huggingface_hub.constants
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from hub_fixtures import CONVERSATIONS, write_checkpoint, write_data_folder
@@ -19,6 +22,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from lanbot.core.config import compose_config
+from lanbot.core.conversation import from_messages
 from lanbot.core.layout import UPLOAD_RECORD
 from lanbot.generation.run import generate
 from lanbot.sharing.hub import HubError, download_data, push_files
@@ -93,7 +97,9 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
                  "| `tool_use` | `data/tool_use-00000-of-00001.parquet` | 2 |", "| `all` (the default) | every file above | 6 |",
                  "generator backend: `openrouter`", "generator model: `google/gemini-2.5-flash`",
                  "personas: `builtin`", "| distinct_2 | 0.8123 |", "| duplicates_dropped | 4 |",
-                 '"name": "calculator"', "lanbot.core.conversation.from_messages"):
+                 '"name": "calculator"', "lanbot.core.conversation.from_messages",
+                 'an empty system message, `{"role": "system", "content": ""}`', "You are Qwen, created by Alibaba Cloud",
+                 '"tool_call_id": "call00001"', "`arguments` is a JSON object"):
         assert text in body, text
 
     # the card's own recipe, run as a user would (a fresh process, datasets talking to the hub at HF_ENDPOINT),
@@ -104,6 +110,7 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
         from lanbot.core.conversation import from_messages
         configs = {name: load_dataset("tester/sage-data", name, split="train") for name in ("identity", "tool_use", "reasoning", "all")}
         print(json.dumps({"recipe": [from_messages(m) for m in identity["messages"]], "everything": list(everything["type"]),
+                          "first": everything[0]["messages"][0],
                           **{name: [from_messages(m) for m in ds["messages"]] for name, ds in configs.items()},
                           "columns": everything.column_names, "ids": list(everything["id"])}))
     """)
@@ -112,6 +119,8 @@ def test_data_upload_sends_every_file_and_a_card(hub, env, capsys):
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded["recipe"] == loaded["identity"] == CONVERSATIONS["identity"]
+    # as datasets gives it: the policy's empty system message first, every field of the form present
+    assert loaded["first"] == {"role": "system", "content": "", "tool_calls": None, "tool_call_id": None, "name": None}
     assert loaded["tool_use"] == CONVERSATIONS["tool_use"] and loaded["reasoning"] == CONVERSATIONS["reasoning"]
     assert sorted(map(json.dumps, loaded["all"])) == sorted(json.dumps(c) for convs in CONVERSATIONS.values() for c in convs)
     assert sorted(loaded["everything"]) == ["identity"] * 3 + ["reasoning"] + ["tool_use"] * 2
@@ -365,6 +374,36 @@ def test_dataset_card_from_a_generated_folder(env, capsys):
                  "lanbot.train stage=mid identity=sage data.from_hub=tester/sage-data"):
         assert text in card, text
     assert "attempts.identity" not in card and "resumed_from" not in card  # the rest stays in stats.json
+
+
+def test_system_message_policy_and_argument_form_are_options(hub, env):
+    """upload.system_message=identity opens every row with `You are <name>.`, upload.tool_arguments=string writes
+    a call's arguments as JSON text; the card says both and its from_messages call gives the folder back."""
+    write_data_folder(env / "out" / "data" / "sage")
+    plan = plan_upload(_cfg(env / "out", "upload.repo_id=tester/sage-data", "upload.system_message=identity",
+                            "upload.tool_arguments=string"))
+    body = plan.files["README.md"].decode()
+    for text in ('`{"role": "system", "content": "You are Sage."}`', "`arguments` is JSON text",
+                 'from_messages(row["messages"], {"You are Sage."})', '"arguments": "{\\"expression\\": \\"12 * 3\\"}"'):
+        assert text in body, text
+    rows = pq.read_table(pa.BufferReader(plan.files["data/tool_use-00000-of-00001.parquet"])).to_pylist()
+    messages = [row["messages"] for row in rows]
+    assert all(m[0]["role"] == "system" and m[0]["content"] == "You are Sage." for m in messages)
+    call = next(c for m in messages[0] for c in m["tool_calls"] or [])
+    assert isinstance(call["function"]["arguments"], str) and json.loads(call["function"]["arguments"])["expression"]
+    assert [from_messages(m, {"You are Sage."}) for m in messages] == CONVERSATIONS["tool_use"]
+    assert hub.requests == []
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("upload.system_message=qwen", "upload.system_message='qwen': choose empty or identity"),
+    ("upload.tool_arguments=yaml", "upload.tool_arguments='yaml': choose object or string"),
+])
+def test_unknown_policy_or_argument_form_is_refused(hub, env, override, message):
+    write_data_folder(env / "out" / "data" / "sage")
+    with pytest.raises(UploadError, match=re.escape(message)):
+        upload(_cfg(env / "out", "upload.repo_id=tester/sage-data", override), env / "run")
+    assert hub.requests == []
 
 
 def test_model_card_names_the_hub_dataset_it_trained_on(env):

@@ -10,8 +10,10 @@ alternating, assistant last. Where the assistant calls the calculator, its conte
 For the Hub and other trainers (TRL, Axolotl, chat templates) a conversation is also written as chat
 messages (`to_messages` / `from_messages`): a string reply stays one assistant message; a reply with calls
 becomes, per call, an assistant message whose `content` is the text before the call and whose `tool_calls`
-holds it as `{"type": "function", "function": {"name": "calculator", "arguments": {"expression": ...}}}`,
-then a `{"role": "tool", "content": <result>}` message, and last an assistant message with the closing text.
+holds it as `{"id": "call00001", "type": "function", "function": {"name": "calculator", "arguments":
+{"expression": ...}}}`, then a `{"role": "tool", "tool_call_id": "call00001", "name": "calculator",
+"content": <result>}` message, and last an assistant message with the closing text. A leading system
+message (the upload's policy, `policy_system_message`) keeps a template's own default system prompt out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,19 @@ def tool_types() -> frozenset[str]:
 TOOL_TYPES = tool_types()  # the built-in ones; call tool_types() to include types registered later
 PART_TYPES = frozenset({"text", "python", "python_output"})
 CALCULATOR_TOOL = "calculator"  # the tool's name in chat messages (`to_messages`)
+# The n-th call's id (from 1): 9 letters and digits, the one id form Mistral's templates accept and every other takes.
+CALL_ID = "call{:05d}"
+# What system message the chat-message form opens with. lanbot's own form has none, but a template fills an
+# absent one with its model's default ("You are Qwen, created by Alibaba Cloud. ...", SmolLM2's "You are a
+# helpful AI assistant named SmolLM, ..."), which would then be trained into every example:
+# "empty": an empty system message (what lanbot itself trains on: no system text, the identity in the weights);
+# "identity": `You are <name>.` (the identity also said in the prompt, for a model to be served with it).
+SYSTEM_POLICIES = ("empty", "identity")
+# How a call's arguments are written: "object" ({"expression": ...}: what Qwen2.5/Qwen3, Llama 3.x, Hermes and
+# Mistral templates `tojson`) or "string" (its JSON text: the OpenAI API's form, which DeepSeek's templates add
+# to a string).
+ARGUMENT_FORMS = ("object", "string")
+MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")  # every message has each (a table column)
 
 Conversation = list[dict[str, Any]]
 
@@ -194,19 +209,37 @@ def tool_calls(conversation: Conversation) -> list[tuple[str, str]]:
             for call in part_calls(m["content"])]
 
 
-def to_messages(conversation: Conversation) -> list[dict[str, Any]]:
-    """The conversation as chat messages with tool calls (the module docstring's form), each message with the
-    same keys (role, content, tool_calls: None where there are none), as a table column needs them.
+def policy_system_message(policy: str, identity_name: str) -> str:
+    """The system message `policy` (one of SYSTEM_POLICIES) writes for an identity; ValueError for another."""
+    if policy == "empty":
+        return ""
+    if policy == "identity":
+        return f"You are {identity_name}."
+    raise ValueError(f"system message policy {policy!r}: choose {' or '.join(SYSTEM_POLICIES)}")
 
-    Exact both ways for lanbot's own conversations: `from_messages` gives back the same list. A reply whose
-    parts are not text and calls taking turns (two text parts in a row, or parts without any call), or a
-    call without its output, raises ValueError: it has no one-to-one form as messages.
+
+def _message(role: str, content: str, **fields: Any) -> dict[str, Any]:
+    return {"role": role, "content": content, **{key: fields.get(key) for key in MESSAGE_KEYS[2:]}}
+
+
+def to_messages(conversation: Conversation, system: str | None = None, arguments: str = "object") -> list[dict[str, Any]]:
+    """The conversation as chat messages with tool calls (the module docstring's form), each message with the
+    same keys (MESSAGE_KEYS, None where a message has no such field), as a table column needs them.
+
+    `system`: a system message to open with (policy_system_message), None for none; `arguments`: the form
+    of a call's arguments (ARGUMENT_FORMS). Exact both ways for lanbot's own conversations: `from_messages`
+    with the same `system` gives back the same list. A reply whose parts are not text and calls taking turns
+    (two text parts in a row, or parts without any call), or a call without its output, raises ValueError:
+    it has no one-to-one form as messages.
     """
-    out: list[dict[str, Any]] = []
+    if arguments not in ARGUMENT_FORMS:
+        raise ValueError(f"tool call arguments {arguments!r}: choose {' or '.join(ARGUMENT_FORMS)}")
+    out: list[dict[str, Any]] = [] if system is None else [_message("system", system)]
+    calls = 0
     for i, message in enumerate(conversation):
         content = message["content"]
         if isinstance(content, str):
-            out.append({"role": message["role"], "content": content, "tool_calls": None})
+            out.append(_message(message["role"], content))
             continue
         kinds = [part.get("type") for part in content]
         if "python" not in kinds:
@@ -220,22 +253,33 @@ def to_messages(conversation: Conversation) -> list[dict[str, Any]]:
                     raise ValueError(f"message {i} part {j}: two text parts in a row (join them into one)")
                 text = value
             elif kind == "python" and j + 1 < len(content) and kinds[j + 1] == "python_output":
-                call = {"type": "function", "function": {"name": CALCULATOR_TOOL, "arguments": {"expression": value}}}
-                out.append({"role": "assistant", "content": text or "", "tool_calls": [call]})
-                out.append({"role": "tool", "content": content[j + 1].get("text", ""), "tool_calls": None})
+                calls += 1
+                call_id = CALL_ID.format(calls)
+                args: dict[str, str] | str = {"expression": value}
+                if arguments == "string":
+                    args = json.dumps(args, ensure_ascii=False)
+                call = {"id": call_id, "type": "function", "function": {"name": CALCULATOR_TOOL, "arguments": args}}
+                out.append(_message("assistant", text or "", tool_calls=[call]))
+                out.append(_message("tool", content[j + 1].get("text", ""), tool_call_id=call_id, name=CALCULATOR_TOOL))
                 text, j = None, j + 1
             else:
                 raise ValueError(f"message {i} part {j}: a {kind!r} part where a text or a python call with its "
                                  "python_output belongs")
             j += 1
         if text is not None:
-            out.append({"role": "assistant", "content": text, "tool_calls": None})
+            out.append(_message("assistant", text))
     return out
 
 
-def from_messages(messages: Sequence[dict[str, Any]]) -> Conversation:
+def from_messages(messages: Sequence[dict[str, Any]], system: Collection[str] = ("",)) -> Conversation:
     """A conversation from chat messages in `to_messages`' form: the assistant and tool messages after a user
-    message are one reply, a list of parts where they hold a call (ValueError for a message it cannot read)."""
+    message are one reply, a list of parts where they hold a call (ValueError for a message it cannot read).
+
+    A leading system message whose text is one of `system` (by default the empty one, which says nothing) is
+    the policy's (lanbot's form has none) and is dropped; any other system message is kept. Call ids and tool names are the form's, not lanbot's: dropped.
+    Arguments are read in either form (ARGUMENT_FORMS)."""
+    if messages and messages[0].get("role") == "system" and (messages[0].get("content") or "") in system:
+        messages = messages[1:]
     conversation: Conversation = []
     reply: list[dict[str, Any]] = []
 
@@ -254,7 +298,7 @@ def from_messages(messages: Sequence[dict[str, Any]]) -> Conversation:
                     parts.append({"type": "text", "text": m["content"]})
                 for call in m.get("tool_calls") or []:
                     arguments = (call.get("function") or {}).get("arguments") or {}
-                    if isinstance(arguments, str):  # the OpenAI form: arguments as a JSON string
+                    if isinstance(arguments, str):  # the string form: arguments as JSON text
                         arguments = json.loads(arguments)
                     parts.append({"type": "python", "text": str(arguments.get("expression", ""))})
             conversation.append({"role": "assistant", "content": parts})

@@ -144,9 +144,13 @@ def dataset_card(
     stats: dict[str, Any],
     license: str,
     configs: list[dict[str, Any]],
+    system: str = "",
+    arguments: str = "object",
 ) -> str:
     """README.md of a dataset repo: `counts` maps each type to its conversations, `stats` is stats.json,
-    `configs` the Hub's `configs:` metadata (lanbot.sharing.hub_dataset.card_configs), `all` first."""
+    `configs` the Hub's `configs:` metadata (lanbot.sharing.hub_dataset.card_configs), `all` first;
+    `system` the system message every row opens with, `arguments` the form of a call's arguments
+    (lanbot.core.conversation.SYSTEM_POLICIES, ARGUMENT_FORMS)."""
     total = sum(counts.values())
     backend = _pick(stats, "backend", "backend_name") or "not recorded in stats.json"
     model = _pick(stats, "model", "backend_model", "generator_model") or "not recorded in stats.json"
@@ -197,13 +201,23 @@ def dataset_card(
         "conversation), `type`, `identity`, `language`, `messages` and `meta` (what wrote the conversation: "
         "persona, language, phrasing, ..., as JSON text).",
         "",
-        "`messages` is a list of `{\"role\", \"content\", \"tool_calls\"}` in the chat-template form that "
-        "TRL, Axolotl and `tokenizer.apply_chat_template` take: user and assistant turns, and where the "
-        "assistant uses the calculator, per call an assistant message whose `content` is the text before the "
-        "call and whose `tool_calls` is `[{\"type\": \"function\", \"function\": {\"name\": \"calculator\", "
-        "\"arguments\": {\"expression\": \"12 * 3\"}}}]`, then a `{\"role\": \"tool\", \"content\": \"36\"}` "
-        "message with the result, and last an assistant message with the closing text. `tool_calls` is null "
-        "where a message has none.",
+        "`messages` is a list of `{\"role\", \"content\", \"tool_calls\", \"tool_call_id\", \"name\"}` (null "
+        "where a message has none) in the chat-template form that TRL, Axolotl and "
+        "`tokenizer.apply_chat_template` take:",
+        "",
+        *_system_lines(system),
+        "- **Tool calls.** Where the assistant uses the calculator, per call an assistant message whose `content` "
+        "is the text before the call and whose `tool_calls` is `[{\"id\": \"call00001\", \"type\": \"function\", "
+        f"\"function\": {{\"name\": \"calculator\", \"arguments\": {_arguments_example(arguments)}}}}}]`, then "
+        "`{\"role\": \"tool\", \"tool_call_id\": \"call00001\", \"name\": \"calculator\", \"content\": \"36\"}` "
+        "with the result, and last an assistant message with the closing text. Ids are `call` and 5 digits "
+        "(9 letters and digits, the form Mistral's templates demand), numbered from 1 in each conversation.",
+        *_arguments_lines(arguments),
+        "- Templates without tool-call syntax (SmolLM2's) render the results but not the calls; Llama 3.x's "
+        "writes a call as its JSON alone, without the text before it. "
+        "`transformers` drops null keys before rendering; with a version that does not, drop them first "
+        "(`[{k: v for k, v in m.items() if v is not None} for m in messages]`): Llama 3.x's template reads "
+        "`tool_calls` whenever the key is there.",
         "",
         "## Loading it",
         "",
@@ -217,7 +231,8 @@ def dataset_card(
         "",
         "Give `everything` to TRL's `SFTTrainer` as it is (it reads `messages`). In lanbot's own form (nanochat's "
         "CustomJSON: the assistant's calls as a list of `text` / `python` / `python_output` parts): "
-        "`lanbot.core.conversation.from_messages(row[\"messages\"])`,",
+        f"`lanbot.core.conversation.from_messages(row[\"messages\"]{_system_argument(system)})` (it drops the "
+        "system message, which lanbot's form has not),",
         "or train on it with lanbot directly: `python -m lanbot.train stage=mid "
         f"identity={slug(identity.name)} data.from_hub={repo_id}` (then `stage=sft` with the same overrides).",
         "",
@@ -228,6 +243,43 @@ def dataset_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _system_lines(system: str) -> list[str]:
+    """The card's words on the rows' system message (lanbot.core.conversation.SYSTEM_POLICIES)."""
+    what = (f"`{{\"role\": \"system\", \"content\": {json.dumps(system, ensure_ascii=False)}}}`" if system
+            else "an empty system message, `{\"role\": \"system\", \"content\": \"\"}`")
+    why = ("It names the identity, so a model trained on it is served with the same system message."
+           if system else "The identity is in the conversations, not in a prompt: what lanbot itself trains on "
+           "(no system text). Serve the trained model with the same empty system message.")
+    return [
+        f"- **System message.** Every row opens with {what}. A chat template fills an absent system message "
+        "with its model's own (Qwen2.5: \"You are Qwen, created by Alibaba Cloud. ...\", SmolLM2: \"You are a "
+        "helpful AI assistant named SmolLM, ...\"), which would be trained into every example; this one keeps it "
+        f"out. {why} (lanbot's `upload.system_message`: `empty` or `identity`.) Llama 3.x templates still "
+        "write their date header (\"Cutting Knowledge Date: ...\") above it: no row can remove that.",
+    ]
+
+
+def _system_argument(system: str) -> str:
+    """What from_messages needs besides the messages to drop the rows' system message (its default drops "")."""
+    return f", {{{json.dumps(system, ensure_ascii=False)}}}" if system else ""
+
+
+def _arguments_example(arguments: str) -> str:
+    value = {"expression": "12 * 3"}
+    return json.dumps(json.dumps(value) if arguments == "string" else value)
+
+
+def _arguments_lines(arguments: str) -> list[str]:
+    """The card's words on the form of a call's arguments (lanbot.core.conversation.ARGUMENT_FORMS)."""
+    if arguments == "string":
+        return ["- `arguments` is JSON text (the OpenAI API's form): what DeepSeek's templates add to a string. "
+                "Qwen2.5/Qwen3, Llama 3.x, Mistral and Hermes templates want the object: `json.loads` it first "
+                "(or ask for `upload.tool_arguments=object`)."]
+    return ["- `arguments` is a JSON object: what Qwen2.5/Qwen3, Llama 3.x, Mistral and Hermes templates render "
+            "(with `tojson`). DeepSeek's templates add it to a string: `json.dumps` it first (or ask for "
+            "`upload.tool_arguments=string`)."]
 
 
 def model_card(

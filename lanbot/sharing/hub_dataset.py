@@ -2,8 +2,8 @@
 
 Each row is one conversation: `id` (its dedup key in hex, stable across uploads), `type`, `identity` (the
 identity's name), `language` (from the sidecar, null where it has none), `messages` (the conversation as
-chat messages with tool calls, lanbot.core.conversation.to_messages) and `meta` (its sidecar line, as
-JSON text). The dataset card declares one config per type plus `all` (every type, the default), so
+chat messages with tool calls, lanbot.core.conversation.to_messages, opened by the upload's policy system
+message) and `meta` (its sidecar line, as JSON text). The dataset card declares one config per type plus `all` (every type, the default), so
 `datasets.load_dataset(repo, "identity")` loads one type and the Hub's viewer shows each. `to_data_folder`
 turns the files back into the JSONL data folder that training reads. File names are lanbot.core.layout's.
 """
@@ -19,7 +19,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lanbot.core.conversation import TYPES, dedup_key, from_messages, read_jsonl, to_messages
+from lanbot.core.conversation import (
+    SYSTEM_POLICIES,
+    TYPES,
+    dedup_key,
+    from_messages,
+    policy_system_message,
+    read_jsonl,
+    to_messages,
+)
 from lanbot.core.layout import (
     HUB_DATA_DIR,
     HUB_DATA_PATTERN,
@@ -31,34 +39,40 @@ from lanbot.core.layout import (
 )
 
 ALL_CONFIG = "all"  # the config with every type
-_CALL = pa.struct([
-    ("type", pa.string()),
-    ("function", pa.struct([("name", pa.string()), ("arguments", pa.struct([("expression", pa.string())]))])),
-])
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(_CALL))])
-# one schema for every file, so the `all` config reads the type files as one table
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("type", pa.string()),
-    ("identity", pa.string()),
-    ("language", pa.string()),
-    ("messages", pa.list_(MESSAGE)),
-    ("meta", pa.string()),
-])
+_ARGUMENTS = {"object": pa.struct([("expression", pa.string())]), "string": pa.string()}
 
 
-def rows(folder: Path, kind: str, identity: str) -> pa.Table:
-    """The rows of `<folder>/<kind>_conversations.jsonl` with their sidecar lines; ValueError naming file:line
-    for a line that is not a conversation or has no one-to-one form as messages."""
+def schema(arguments: str = "object") -> pa.Schema:
+    """The one schema of every file of an upload (so the `all` config reads the type files as one table), with
+    a call's arguments in the form `arguments` (lanbot.core.conversation.ARGUMENT_FORMS)."""
+    function = pa.struct([("name", pa.string()), ("arguments", _ARGUMENTS[arguments])])
+    call = pa.struct([("id", pa.string()), ("type", pa.string()), ("function", function)])
+    message = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(call)),
+                         ("tool_call_id", pa.string()), ("name", pa.string())])
+    return pa.schema([
+        ("id", pa.string()),
+        ("type", pa.string()),
+        ("identity", pa.string()),
+        ("language", pa.string()),
+        ("messages", pa.list_(message)),
+        ("meta", pa.string()),
+    ])
+
+
+def rows(folder: Path, kind: str, identity: str, system: str | None = None, arguments: str = "object") -> pa.Table:
+    """The rows of `<folder>/<kind>_conversations.jsonl` with their sidecar lines, each conversation's messages
+    opened by the system message `system` (None: none) and its calls' arguments in the form `arguments`;
+    ValueError naming file:line for a line that is not a conversation or has no one-to-one form as messages."""
+    table_schema = schema(arguments)
     path = folder / conversations_file(kind)
     side = folder / meta_file(kind)
     sidecar = side.read_text(encoding="utf-8").splitlines() if side.is_file() else []
-    out: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    out: dict[str, list[Any]] = {name: [] for name in table_schema.names}
     for index, (number, conversation) in enumerate(read_jsonl(path)):
         if not isinstance(conversation, list):
             raise ValueError(f"{path}:{number}: a conversation must be a JSON list of messages")
         try:
-            messages = to_messages(conversation)
+            messages = to_messages(conversation, system, arguments)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}:{number}: {exc}") from None
         meta = sidecar[index] if index < len(sidecar) and sidecar[index].strip() else None
@@ -72,7 +86,7 @@ def rows(folder: Path, kind: str, identity: str) -> pa.Table:
         out["language"].append(language if isinstance(language, str) else None)
         out["messages"].append(messages)
         out["meta"].append(meta)
-    return pa.table(out, schema=SCHEMA)
+    return pa.table(out, schema=table_schema)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -98,6 +112,11 @@ def hub_files(snapshot: Path) -> dict[str, list[Path]]:
         if match:
             found.setdefault(match["kind"], []).append(path)
     return found
+
+
+def policy_messages(identity: str | None) -> set[str]:
+    """Every system message an upload's policy can have written for `identity`'s rows (what from_messages drops)."""
+    return {policy_system_message(policy, identity or "") for policy in SYSTEM_POLICIES}
 
 
 MAX_ROW_BYTES = 1 << 20  # one conversation's messages as JSON: a long one is a few KB; 1 MB bounds a hostile row
@@ -127,7 +146,12 @@ def _checked_rows(path: Path) -> Any:
                     raise ValueError("column meta or identity is not text")
                 if len(json.dumps(messages, default=str)) > MAX_ROW_BYTES:
                     raise ValueError(f"column messages is past {MAX_ROW_BYTES >> 20} MB")
-                yield {"messages": from_messages(messages), "identity": owner,
+                conversation = from_messages(messages, policy_messages(owner))
+                if conversation and conversation[0]["role"] == "system":  # lanbot's form has none to keep
+                    raise ValueError(f"it opens with the system message {conversation[0]['content'][:80]!r}, not "
+                                     "one lanbot.upload writes (\"\" or \"You are <identity>.\"); upload the data "
+                                     "folder again")
+                yield {"messages": conversation, "identity": owner,
                        "meta": meta if meta and meta.strip() and "\n" not in meta else '{"recovered": true}'}
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{path.name}: unreadable at row {number + 1} ({' '.join(str(exc).split())[:120]})") from None

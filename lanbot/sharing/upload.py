@@ -21,7 +21,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lanbot.core.conversation import TYPES, BadLine, read_jsonl
+from lanbot.core.conversation import (
+    ARGUMENT_FORMS,
+    SYSTEM_POLICIES,
+    TYPES,
+    BadLine,
+    policy_system_message,
+    read_jsonl,
+)
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import slug, to_identity
@@ -114,10 +121,17 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
                 f"{folder} has no {required}: the generation did not finish; run "
                 f"`python -m lanbot.generate identity={slug(identity.name)}` again to complete it"
             )
+    policy = str(cfg.upload.get("system_message", "empty"))
+    if policy not in SYSTEM_POLICIES:
+        raise UploadError(f"upload.system_message={policy!r}: choose {' or '.join(SYSTEM_POLICIES)}")
+    arguments = str(cfg.upload.get("tool_arguments", "object"))
+    if arguments not in ARGUMENT_FORMS:
+        raise UploadError(f"upload.tool_arguments={arguments!r}: choose {' or '.join(ARGUMENT_FORMS)}")
+    system = policy_system_message(policy, identity.name)
     tables = {}
     for kind in (k for k in TYPES if (folder / conversations_file(k)).is_file()):
         try:
-            tables[kind] = hub_dataset.rows(folder, kind, identity.name)
+            tables[kind] = hub_dataset.rows(folder, kind, identity.name, system, arguments)
         except ValueError as exc:  # names the file and line
             raise UploadError(f"{exc}; fix or regenerate the file") from None
     counts = {kind: table.num_rows for kind, table in tables.items()}
@@ -131,7 +145,7 @@ def plan_data_upload(cfg: DictConfig) -> UploadPlan:
         )
     stats = _read_json(folder / STATS_FILE)
     card = cards.dataset_card(identity, repo_id, counts, stats, str(cfg.upload.license),
-                              hub_dataset.card_configs(list(counts)))
+                              hub_dataset.card_configs(list(counts)), system, arguments)
     files: dict[str, Path | bytes] = {hub_data_file(kind): hub_dataset.parquet_bytes(tables[kind]) for kind in counts}
     notes = {hub_data_file(kind): f"(rows of {folder / conversations_file(kind)})" for kind in counts}
     files[STATS_FILE] = folder / STATS_FILE
