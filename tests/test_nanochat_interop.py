@@ -400,7 +400,11 @@ def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict,
     app = compose_config([f"paths.root={tmp_path}", *tiny, "export.checkpoint=mid", f"export.base_dir={tmp_path / 'fresh'}",
                           "export.stage_dir=mid_checkpoints"])
     written = export_app(app)
-    assert "scripts.chat_cli -i mid -g d1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # the newest nanochat with the late-2025 GPT pads its 400 rows to 448; today's cannot hold this GPT
+    assert "nanochat-2025\nnanochat from 2025-12-09 (f1bf69d) to 2026-01-16 (184d4c1) loads it with: " \
+           f"NANOCHAT_BASE_DIR={tmp_path / 'fresh'} python -m scripts.chat_cli -i mid -g d1\n" in printed
+    assert "today's nanochat cannot: since 2026-01-16 (e3f58b8) its GPT needs value embeddings" in printed
     files = {"model": written, "meta": written.parent / "meta_000002.json",
              "tokenizer": tmp_path / "fresh" / "tokenizer" / "tokenizer.pkl"}
     assert files["model"] == tmp_path / "fresh" / "mid_checkpoints" / "d1" / "model_000002.pt"
@@ -408,7 +412,8 @@ def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict,
         export_app(app)
     saved = torch.load(files["model"], weights_only=True)
     cfg = json.loads(files["meta"].read_text())["model_config"]
-    assert saved["lm_head.weight"].shape[0] == cfg["vocab_size"] == model.config.vocab_size
+    assert saved["lm_head.weight"].shape[0] == 448 and cfg["vocab_size"] == model.config.vocab_size == 400
+    assert not saved["lm_head.weight"][400:].any() and not saved["transformer.wte.weight"][400:].any()
     idx = torch.tensor([tok.encode(CORPUS)[:90]])
     with torch.no_grad():  # lanbot's own model keeps float32 rotary tables; nanochat-2025 rounds them to bf16
         assert (reference_logits(saved, cfg, idx, modern=False) - model(idx)).abs().max().item() < 0.05

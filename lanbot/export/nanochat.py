@@ -1,7 +1,8 @@
 """Hand an identity's data or model to nanochat: `python -m lanbot.export.nanochat identity=sage`.
 
-Writes identity_conversations.jsonl in nanochat's CustomJSON form, or with `export.checkpoint=sft|mid|<folder>`
-the model as a nanochat checkpoint (the work is lanbot.sharing.nanochat and lanbot.sharing.nanochat_checkpoint).
+Writes identity_conversations.jsonl in the form of nanochat's CustomJSON (nanochat up to 2026-07-03 and its forks),
+or with `export.checkpoint=sft|mid|<folder>` the model as a nanochat checkpoint, saying which nanochat commits
+load it (the work is lanbot.sharing.nanochat, nanochat_checkpoint and nanochat_versions).
 """
 
 from __future__ import annotations
