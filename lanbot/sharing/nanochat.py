@@ -7,8 +7,8 @@ nanochat checkpoint (`export.checkpoint=sft|mid|<folder>`: lanbot/sharing/nanoch
     python -m lanbot.export.nanochat identity=sage export.tool_calls=render export.overwrite=true
 
 The file is for nanochat's CustomJSON task, through which nanochat's midtraining and SFT read
-`<base dir>/identity_conversations.jsonl`: nanochat up to 2026-07-03 (950a1dc deleted CustomJSON, and with it
-the identity file, from its SFT) and its forks that keep it. CustomJSON takes each line as a JSON list of at
+`<base dir>/identity_conversations.jsonl`: nanochat from 2025-10-21 up to 2026-07-03 (950a1dc deleted CustomJSON,
+and with it the identity file, from its SFT) and its forks that keep it. CustomJSON takes each line as a JSON list of at
 least 2 messages, roles alternating from user, every content a string. lanbot's tool-use conversations hold the assistant's calculator calls as a list of parts, which
 CustomJSON refuses, so they are left out (`export.tool_calls=skip`, the default) or rendered into the text
 as `<<expression=result>>` (`render`: GSM8K's calculator notation; plain text to nanochat, which does not

@@ -233,8 +233,7 @@ def loaded_by(config: GPTConfig, pad_to: int) -> str:
     if window is None:
         raise NanochatCheckpointError(
             f"export.pad_vocab_to={pad_to}: no nanochat loads {config.vocab_size} tokens padded so; nanochat pads "
-            f"to a multiple of {nanochat_versions.PAD} (the late-2025 GPT before {nanochat_versions.PAD_SINCE}: "
-            "not at all); leave it null")
+            f"to a multiple of {nanochat_versions.PAD} (before 2025-12-09: not at all); leave it null")
     return window
 
 

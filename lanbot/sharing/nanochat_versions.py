@@ -4,11 +4,11 @@ nanochat (karpathy/nanochat) has no releases, so a version is a commit and its d
 below was checked by loading lanbot's exports with that commit's own checkpoint manager
 (tests/test_nanochat_interop.py does it against any checkout named by NANOCHAT_DIR):
 
-    3a5e0bc 2025-10-13  first commit: the late-2025 GPT, vocabulary rows unpadded; CustomJSON reads
-                        <base dir>/identity_conversations.jsonl for midtraining and SFT
+    3a5e0bc 2025-10-13  first commit: the late-2025 GPT, vocabulary rows unpadded
+    fe5aed9 2025-10-21  CustomJSON: midtraining and SFT read <base dir>/identity_conversations.jsonl
     f1bf69d 2025-12-09  vocabulary rows padded to a multiple of 64; unpadded rows no longer load
-    184d4c1 2026-01-16  the last with the late-2025 GPT (its resid/x0 scalars, added Jan 11, are filled
-                        in as identity; 2ff7d51..8203efa, Jan 11-16, run on FA3 GPUs only)
+    aa530cd 2026-01-11  resid/x0 scalars, filled in as identity for checkpoints without them (2ff7d51 to
+                        8203efa, Jan 11-16, run on FA3 GPUs only)
     e3f58b8 2026-01-16  value embeddings: from here nanochat's GPT needs parameters the late-2025 one lacks
     1ddaad1 2026-01-31  midtraining removed (no mid_checkpoints)
     6ed7d1d 2026-03-09  rotary base fixed at 100000 (was 10000), not a config field
@@ -26,27 +26,35 @@ with both removed from nanochat, for a test model).
 from __future__ import annotations
 
 NEWEST_CHECKED = "92d63d4, 2026-07-03"
-PAD = 64  # nanochat pads its vocabulary rows to a multiple of 64 since PAD_SINCE
-PAD_SINCE = "2025-12-09 (f1bf69d)"
-LAST_2025 = "2026-01-16 (184d4c1)"
-CUSTOMJSON_UNTIL = "2026-07-03 (950a1dc)"
-CUSTOMJSON_READERS = f"nanochat's CustomJSON: nanochat up to {CUSTOMJSON_UNTIL}, which deleted it, and its forks"
+PAD = 64  # nanochat pads its vocabulary rows to a multiple of 64 since f1bf69d
+DATES = {"3a5e0bc": "2025-10-13", "f1bf69d": "2025-12-09", "e3f58b8": "2026-01-16", "a825e63": "2026-03-14"}
+CUSTOMJSON_COMMITS = "from 2025-10-21 (fe5aed9) up to 2026-07-03 (before 950a1dc, which deleted it)"
+CUSTOMJSON_READERS = f"nanochat's CustomJSON: nanochat {CUSTOMJSON_COMMITS}, and its forks"
+
+
+def model_commits(architecture: str, vocab_size: int, rows: int) -> tuple[str, str | None] | None:
+    """(since, until): nanochat's checkpoint manager loads an export of `architecture` with `rows` vocabulary rows
+    from commit `since` on and no longer from commit `until` (None: still today); None when no nanochat does."""
+    nanochat_rows = -(-vocab_size // PAD) * PAD
+    if architecture == "nanochat-2026":
+        return ("a825e63", None) if rows == nanochat_rows else None
+    if rows == vocab_size == nanochat_rows:
+        return "3a5e0bc", "e3f58b8"
+    if rows == nanochat_rows:
+        return "f1bf69d", "e3f58b8"
+    if rows == vocab_size:
+        return "3a5e0bc", "f1bf69d"
+    return None
 
 
 def model_window(architecture: str, vocab_size: int, rows: int) -> str | None:
-    """The nanochat commits whose checkpoint manager loads an export of `architecture` with `rows` vocabulary
-    rows (nanochat since Dec 9 2025 pads to a multiple of 64, before it did not); None when none does."""
-    nanochat_rows = -(-vocab_size // PAD) * PAD
-    if architecture == "nanochat-2026":
-        return f"nanochat from 2026-03-14 (a825e63) to today (checked at {NEWEST_CHECKED})" \
-            if rows == nanochat_rows else None
-    if rows == vocab_size == nanochat_rows:
-        return f"nanochat from 2025-10-13 (3a5e0bc) to {LAST_2025}"
-    if rows == nanochat_rows:
-        return f"nanochat from {PAD_SINCE} to {LAST_2025}"
-    if rows == vocab_size:
-        return f"nanochat from 2025-10-13 (3a5e0bc) until its vocabulary padding, {PAD_SINCE}"
-    return None
+    """model_commits in words, for the export's message and its meta file."""
+    commits = model_commits(architecture, vocab_size, rows)
+    if commits is None:
+        return None
+    since, until = commits
+    end = f"to today (checked at {NEWEST_CHECKED})" if until is None else f"up to {DATES[until]} (before {until})"
+    return f"nanochat from {DATES[since]} ({since}) {end}"
 
 
 def model_not_today(architecture: str) -> str | None:
