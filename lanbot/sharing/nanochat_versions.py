@@ -8,7 +8,7 @@ below was checked by loading lanbot's exports with that commit's own checkpoint 
     fe5aed9 2025-10-21  CustomJSON: midtraining and SFT read <base dir>/identity_conversations.jsonl
     f1bf69d 2025-12-09  vocabulary rows padded to a multiple of 64; unpadded rows no longer load
     aa530cd 2026-01-11  resid/x0 scalars, filled in as identity for checkpoints without them (2ff7d51 to
-                        8203efa, Jan 11-16, run on FA3 GPUs only)
+                        8203efa, Jan 11-16, need FA3 kernels, then a file they lack: no CPU runs them)
     e3f58b8 2026-01-16  value embeddings: from here nanochat's GPT needs parameters the late-2025 one lacks
     1ddaad1 2026-01-31  midtraining removed (no mid_checkpoints)
     6ed7d1d 2026-03-09  rotary base fixed at 100000 (was 10000), not a config field
