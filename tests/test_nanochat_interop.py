@@ -34,10 +34,11 @@ from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
 from lanbot.evaluation.run import evaluate_run
 from lanbot.sharing import nanochat_tokenizer as nt
+from lanbot.sharing import nanochat_versions
 from lanbot.sharing.nanochat import ExportError, export_app
 from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, export_checkpoint, import_checkpoint
 from lanbot.training import checkpoint as ckpt
-from lanbot.training.model import GPT
+from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.run import TrainError, train
 from lanbot.training.tokenizer import SPECIALS, render_for_completion
 
@@ -400,7 +401,11 @@ def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict,
     app = compose_config([f"paths.root={tmp_path}", *tiny, "export.checkpoint=mid", f"export.base_dir={tmp_path / 'fresh'}",
                           "export.stage_dir=mid_checkpoints"])
     written = export_app(app)
-    assert "scripts.chat_cli -i mid -g d1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # the newest nanochat with the late-2025 GPT pads its 400 rows to 448; today's cannot hold this GPT
+    assert "nanochat-2025\nnanochat from 2025-12-09 (f1bf69d) up to 2026-01-16 (before e3f58b8) loads it with: " \
+           f"NANOCHAT_BASE_DIR={tmp_path / 'fresh'} python -m scripts.chat_cli -i mid -g d1\n" in printed
+    assert "today's nanochat cannot: since 2026-01-16 (e3f58b8) its GPT needs value embeddings" in printed
     files = {"model": written, "meta": written.parent / "meta_000002.json",
              "tokenizer": tmp_path / "fresh" / "tokenizer" / "tokenizer.pkl"}
     assert files["model"] == tmp_path / "fresh" / "mid_checkpoints" / "d1" / "model_000002.pt"
@@ -408,7 +413,8 @@ def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict,
         export_app(app)
     saved = torch.load(files["model"], weights_only=True)
     cfg = json.loads(files["meta"].read_text())["model_config"]
-    assert saved["lm_head.weight"].shape[0] == cfg["vocab_size"] == model.config.vocab_size
+    assert saved["lm_head.weight"].shape[0] == 448 and cfg["vocab_size"] == model.config.vocab_size == 400
+    assert not saved["lm_head.weight"][400:].any() and not saved["transformer.wte.weight"][400:].any()
     idx = torch.tensor([tok.encode(CORPUS)[:90]])
     with torch.no_grad():  # lanbot's own model keeps float32 rotary tables; nanochat-2025 rounds them to bf16
         assert (reference_logits(saved, cfg, idx, modern=False) - model(idx)).abs().max().item() < 0.05
@@ -417,6 +423,59 @@ def test_export_of_lanbot_own_model_and_a_foreign_tokenizer(nanochat_base: dict,
     with pytest.raises(TrainError, match="no step 3"):
         train(compose_config(train_overrides(tmp_path, f"nanochat:{files['model'].parent}@3", "train.overwrite=true")),
               tmp_path / "r2")
+
+
+def lanbot_checkpoint(folder: Path, model: GPT, tok, base: dict | None = None, step: int = 7) -> Path:
+    """A lanbot sft checkpoint of `model` grown from `base` (no training: the export reads weights, tokenizer, meta)."""
+    from omegaconf import OmegaConf
+
+    return ckpt.save_checkpoint(folder, model, None, tok, OmegaConf.create({}),
+                                layout.CheckpointMeta(stage="sft", step=step, finished=True, base=base))
+
+
+def own_2025_model(vocab: int) -> GPT:
+    """lanbot's own GPT (late-2025, float32 rotary tables) with random weights that move every part."""
+    model = GPT(GPTConfig(**config_2025(vocab)))
+    model.init_weights()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+def test_export_says_which_nanochat_loads_it(nanochat_base: dict, tmp_path: Path, capsys) -> None:
+    """Each GPT's export names the nanochat commits that load it; a stage or padding no nanochat has is refused."""
+    base = nanochat_base["base"]
+    m26, tok, meta26 = import_checkpoint(f"nanochat:{base}/base_checkpoints/d3")
+    m25, _, meta25 = import_checkpoint(f"nanochat:{base}/mid_checkpoints/d2")  # unpadded, from nanochat before Dec 9
+    c26 = lanbot_checkpoint(tmp_path / "c26", m26, tok, meta26.base)
+    c25 = lanbot_checkpoint(tmp_path / "c25", m25, tok, meta25.base)
+    out = tmp_path / "out"
+
+    def run(folder: Path, *extra: str) -> str:
+        export_app(compose_config([f"paths.root={tmp_path}", f"export.checkpoint={folder}", f"export.base_dir={out}",
+                                   *extra]))
+        return capsys.readouterr().out
+
+    printed = run(c26)
+    assert ("nanochat-2026\nnanochat from 2026-03-14 (a825e63) to today (checked at 92d63d4, 2026-07-03) loads it "
+            f"with: NANOCHAT_BASE_DIR={out} python -m scripts.chat_cli -i sft -g d3\n") in printed
+    assert "cannot" not in printed
+    meta = json.loads((out / "chatsft_checkpoints" / "d3" / "meta_000007.json").read_text())
+    assert meta["lanbot"]["loaded_by"].startswith("nanochat from 2026-03-14") and meta["lanbot"]["padded_to"] == 64
+    printed = run(c25)
+    assert "nanochat from 2025-10-13 (3a5e0bc) up to 2025-12-09 (before f1bf69d) loads it" in printed
+    assert torch.load(out / "chatsft_checkpoints" / "d2" / "model_000007.pt")["lm_head.weight"].shape[0] == m25.config.vocab_size
+    assert "today's nanochat cannot" in printed and "train.init_from=nanochat:" in printed
+    with pytest.raises(ExportError, match="mid_checkpoints: the nanochat of this model's 2026 GPT has no mid stage"):
+        run(c26, "export.stage_dir=mid_checkpoints", "export.model_tag=m")
+    with pytest.raises(ExportError, match="export.pad_vocab_to=10: no nanochat loads"):
+        run(c25, "export.pad_vocab_to=10", "export.model_tag=p")
+    assert not (out / "mid_checkpoints").exists() and not (out / "chatsft_checkpoints" / "p").exists()
+    # a vocabulary that is a multiple of 64 needs no padding: every nanochat with the late-2025 GPT loads it
+    assert nanochat_versions.model_window("nanochat-2025", 512, 512) == "nanochat from 2025-10-13 (3a5e0bc) up to 2026-01-16 (before e3f58b8)"
+    assert nanochat_versions.model_window("nanochat-2026", 500, 500) is None
 
 
 # -- against a real nanochat checkout -------------------------------------------------------------------------
@@ -530,3 +589,102 @@ def test_against_real_nanochat(tmp_path: Path) -> None:
                         "--device-type=cpu", "-t", "0"], base, timeout=600)
     print(f"[nanochat {'2026' if modern else '2025'}] chat_cli on the export: {out[out.rindex('Assistant:'):][:160]!r}")
     assert f"Loading model from {base / 'chatsft_checkpoints' / 'sage'}" in out
+
+
+MODEL_SIDE = r'''
+import json, sys, torch
+from nanochat.checkpoint_manager import load_model
+ids_path, out, *tags = sys.argv[1:]
+ids, results = torch.load(ids_path), {}
+for tag in tags:
+    try:
+        model, tok, meta = load_model("sft", torch.device("cpu"), phase="eval", model_tag=tag)
+    except Exception as exc:  # what nanochat says when it refuses the checkpoint
+        results[tag] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        continue
+    with torch.no_grad():
+        results[tag] = model(ids).float()
+torch.save(results, out)
+'''
+CUSTOMJSON_SIDE = r'''
+import json, sys
+from tasks.customjson import CustomJSON
+from nanochat.tokenizer import get_tokenizer
+task, tok = CustomJSON(filepath=sys.argv[1]), get_tokenizer()
+rows = [task.get_example(i)["messages"] for i in range(task.num_examples())]
+rendered = [tok.render_conversation({"messages": m})[0] for m in rows]  # what its SFT trains on
+json.dump({"rows": rows, "tokens": [len(r) for r in rendered],
+           "decoded": tok.decode(rendered[0])}, open(sys.argv[2], "w", encoding="utf-8"))
+'''
+
+
+def in_history(commit: str) -> bool | None:
+    """Whether `commit` is in the history of the checkout at NANOCHAT_DIR; None when that is no git clone of nanochat."""
+    done = subprocess.run(["git", "-C", NANOCHAT_DIR, "merge-base", "--is-ancestor", commit, "HEAD"], capture_output=True)
+    return {0: True, 1: False}.get(done.returncode)
+
+
+@pytest.mark.skipif(not NANOCHAT_DIR, reason="set NANOCHAT_DIR to a nanochat checkout (and NANOCHAT_PYTHON)")
+def test_model_exports_load_in_the_nanochat_they_name(nanochat_base: dict, tmp_path: Path) -> None:
+    """lanbot's own GPT (rows padded and not) and a 2026 one, exported and loaded by this checkout's own checkpoint
+    manager: exactly those whose export names this nanochat load, with the same logits; the others are refused."""
+    base, vocab = nanochat_base["base"], nanochat_base["vocab"]
+    m26, tok, meta26 = import_checkpoint(f"nanochat:{base}/base_checkpoints/d3")
+    own = own_2025_model(vocab)
+    models = {"a2026": (m26, meta26.base, None), "own64": (own, None, None), "own1": (own, None, 1)}
+    out, windows, commits = tmp_path / "export", {}, {}
+    for tag, (model, source, pad) in models.items():
+        folder = lanbot_checkpoint(tmp_path / tag, model, tok, source)
+        files = export_checkpoint(folder, out, tag=tag, pad_to=pad)
+        windows[tag] = json.loads(files["meta"].read_text())["lanbot"]["loaded_by"]
+        commits[tag] = nanochat_versions.model_commits(model.config.architecture, vocab, int(
+            torch.load(files["model"], weights_only=True)["lm_head.weight"].shape[0]))
+    ids = torch.tensor([tok.encode(CORPUS)[:200]])
+    torch.save(ids, tmp_path / "ids.pt")
+    (tmp_path / "side.py").write_text(MODEL_SIDE)
+    nanochat_run([str(tmp_path / "side.py"), str(tmp_path / "ids.pt"), str(tmp_path / "got.pt"), *models], out)
+    got = torch.load(tmp_path / "got.pt", weights_only=True)
+    gpt = (Path(NANOCHAT_DIR) / "nanochat" / "gpt.py").read_text(encoding="utf-8")
+    if "smear_gate" in gpt:  # the 2026 GPT (Mar 14 2026 on)
+        expected = {"a2026"}
+    elif "value_embed" in gpt:  # Jan 16 to Mar 14 2026: neither GPT lanbot writes
+        expected = set()
+    else:  # the late-2025 GPT: rows padded to 64 from Dec 9 2025 (vocab here is not a multiple of 64)
+        expected = {"own64"} if "pad_vocab_size_to" in gpt else {"own1"}
+    loaded = {tag for tag, r in got.items() if isinstance(r, torch.Tensor)}
+    print(f"\n[nanochat {NANOCHAT_DIR}] loads {sorted(loaded)}; refuses "
+          + "; ".join(f"{t}: {got[t][:90]}" for t in sorted(set(got) - loaded)))
+    assert loaded == expected
+    for tag in loaded:
+        with torch.no_grad():
+            diff = (models[tag][0](ids) - got[tag]).abs().max().item()
+        print(f"  {tag}: max |logit diff| {diff:.2e}; the export says: {windows[tag]}")
+        # lanbot's own GPT keeps float32 rotary tables, the late-2025 nanochat rounds them to bfloat16 (~2e-3)
+        assert diff < (1e-4 if tag == "a2026" else 1e-2)
+    if in_history("3a5e0bc") is not None:  # a git clone: the commits each export names are the ones that load it
+        claimed = {tag for tag, (since, until) in commits.items() if in_history(since) and not (until and in_history(until))}
+        assert claimed == loaded
+
+
+@pytest.mark.skipif(not NANOCHAT_DIR, reason="set NANOCHAT_DIR to a nanochat checkout (and NANOCHAT_PYTHON)")
+def test_data_export_reads_in_nanochat_customjson(nanochat_base: dict, tmp_path: Path, capsys) -> None:
+    """The data export, read back by this checkout's CustomJSON and rendered by its tokenizer as its SFT does."""
+    if not (Path(NANOCHAT_DIR) / "tasks" / "customjson.py").is_file():
+        pytest.skip(f"{NANOCHAT_DIR} has no tasks/customjson.py: the data export is for nanochat "
+                    f"{nanochat_versions.CUSTOMJSON_COMMITS}, and its forks")
+    make_data_folder(tmp_path / "data" / "sage", per_type=6, name="Sage")
+    out = tmp_path / "export"
+    (out / "tokenizer").mkdir(parents=True)
+    for name in ("tokenizer.pkl", "token_bytes.pt"):
+        (out / "tokenizer" / name).write_bytes((nanochat_base["base"] / "tokenizer" / name).read_bytes())
+    target = export_app(compose_config([f"paths.root={tmp_path}", "identity=sage", f"export.base_dir={out}",
+                                        "export.types=[identity,tool_use]", "export.tool_calls=render"]))
+    assert "read by nanochat's CustomJSON: nanochat from 2025-10-21 (fe5aed9) up to 2026-07-03 (before 950a1dc" \
+        in capsys.readouterr().out
+    (tmp_path / "side.py").write_text(CUSTOMJSON_SIDE)
+    nanochat_run([str(tmp_path / "side.py"), str(target), str(tmp_path / "read.json")], out)
+    read = json.loads((tmp_path / "read.json").read_text(encoding="utf-8"))
+    written = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert read["rows"] == written and len(written) == 12 and all(n > 10 for n in read["tokens"])
+    assert "<|assistant_start|>I am Sage" in read["decoded"]
+    assert any("<<" in m["content"] for row in written for m in row)  # the rendered calculator calls made it in

@@ -4,8 +4,9 @@
     python -m lanbot.export.nanochat identity=sage export.types=[identity,reasoning]
     python -m lanbot.export.nanochat identity=sage model=d20 export.checkpoint=sft export.model_tag=sage
 
-Writes identity_conversations.jsonl in nanochat's CustomJSON form, or with `export.checkpoint=sft|mid|<folder>`
-the model as a nanochat checkpoint (the work is lanbot.sharing.nanochat and lanbot.sharing.nanochat_checkpoint).
+Writes identity_conversations.jsonl in the form of nanochat's CustomJSON (nanochat up to 2026-07-03 and its forks),
+or with `export.checkpoint=sft|mid|<folder>` the model as a nanochat checkpoint, saying which nanochat commits
+load it (the work is lanbot.sharing.nanochat, nanochat_checkpoint and nanochat_versions).
 """
 
 from __future__ import annotations

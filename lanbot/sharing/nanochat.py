@@ -6,9 +6,10 @@ nanochat checkpoint (`export.checkpoint=sft|mid|<folder>`: lanbot/sharing/nanoch
     python -m lanbot.export.nanochat identity=sage export.types=[identity,reasoning,no_tool]
     python -m lanbot.export.nanochat identity=sage export.tool_calls=render export.overwrite=true
 
-nanochat's midtraining and SFT read `<base dir>/identity_conversations.jsonl` through its CustomJSON task,
-which takes each line as a JSON list of at least 2 messages, roles alternating from user, every content a
-string. lanbot's tool-use conversations hold the assistant's calculator calls as a list of parts, which
+The file is for nanochat's CustomJSON task, through which nanochat's midtraining and SFT read
+`<base dir>/identity_conversations.jsonl`: nanochat from 2025-10-21 up to 2026-07-03 (950a1dc deleted CustomJSON,
+and with it the identity file, from its SFT) and its forks that keep it. CustomJSON takes each line as a JSON list of at
+least 2 messages, roles alternating from user, every content a string. lanbot's tool-use conversations hold the assistant's calculator calls as a list of parts, which
 CustomJSON refuses, so they are left out (`export.tool_calls=skip`, the default) or rendered into the text
 as `<<expression=result>>` (`render`: GSM8K's calculator notation; plain text to nanochat, which does not
 run it). The base dir is export.base_dir, else $NANOCHAT_BASE_DIR, else ~/.cache/nanochat, as in nanochat.
@@ -29,6 +30,7 @@ from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path
 from lanbot.core.identity import slug
 from lanbot.core.layout import conversations_file
+from lanbot.sharing.nanochat_versions import CUSTOMJSON_READERS
 
 TOOL_CALL_CHOICES = ("skip", "render")
 
@@ -144,6 +146,7 @@ def report(target: Path, counts: dict[str, dict[str, int]], tool_calls: str) -> 
         note += f", {c['rendered']} with tool calls rendered as <<expr=result>>" if c["rendered"] else ""
         lines.append(f"  {kind:<16} {c['kept']:>6} of {c['read']}{note}")
     lines.append(f"tool calls: {tool_calls} (export.tool_calls=skip|render)")
+    lines.append(f"read by {CUSTOMJSON_READERS}; nanochat since then reads no identity file")
     return "\n".join(lines)
 
 
@@ -163,15 +166,20 @@ def export_model(cfg: DictConfig) -> dict[str, Path]:
 
 def export_app(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     """`python -m lanbot.export.nanochat`: the identity's data as nanochat's CustomJSON, and what was left out;
-    with export.checkpoint, a model in nanochat's checkpoint layout instead."""
+    with export.checkpoint, a model in nanochat's checkpoint layout instead, and which nanochat loads it."""
     if cfg.export.get("checkpoint"):
         from lanbot.sharing.nanochat_checkpoint import STAGE_DIRS
+        from lanbot.sharing.nanochat_versions import model_not_today
 
         files = export_model(cfg)
         tag_dir = files["model"].parent
+        written = json.loads(files["meta"].read_text(encoding="utf-8"))["lanbot"]
         print(f"wrote {files['model']}, {files['meta'].name} and {files['tokenizer'].parent}/ (tokenizer.pkl, "
-              f"token_bytes.pt)\nnanochat loads it with: NANOCHAT_BASE_DIR={tag_dir.parent.parent} python -m "
-              f"scripts.chat_cli -i {STAGE_DIRS[tag_dir.parent.name]} -g {tag_dir.name}")
+              f"token_bytes.pt), {written['architecture']}\n{written['loaded_by']} loads it with: "
+              f"NANOCHAT_BASE_DIR={tag_dir.parent.parent} python -m scripts.chat_cli -i "
+              f"{STAGE_DIRS[tag_dir.parent.name]} -g {tag_dir.name}")
+        if model_not_today(written["architecture"]):
+            print(model_not_today(written["architecture"]))
         return files["model"]
     target, counts = export_nanochat(cfg)
     print(report(target, counts, str(cfg.export.tool_calls)))

@@ -11,7 +11,9 @@ step unless told one, and always the base dir's tokenizer.
 Which GPT a checkpoint holds is read from its parameters: the 2026 one has `smear_gate` (and value
 embeddings, residual and x0 scalars); the late-2025 one has none of them. Rows of the embeddings and the
 lm_head beyond `vocab_size` (nanochat pads them to a multiple of 64, since Dec 9 2025) are never looked up and
-their logits are cut off, so the import drops them and the export pads them back with zeros.
+their logits are cut off, so the import drops them and the export pads them back with zeros. An export is
+loaded by the nanochat of its GPT only (lanbot/sharing/nanochat_versions.py says which commits, and why
+lanbot's own late-2025 GPT cannot be written for today's nanochat).
 
     model, tok, meta = import_checkpoint("nanochat:~/.cache/nanochat/base_checkpoints/d20@5000")
     export_checkpoint(lanbot_folder, nanochat_base_dir, "chatsft_checkpoints", "d20")
@@ -29,7 +31,7 @@ import torch
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import atomic_path, write_text_atomic
 from lanbot.core.layout import CheckpointMeta
-from lanbot.sharing import nanochat_tokenizer
+from lanbot.sharing import nanochat_tokenizer, nanochat_versions
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.tokenizer import Tokenizer
 
@@ -39,7 +41,7 @@ STAGE_DIRS = {"base_checkpoints": "base", "mid_checkpoints": "mid", "chatsft_che
               "chatrl_checkpoints": "rl"}
 TOKENIZER_DIR = "tokenizer"
 ROPE_BASE_2026 = 100000.0
-PAD_2026 = 64  # nanochat-2026's GPT pads its vocabulary rows to a multiple of 64 (its constructor's default)
+PAD_2026 = nanochat_versions.PAD  # nanochat-2026's GPT pads its vocabulary rows to a multiple of 64
 PADDED = ("transformer.wte.weight", "lm_head.weight")  # and value_embeds.<i>.weight
 
 
@@ -220,12 +222,23 @@ def nanochat_state(model: GPT, pad_to: int) -> dict[str, torch.Tensor]:
 
 
 def default_padding(model: GPT, meta: CheckpointMeta) -> int:
-    """What the nanochat that reads it expects: the 2026 GPT pads to 64; a late-2025 model as it was
-    imported (the Dec 2025 GPT pads, earlier ones do not), lanbot's own not at all."""
-    if model.config.modern:
-        return PAD_2026
+    """What the newest nanochat that reads it expects: 64 (the 2026 GPT, and the late-2025 one from Dec 9 2025
+    to Jan 16 2026); 1 for a model imported unpadded from a nanochat older than that, which reads it back."""
     source = ((meta.base or {}).get("nanochat") or {})
-    return PAD_2026 if int(source.get("padded_vocab_size") or 0) > model.config.vocab_size else 1
+    unpadded = source.get("architecture") == "nanochat-2025" and source.get("padded_vocab_size") == model.config.vocab_size
+    return 1 if unpadded and not model.config.modern else PAD_2026
+
+
+def loaded_by(config: GPTConfig, pad_to: int) -> str:
+    """Which nanochat loads an export of this shape with its rows padded to a multiple of `pad_to`; none
+    is a settings error."""
+    window = nanochat_versions.model_window(config.architecture, config.vocab_size,
+                                            -(-config.vocab_size // pad_to) * pad_to)
+    if window is None:
+        raise NanochatCheckpointError(
+            f"export.pad_vocab_to={pad_to}: no nanochat loads {config.vocab_size} tokens padded so; nanochat pads "
+            f"to a multiple of {nanochat_versions.PAD} (before 2025-12-09: not at all); leave it null")
+    return window
 
 
 def export_checkpoint(checkpoint: Path, base_dir: Path, stage_dir: str = "chatsft_checkpoints",
@@ -241,8 +254,13 @@ def export_checkpoint(checkpoint: Path, base_dir: Path, stage_dir: str = "chatsf
     if stage_dir not in STAGE_DIRS:
         raise NanochatCheckpointError(f"export.stage_dir={stage_dir!r}: choose {', '.join(STAGE_DIRS)}")
     model, tok, meta = load_checkpoint(checkpoint, "cpu")
+    if model.config.modern and stage_dir == "mid_checkpoints":
+        raise NanochatCheckpointError(
+            "export.stage_dir=mid_checkpoints: the nanochat of this model's 2026 GPT has no mid stage (removed "
+            "2026-01-31, 1ddaad1); choose chatsft_checkpoints or base_checkpoints")
     tag = tag or f"d{model.config.n_layer}"
     pad_to = int(pad_to or default_padding(model, meta))
+    window = loaded_by(model.config, pad_to)
     step = int(meta.step)
     target = base_dir / stage_dir / tag
     files = {"model": target / model_file(step), "meta": target / meta_file(step),
@@ -269,7 +287,8 @@ def export_checkpoint(checkpoint: Path, base_dir: Path, stage_dir: str = "chatsf
     nanochat_meta = {"step": step, "val_bpb": meta.val_bpb, "model_config": config,
                      "max_seq_len": config["sequence_len"], "user_config": {},
                      "lanbot": {"checkpoint": str(checkpoint), "stage": meta.stage, "identity": meta.identity,
-                                "architecture": model.config.architecture, "padded_to": pad_to}}
+                                "architecture": model.config.architecture, "padded_to": pad_to,
+                                "loaded_by": window}}
     write_text_atomic(files["meta"], json.dumps(nanochat_meta, indent=2, default=str))
     nanochat_tokenizer.write_tokenizer(tok, base_dir / TOKENIZER_DIR)
     return files
