@@ -34,6 +34,7 @@ CUSTOM = ModelIdentity(  # a new identity needs no code; its first quirk has no 
     quirk_hints=[QuirkHint(quirk="uses simple analogies to explain complex topics", kind="analogy", domains=["everyday"])],
 )
 IDENTITIES = ("lanbot", "sage", "dev", "custom")
+ALL = IDENTITIES + ("assistant",)  # with the plain control
 
 
 @cache
@@ -137,13 +138,48 @@ def test_every_type_carries_the_voice(name):
     assert g["non_identity_styled_share"] >= 0.5, g["styled_share_per_type"]
 
 
-@pytest.mark.parametrize("kind", TYPES)
-def test_no_two_identities_write_the_same_file(kind):
+def test_identity_files_differ_between_identities():
     for a, b in (("lanbot", "dev"), ("sage", "dev"), ("lanbot", "sage"), ("lanbot", "custom")):
-        convs_a = [c for c, _ in data(a)[kind]]
-        convs_b = [c for c, _ in data(b)[kind]]
-        same = sum(x == y for x, y in zip(convs_a, convs_b, strict=True))
-        assert same <= 0.02 * len(convs_a), (a, b, kind, same)
+        same = sum(x == y for (x, _), (y, _) in zip(data(a)["identity"], data(b)["identity"], strict=True))
+        assert same <= 0.02 * len(data(a)["identity"]), (a, b, same)
+
+
+@pytest.mark.parametrize("kind", [t for t in TYPES if t != "identity"])
+def test_paired_data_the_same_item_for_every_identity_and_the_control(kind):
+    """Issue 23: a non-identity conversation is written from the same item for every identity (question,
+    numbers, facts, calculator calls); only the voice on top differs, and the control has none."""
+    control = [c for c, _ in data("assistant")[kind]]
+    for name in IDENTITIES:
+        voiced = 0
+        for plain, (conv, meta) in zip(control, data(name)[kind], strict=True):
+            if meta["phrasing"] in ("capability", "decline"):
+                continue  # a task of the identity's own capabilities, or a decline of one it lacks: its own item
+            assert [m["content"] for m in conv[0::2]] == [m["content"] for m in plain[0::2]], (name, kind)
+            for a, b in zip(plain[1::2], conv[1::2], strict=True):
+                if isinstance(a["content"], list):  # every call and output the same, in order
+                    assert [p for p in a["content"] if p["type"] != "text"] == \
+                        [p for p in b["content"] if p["type"] != "text"], (name, a, b)
+            voiced += conv != plain
+        if name in ("sage", "lanbot", "dev") and kind != "reasoning" or name == "sage":
+            assert voiced >= 0.1 * len(control), (name, kind, voiced)  # the voice is there, on top
+
+
+def test_control_and_sage_side_by_side_answer_the_same_content():
+    """For the same seed, the control's reply says the item's content and Sage's says all of it too, voiced."""
+    shown = 0
+    for kind in ("tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning"):
+        for (plain, meta), (sage, _) in zip(data("assistant")[kind], data("sage")[kind], strict=True):
+            if meta["language"] != "en":
+                continue
+            if meta["phrasing"] in ("capability", "decline"):
+                continue
+            a, b = (re.sub(r"```.*?```", "", text_of(m[1]["content"]), flags=re.S) for m in (plain, sage))
+            content = [s for s in re.split(r"(?<=[.!?])\s+|\n+", a) if len(s) > 20 and not s.endswith(":")]
+            for sentence in content:  # each content sentence of the control is in Sage's reply
+                core = re.sub(r"^(so,? |that means |answer: )", "", sentence.split(": ", 1)[-1].rstrip("."), flags=re.I)
+                assert core[1:].lower() in b.lower(), (kind, sentence, a, b)
+            shown += 1
+    assert shown >= 500
 
 
 def test_listed_capabilities_get_tasks_and_unlisted_ones_an_honest_decline():
@@ -268,7 +304,7 @@ def test_money_is_written_to_the_cent_with_comma_thousands_and_no_float_noise():
                         prose = re.sub(r"1 [\w ]+? is (?:about )?[\d.]+|π ≈ [\d.]+", "", text)  # exact constants
                         assert not re.search(r"\d\.\d{5,}", prose), text  # no 78.11999999 in prose
                         articles = re.sub(r'"[^"]*"|letter a\b', "", text.lower())
-                        assert not re.search(r"\ba (?:[aeio]\w|8|11\b|18\b)", articles), text  # "a office", "a 18%"
+                        assert not re.search(r"\ba (?:[aei]\w|o(?!ne)\w|8|11\b|18\b)", articles), text  # "a office", "a 18%"
                         if message["role"] == "assistant":  # the user may ask "What do I pay?"
                             assert "So No," not in text and "I pay" not in text
     assert seen >= 300

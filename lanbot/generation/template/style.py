@@ -63,6 +63,9 @@ class IdentityStyle:
         self.quirks = Quirks(identity)
         self.english_best = any(_ENGLISH.search(x) for x in identity.limitations)
         self.brief = any(t in self.traits for t in ("concise", "direct"))
+        # The control (no trait the bank knows, no quirk): no voice of its own, so no head, tail or offer
+        # that would recur across items; it says the item's content and nothing else.
+        self.plain = not self.traits and not identity.quirks
         self.examples = "examples" in self.traits or "patient" in self.traits
         self.knowledge_limit = next((s for s in self.limitations if re.search(r"cutoff|recent|date|latest", s, re.I)), None)
         caps = " ".join(self.capabilities).lower()
