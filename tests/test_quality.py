@@ -385,3 +385,25 @@ def test_llm_answers_that_recite_are_rejected_and_counted_per_reason(tmp_path, m
             generate_with_llm(cfg, to_identity(cfg.identity), folder, {"identity": 5},
                               load_personas(cfg.personas, 0), None, show_progress=False)
     assert "'quality:verbatim_recitation'" in str(err.value)
+
+
+def test_numbers_people_meet_and_plan_steps_that_say_what_is_done():
+    """Issue 23: a score the next test can reach, rooms of a size such rooms have, no filler plan step."""
+    from lanbot.generation.template.problems import ROOM_SIZES
+
+    scores = rooms = 0
+    for name in ALL:
+        for kind in ("multi_step_tool", "tool_planning", "tool_use"):
+            for conv, meta in data(name)[kind]:
+                text = "\n".join(text_of(m["content"]) for m in conv)
+                assert "State the result clearly" not in text
+                if meta["phrasing"] == "average_then_needed":
+                    scores += 1
+                    assert "out of reach" not in text, text
+                    outs = [p["text"] for p in conv[1]["content"] if p["type"] == "python_output"]
+                    assert 0 <= float(outs[-1]) <= 100, text
+                for room, a, b in re.findall(r"my (\w[\w ]*?)(?: is|:) ([\d.]+) m by ([\d.]+) m", conv[0]["content"]):
+                    lo, hi = ROOM_SIZES.get(room, (2, 8))
+                    rooms += 1
+                    assert lo - 1 <= float(a) <= hi and lo - 1 <= float(b) <= hi, (room, a, b)
+    assert scores >= 5 and rooms >= 20, (scores, rooms)
