@@ -21,6 +21,7 @@ from lanbot.core.identity import ModelIdentity, QuirkHint, to_identity
 from lanbot.generation.personas import read_builtin
 from lanbot.generation.quality import QualityStats, check_conversation, performed, verbatim_run
 from lanbot.generation.template.backend import write_with_templates
+from lanbot.generation.template.style import CAP_SAID, TASKS
 from lanbot.generation.template.writer import TemplateWriter
 
 SEED = 11  # not the default 42: the bars must hold for any seed, not one tuned run
@@ -199,7 +200,9 @@ def test_listed_capabilities_get_tasks_and_unlisted_ones_an_honest_decline():
         assert declines, name
         for reply in declines:
             assert re.search(r"can't|don't|isn't|only work with text", reply), reply
-            assert any(c.lower() in reply.lower() for c in caps), reply  # points to what it can do
+            said = {p for c in caps for p in CAP_SAID.get(next((t for t, ws in TASKS.items()
+                                                             if any(w in c.lower() for w in ws)), ""), (c,))}
+            assert any(p.lower() in reply.lower() for p in said), reply  # points to what it can do, in other words
         for kind in TYPES:
             for conv, meta in data(name)[kind]:
                 assert "unlisted_capability" not in check_conversation(conv, kind, identity(name), meta["reply_kinds"])

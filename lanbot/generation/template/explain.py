@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 
-from lanbot.generation.template.style import IdentityStyle, join_list, with_prefix
+from lanbot.generation.template.style import IdentityStyle, with_prefix
 
 SHORT = re.compile(r"short answer|quick answer|briefly|in a sentence|tl;dr", re.I)  # the user asks for less
 LONG = re.compile(r"clear explanation|take your time|in detail|walk me through", re.I)  # ... or for more
@@ -225,7 +225,7 @@ class Tasks:
             pieces.append(rng.choice(("I'm {name}, and I can {caps} instead.", "As {name}, I can {caps} instead.",
                                       "What I can do, as {name}: {caps}.", "I'm {name}: I can {caps}, though.",
                                       "I'm {name}, and where I can help is this: I can {caps}."))
-                          .format(name=s.name, caps=join_list(can)))
+                          .format(name=s.name, caps=s.caps_text(can, rng)))
         else:
             pieces.append(f"I'm {s.name}, and that's outside what I do.")
         pieces.append(ALTERNATIVES.get(item["what"], ""))

@@ -211,7 +211,8 @@ class TemplateWriter:
             head = self._head(mode)
             if len(steps) == 1:  # the second step says what the answer does with the output, never filler
                 steps.append(finish_step(chain.final))
-            lead = compose([head, rng.choice(PLAN_INTROS)]) + "\n" + "\n".join(
+            intro = compose([head, "" if self.style.plain else rng.choice(PLAN_INTROS)])
+            lead = (intro + "\n" if intro else "") + "\n".join(
                 f"{i}. {s}." for i, s in enumerate(steps, 1)) + "\n\n"
         else:
             lead = "" if follow and rng.random() < 0.7 else self._head(mode)
@@ -222,7 +223,8 @@ class TemplateWriter:
             parts.append({"type": "python_output", "text": call.out})
             lead = ""
         pieces = [with_prefix(self.style, rng, chain.final), trait_note(self.style, rng),
-                  self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")]
+                  self.quirks.analogy(rng, "problem"),
+                  self.quirks.check(rng, "problem", fits="numbers" if len(chain.calls) > 1 else "")]
         if not self.style.brief and not self.style.plain and not pieces[-1]:
             pieces.append(rng.choice(TAILS))
         parts.append({"type": "text", "text": compose(pieces)})
@@ -319,7 +321,8 @@ class TemplateWriter:
         numbered = rng.random() < 0.5
         body = "\n".join(f"{i}. {x}" if numbered else x for i, x in enumerate(steps, 1))
         rng = self.voice
-        close = compose([self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")])
+        fits = "" if re.search(r"\d", final) else "logic"  # a puzzle's answer without numbers: check the steps
+        close = compose([self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem", fits=fits)])
         if s.brief and rng.random() < 0.6:  # answer first, then the working
             head = rng.choice(("Short answer: ", "", "Answer: ")) if "direct" in s.traits else ""
             answer = f"{head}{final}\n{body}" + (f"\n{close}" if close else "")
