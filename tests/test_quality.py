@@ -410,3 +410,24 @@ def test_numbers_people_meet_and_plan_steps_that_say_what_is_done():
                     rooms += 1
                     assert lo - 1 <= float(a) <= hi and lo - 1 <= float(b) <= hi, (room, a, b)
     assert scores >= 5 and rooms >= 20, (scores, rooms)
+
+
+def test_gates_catch_card_lists_misfit_closers_and_seams_in_any_data():
+    """Issue 23's gates on text alone (template and LLM data alike): the misfits the read found are caught,
+    and this data has none of them."""
+    from lanbot.generation.quality import misfit_closer, recites, seam
+
+    lanbot = identity("lanbot")
+    pasted = "Within those limits, I can do math calculations, help with coding, and answer questions."
+    assert recites(pasted, lanbot)
+    assert "verbatim_recitation" in check_conversation(
+        [{"role": "user", "content": "what can you do?"}, {"role": "assistant", "content": pasted}], "identity", lanbot)
+    assert not recites("I can help with the math in everyday life and help you get code working.", lanbot)
+    assert misfit_closer("So Liam is the oldest. Can you see how the numbers fit together?", "Who is the oldest?")
+    assert not misfit_closer("That's $51.21 each. Can you see how the numbers fit together?", "Split $358.49 7 ways")
+    assert seam("Short answer: Straight answer: There are 60 minutes in an hour.")
+    assert not seam("Short answer: there are 60 minutes in an hour.")
+    for name in ALL:
+        g = gates(name)
+        assert g["seams"] == 0 and g["misfit_closers"] <= 2 and g["verbatim_recitation_share"] == 0, (name, g)
+    assert gates("assistant")["non_identity_styled_share"] == 0

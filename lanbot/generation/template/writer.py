@@ -337,6 +337,7 @@ class TemplateWriter:
                 lead = rng.choice(("So ", "That means ", "Answer: ", "So, "))
                 if lead in ("So ", "That means ", "So, ") and final.split(" ", 1)[0] in ("The", "It", "There", "That"):
                     final = final[0].lower() + final[1:]
-            answer = (f"{intro}\n" if intro else "") + f"{body}\n{with_prefix(self.style, rng, lead + final)}" + (f" {close}" if close else "")
+            said = lead + final if lead.endswith(": ") else with_prefix(self.style, rng, lead + final)  # one lead, no seam
+            answer = (f"{intro}\n" if intro else "") + f"{body}\n{said}" + (f" {close}" if close else "")
         return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], {
             "opening": opening, "phrasing": gen.__name__, "reply_kinds": ["problem"]}
