@@ -4,7 +4,8 @@
     .venv/bin/python scripts/quality_report.py custom          # a custom identity with an unperformable quirk
 
 Generates `--n` conversations of each type in-process (no files), runs lanbot.generation.quality over them
-and prints the figures of issue 11 (points 1-7) with their targets. `--dump` writes readable samples.
+and prints the figures of issue 11 (points 1-7) and issue 23 (recitation of card lists, habit openers and
+closers, misfit closers, seams, the content-length ratio against the control on the same items). `--dump` writes readable samples.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def main() -> None:
     args = parser.parse_args()
     identity = identity_of(args.identity)
     figures, samples = measure(identity, args.n)
+    if args.identity != "assistant":  # paired data: how much the identity's replies say against the control's
+        control, _ = measure(identity_of("assistant"), args.n)
+        figures["content_length_ratio_vs_control"] = {
+            k: round(v / control["mean_reply_chars_per_type"][k], 3)
+            for k, v in figures["mean_reply_chars_per_type"].items() if control["mean_reply_chars_per_type"].get(k)}
     print(json.dumps(figures, indent=1, ensure_ascii=False))
     if args.dump:
         with open(args.dump, "w", encoding="utf-8") as f:

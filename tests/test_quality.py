@@ -21,6 +21,7 @@ from lanbot.core.identity import ModelIdentity, QuirkHint, to_identity
 from lanbot.generation.personas import read_builtin
 from lanbot.generation.quality import QualityStats, check_conversation, performed, verbatim_run
 from lanbot.generation.template.backend import write_with_templates
+from lanbot.generation.template.style import CAP_SAID, TASKS
 from lanbot.generation.template.writer import TemplateWriter
 
 SEED = 11  # not the default 42: the bars must hold for any seed, not one tuned run
@@ -34,6 +35,7 @@ CUSTOM = ModelIdentity(  # a new identity needs no code; its first quirk has no 
     quirk_hints=[QuirkHint(quirk="uses simple analogies to explain complex topics", kind="analogy", domains=["everyday"])],
 )
 IDENTITIES = ("lanbot", "sage", "dev", "custom")
+ALL = IDENTITIES + ("assistant",)  # with the plain control
 
 
 @cache
@@ -137,13 +139,48 @@ def test_every_type_carries_the_voice(name):
     assert g["non_identity_styled_share"] >= 0.5, g["styled_share_per_type"]
 
 
-@pytest.mark.parametrize("kind", TYPES)
-def test_no_two_identities_write_the_same_file(kind):
+def test_identity_files_differ_between_identities():
     for a, b in (("lanbot", "dev"), ("sage", "dev"), ("lanbot", "sage"), ("lanbot", "custom")):
-        convs_a = [c for c, _ in data(a)[kind]]
-        convs_b = [c for c, _ in data(b)[kind]]
-        same = sum(x == y for x, y in zip(convs_a, convs_b, strict=True))
-        assert same <= 0.02 * len(convs_a), (a, b, kind, same)
+        same = sum(x == y for (x, _), (y, _) in zip(data(a)["identity"], data(b)["identity"], strict=True))
+        assert same <= 0.02 * len(data(a)["identity"]), (a, b, same)
+
+
+@pytest.mark.parametrize("kind", [t for t in TYPES if t != "identity"])
+def test_paired_data_the_same_item_for_every_identity_and_the_control(kind):
+    """Issue 23: a non-identity conversation is written from the same item for every identity (question,
+    numbers, facts, calculator calls); only the voice on top differs, and the control has none."""
+    control = [c for c, _ in data("assistant")[kind]]
+    for name in IDENTITIES:
+        voiced = 0
+        for plain, (conv, meta) in zip(control, data(name)[kind], strict=True):
+            if meta["phrasing"] in ("capability", "decline"):
+                continue  # a task of the identity's own capabilities, or a decline of one it lacks: its own item
+            assert [m["content"] for m in conv[0::2]] == [m["content"] for m in plain[0::2]], (name, kind)
+            for a, b in zip(plain[1::2], conv[1::2], strict=True):
+                if isinstance(a["content"], list):  # every call and output the same, in order
+                    assert [p for p in a["content"] if p["type"] != "text"] == \
+                        [p for p in b["content"] if p["type"] != "text"], (name, a, b)
+            voiced += conv != plain
+        if name in ("sage", "lanbot", "dev") and kind != "reasoning" or name == "sage":
+            assert voiced >= 0.1 * len(control), (name, kind, voiced)  # the voice is there, on top
+
+
+def test_control_and_sage_side_by_side_answer_the_same_content():
+    """For the same seed, the control's reply says the item's content and Sage's says all of it too, voiced."""
+    shown = 0
+    for kind in ("tool_use", "multi_step_tool", "no_tool", "tool_planning", "reasoning"):
+        for (plain, meta), (sage, _) in zip(data("assistant")[kind], data("sage")[kind], strict=True):
+            if meta["language"] != "en":
+                continue
+            if meta["phrasing"] in ("capability", "decline"):
+                continue
+            a, b = (re.sub(r"```.*?```", "", text_of(m[1]["content"]), flags=re.S) for m in (plain, sage))
+            content = [s for s in re.split(r"(?<=[.!?])\s+|\n+", a) if len(s) > 20 and not s.endswith(":")]
+            for sentence in content:  # each content sentence of the control is in Sage's reply
+                core = re.sub(r"^(so,? |that means |answer: )", "", sentence.split(": ", 1)[-1].rstrip("."), flags=re.I)
+                assert core[1:].lower() in b.lower(), (kind, sentence, a, b)
+            shown += 1
+    assert shown >= 500
 
 
 def test_listed_capabilities_get_tasks_and_unlisted_ones_an_honest_decline():
@@ -163,7 +200,9 @@ def test_listed_capabilities_get_tasks_and_unlisted_ones_an_honest_decline():
         assert declines, name
         for reply in declines:
             assert re.search(r"can't|don't|isn't|only work with text", reply), reply
-            assert any(c.lower() in reply.lower() for c in caps), reply  # points to what it can do
+            said = {p for c in caps for p in CAP_SAID.get(next((t for t, ws in TASKS.items()
+                                                             if any(w in c.lower() for w in ws)), ""), (c,))}
+            assert any(p.lower() in reply.lower() for p in said), reply  # points to what it can do, in other words
         for kind in TYPES:
             for conv, meta in data(name)[kind]:
                 assert "unlisted_capability" not in check_conversation(conv, kind, identity(name), meta["reply_kinds"])
@@ -268,7 +307,7 @@ def test_money_is_written_to_the_cent_with_comma_thousands_and_no_float_noise():
                         prose = re.sub(r"1 [\w ]+? is (?:about )?[\d.]+|π ≈ [\d.]+", "", text)  # exact constants
                         assert not re.search(r"\d\.\d{5,}", prose), text  # no 78.11999999 in prose
                         articles = re.sub(r'"[^"]*"|letter a\b', "", text.lower())
-                        assert not re.search(r"\ba (?:[aeio]\w|8|11\b|18\b)", articles), text  # "a office", "a 18%"
+                        assert not re.search(r"\ba (?:[aei]\w|o(?!ne)\w|8|11\b|18\b)", articles), text  # "a office", "a 18%"
                         if message["role"] == "assistant":  # the user may ask "What do I pay?"
                             assert "So No," not in text and "I pay" not in text
     assert seen >= 300
@@ -349,3 +388,46 @@ def test_llm_answers_that_recite_are_rejected_and_counted_per_reason(tmp_path, m
             generate_with_llm(cfg, to_identity(cfg.identity), folder, {"identity": 5},
                               load_personas(cfg.personas, 0), None, show_progress=False)
     assert "'quality:verbatim_recitation'" in str(err.value)
+
+
+def test_numbers_people_meet_and_plan_steps_that_say_what_is_done():
+    """Issue 23: a score the next test can reach, rooms of a size such rooms have, no filler plan step."""
+    from lanbot.generation.template.problems import ROOM_SIZES
+
+    scores = rooms = 0
+    for name in ALL:
+        for kind in ("multi_step_tool", "tool_planning", "tool_use"):
+            for conv, meta in data(name)[kind]:
+                text = "\n".join(text_of(m["content"]) for m in conv)
+                assert "State the result clearly" not in text
+                if meta["phrasing"] == "average_then_needed":
+                    scores += 1
+                    assert "out of reach" not in text, text
+                    outs = [p["text"] for p in conv[1]["content"] if p["type"] == "python_output"]
+                    assert 0 <= float(outs[-1]) <= 100, text
+                for room, a, b in re.findall(r"my (\w[\w ]*?)(?: is|:) ([\d.]+) m by ([\d.]+) m", conv[0]["content"]):
+                    lo, hi = ROOM_SIZES.get(room, (2, 8))
+                    rooms += 1
+                    assert lo - 1 <= float(a) <= hi and lo - 1 <= float(b) <= hi, (room, a, b)
+    assert scores >= 5 and rooms >= 20, (scores, rooms)
+
+
+def test_gates_catch_card_lists_misfit_closers_and_seams_in_any_data():
+    """Issue 23's gates on text alone (template and LLM data alike): the misfits the read found are caught,
+    and this data has none of them."""
+    from lanbot.generation.quality import misfit_closer, recites, seam
+
+    lanbot = identity("lanbot")
+    pasted = "Within those limits, I can do math calculations, help with coding, and answer questions."
+    assert recites(pasted, lanbot)
+    assert "verbatim_recitation" in check_conversation(
+        [{"role": "user", "content": "what can you do?"}, {"role": "assistant", "content": pasted}], "identity", lanbot)
+    assert not recites("I can help with the math in everyday life and help you get code working.", lanbot)
+    assert misfit_closer("So Liam is the oldest. Can you see how the numbers fit together?", "Who is the oldest?")
+    assert not misfit_closer("That's $51.21 each. Can you see how the numbers fit together?", "Split $358.49 7 ways")
+    assert seam("Short answer: Straight answer: There are 60 minutes in an hour.")
+    assert not seam("Short answer: there are 60 minutes in an hour.")
+    for name in ALL:
+        g = gates(name)
+        assert g["seams"] == 0 and g["misfit_closers"] <= 2 and g["verbatim_recitation_share"] == 0, (name, g)
+    assert gates("assistant")["non_identity_styled_share"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -126,8 +127,12 @@ def test_identity_answers_draw_on_every_field():
     assert "a helpful AI agent" in text or "an agent" in text  # the role the description names
     assert "answer first" in text or "plainly" in text or "straight answer" in text.lower()  # "direct"
     assert "curious" in text or "interesting" in text  # "curious"
-    for cap in ident.capabilities:
-        assert cap in text
+    from lanbot.generation.template.style import IdentityStyle
+
+    style = IdentityStyle(ident)
+    for cap in ident.capabilities:  # each said, in other words (issue 23: no card list pasted)
+        assert any(style.cap_said(random.Random(i), cap) in text for i in range(20)), cap
+        assert not re.search(re.escape(cap), text) or len(cap.split()) < 3, cap
     assert "verify" in text or "double-check" in text  # "I can make mistakes, so please verify ..."
     assert "not sure" in text.lower() and "cutoff" in text  # admits uncertainty: recent events past the cutoff
 

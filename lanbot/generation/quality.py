@@ -95,6 +95,13 @@ KIND_WORDS = (  # the keyword classifier of a user turn, first match wins (LLM d
     ("small_talk", r"."),
 )
 _KINDS = [(k, re.compile(p, re.I)) for k, p in KIND_WORDS]
+# A closing question that presupposes numbers to check, and a reply with fewer than two: a misfit
+# ("...Liam is the oldest. Can you see how the numbers fit together?").
+_NUMBER_CHECK = re.compile(r"\b(numbers|estimate|different numbers|the working)\b[^.!?]*\?\s*$", re.I)
+# Two leads in a row: "Short answer: Straight answer: There are 60 minutes in an hour."
+_SEAM = re.compile(r"(?:^|[.!?]\s)([A-Z][a-z]+(?: [a-z]+){0,2}): ([A-Z][a-z]+(?: [a-z]+){0,2}): ")
+HABIT_ITEMS = 3  # a sentence that ends replies to 3+ kinds of item is the writer's habit, not the item's
+RECITE_ITEMS = 3  # a reply naming this many card-list items verbatim recites the list
 CHECK_KINDS = frozenset({"opener", "closing_question", "analogy", "code_block", "mentions", "uncertainty"})
 
 
@@ -115,6 +122,24 @@ def reply_kind(user_text: str) -> str:
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+def misfit_closer(reply: str, user: str = "") -> bool:
+    """A closing question about numbers where neither the question nor the answer has a number to check."""
+    prose = [x for x in sentences(reply) if x]
+    return bool(prose) and bool(_NUMBER_CHECK.search(prose[-1])) and not re.search(r"\d", " ".join(prose[:-1]) + user)
+
+
+def seam(reply: str) -> bool:
+    """Two leads stacked with no sentence between them ('Short answer: Straight answer: ...')."""
+    return bool(_SEAM.search(reply))
+
+
+def recites_list(reply: str, items: list[str], n: int = RECITE_ITEMS) -> bool:
+    """True when `reply` names `n` or more of a card list's items word for word (a pasted capability list)."""
+    low = " ".join(words(reply))
+    hits = sum(1 for i in items if len(words(i)) >= 2 and " ".join(words(i)) in low)
+    return hits >= min(n, len(items)) and hits >= 2
 
 
 def verbatim_run(text: str, source: str, n: int = VERBATIM_WORDS) -> bool:
@@ -230,8 +255,7 @@ def check_conversation(conversation: list[dict], kind: str, identity: ModelIdent
     users = [text_of(m["content"]) for m in conversation[0::2]]
     replies = [_prose(m["content"]) for m in conversation[1::2]]
     kinds = reply_kinds or [reply_kind(u) for u in users]
-    if kind == "identity" and any(verbatim_run(r, identity.personality) or verbatim_run(r, identity.description)
-                                  for r in replies):
+    if kind == "identity" and any(recites(r, identity) for r in replies):
         reasons.append("verbatim_recitation")
     hints = {h.quirk: h for h in identity.quirk_hints}
     for quirk in identity.quirks:
@@ -255,6 +279,17 @@ def check_conversation(conversation: list[dict], kind: str, identity: ModelIdent
                 break
     reasons += wrong_facts(" ".join(replies), identity)
     return list(dict.fromkeys(reasons))
+
+
+def recites(reply: str, identity: ModelIdentity) -> bool:
+    """A reply that pastes a card field: a 5-word run of the personality, description, a capability or a
+    limitation, or three of the capability or limitation items word for word (issue 23: 95 of 200 pasted
+    "I can do math calculations, help with coding, answer questions, and have conversations")."""
+    # A single limitation said in full is the fact itself ("My knowledge has a cutoff date."): only a pasted
+    # list of them counts.
+    fields = [identity.personality, identity.description, *identity.capabilities]
+    return any(verbatim_run(reply, f) for f in fields) or recites_list(reply, list(identity.capabilities)) \
+        or recites_list(reply, list(identity.limitations))
 
 
 def wrong_facts(text: str, identity: ModelIdentity) -> list[str]:
@@ -305,6 +340,13 @@ class QualityStats:
         self.multi_turn = Counter()
         self.conversations = Counter()
         self.languages: dict[str, Counter[str]] = {}
+        self.recited: Counter[str] = Counter()
+        self.habits: Counter[tuple[str, str]] = Counter()
+        self.habit_items: dict[tuple[str, str], set[str]] = {}
+        self.habit_replies = 0
+        self.content_chars: Counter[str] = Counter()
+        self.misfits = 0
+        self.seams = 0
 
     def add(self, kind: str, conversation: list[dict], meta: dict | None = None) -> None:
         meta = meta or {}
@@ -324,8 +366,9 @@ class QualityStats:
             if kind == "identity":
                 self.identity_replies += 1
                 about_self = rk == "about_self"
-                self.verbatim += verbatim_run(reply, self.identity.personality) or verbatim_run(
-                    reply, self.identity.description)
+                self.verbatim += recites(reply, self.identity)
+                self.recited["capabilities"] += recites_list(reply, list(self.identity.capabilities))
+                self.recited["limitations"] += recites_list(reply, list(self.identity.limitations))
                 self.sentence_replies.update({self.mask(s) for s in sentences(reply)})
                 if len(self.identity_texts) < 4 * SELF_BLEU_SAMPLE:
                     self.identity_texts.append(reply)
@@ -353,6 +396,17 @@ class QualityStats:
             if kind != "identity":
                 shown = shown or any(trait_shown(t, reply, n_calls) for t in self.traits)
                 self.styled[kind] += shown
+                prose = [x for x in sentences(reply) if x]
+                if english and prose:  # habits: an opener or closer that recurs across items of many kinds
+                    phrasing = str(meta.get("phrasing") or kind)
+                    for end, s in (("opener", prose[0]), ("closer", prose[-1])):
+                        key = (end, self.mask(s))
+                        self.habits[key] += 1
+                        self.habit_items.setdefault(key, set()).add(phrasing)
+                    self.habit_replies += 1
+                self.content_chars[kind] += len(reply)
+            self.misfits += misfit_closer(reply, user)
+            self.seams += seam(reply)
 
     def figures(self) -> dict[str, Any]:
         n_id = self.identity_replies
@@ -390,14 +444,32 @@ class QualityStats:
             "code_block_share_where_code_fits": round(sum(v for k, v in self.code_replies.items()
                                                           if k.endswith(":done")) / code_due, 4) if code_due else None,
             "rejected_reasons": dict(self.reasons),
+            "card_list_recited_share": {k: round(v / n_id, 4) for k, v in self.recited.items()} if n_id else None,
+            **self.habit_figures(),
+            "misfit_closers": self.misfits,
+            "seams": self.seams,
+            "mean_reply_chars_per_type": {k: round(self.content_chars[k] / self.replies[k], 1) for k in other
+                                          if self.replies[k]},
         }
+
+    def habit_figures(self) -> dict[str, Any]:
+        """The most frequent opener and closer of non-identity English replies that recur across at least
+        HABIT_ITEMS kinds of item (a sentence tied to one item generator is its content, not a habit)."""
+        out: dict[str, Any] = {}
+        for end in ("opener", "closer"):
+            spread = [(n, s) for (e, s), n in self.habits.items() if e == end
+                      and len(self.habit_items[(e, s)]) >= HABIT_ITEMS]
+            n, s = max(spread, default=(0, ""))
+            out[f"top_habit_{end}"] = s
+            out[f"top_habit_{end}_share"] = round(n / self.habit_replies, 4) if self.habit_replies else None
+        return out
 
 
 def _prose(content: str | list[dict]) -> str:
     """A reply's text without its calculator expressions and outputs (what the assistant says, not computes)."""
     if isinstance(content, str):
         return content
-    return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")  # a call ends a sentence
 
 
 def self_bleu(texts: list[str], sample: int = SELF_BLEU_SAMPLE, seed: int = 0) -> float | None:

@@ -6,10 +6,12 @@ so the chain in the data is exactly what a model must learn to do: read a tool r
 
 from __future__ import annotations
 
+import math
 import random
 
 from lanbot.generation.template.problems import (
     CONVERSIONS,
+    ROOM_SIZES,
     SPEEDS,
     Chain,
     count_of,
@@ -81,8 +83,10 @@ def road_trip(rng: random.Random, v: dict) -> Chain:
 
 
 def paint_room(rng: random.Random, v: dict) -> Chain:
-    c, a, b, cover, can = Chain(), rng.randint(3, 14), rng.randint(3, 12), rng.choice((8, 10, 12)), price(rng, 14, 60)
     room = rng.choice([r for r in v["rooms"] if r not in ("garden bed", "patio", "garage floor")])
+    lo, hi = ROOM_SIZES.get(room, (2, 8))  # whole metres a room of that kind has: no 13 m by 9 m bedroom
+    a, b = rng.randint(math.ceil(lo), max(math.ceil(lo), int(hi))), rng.randint(math.ceil(lo), max(math.ceil(lo), int(hi)))
+    c, cover, can = Chain(), rng.choice((8, 10, 12)), price(rng, 14, 60)
     c.question = (f"I'm painting the floor of my {room}: {a} m by {b} m. One can covers {cover} square meters "
                   f"and costs {usd(can)}. How many cans is that, and what will it cost?")
     ar = c.call("find the area", "Area = length × width:", f"{a} * {b}")
@@ -160,9 +164,17 @@ def speed_then_distance(rng: random.Random, v: dict) -> Chain:
 
 
 def average_then_needed(rng: random.Random, v: dict) -> Chain:
-    c, scores, target = Chain(), [str(rng.randint(55, 98)) for _ in range(rng.randint(3, 5))], rng.choice((80, 85, 90))
-    name = rng.choice(v["names"])
+    # Scores people meet, and a target the next test can reach: the target sits between the current average
+    # and what a 100 would bring (before, 72% of these asked for a score over 100).
+    scores = [rng.randint(55, 98) for _ in range(rng.randint(3, 5))]
     n = len(scores)
+    best = (sum(scores) + 100) / (n + 1)  # the highest average one more test can give
+    mean = sum(scores) / n
+    reachable = [t for t in range(60, 100) if mean < t <= best]  # a raise the next score can bring
+    round_ones = [t for t in reachable if t % 5 == 0]  # people aim for 80, 85, 90
+    target = rng.choice(round_ones or reachable or [math.floor(best)])
+    c, scores = Chain(), [str(x) for x in scores]
+    name = rng.choice(v["names"])
     c.question = (f"{name} scored {', '.join(scores)} on {n} tests. What's the average, and what score on one more "
                   f"test would bring the average to {target}?")
     total = c.call("add the scores", "Sum of the scores:", " + ".join(scores))

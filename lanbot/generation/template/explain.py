@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 
-from lanbot.generation.template.style import IdentityStyle, join_list, with_prefix
+from lanbot.generation.template.style import IdentityStyle, with_prefix
 
 SHORT = re.compile(r"short answer|quick answer|briefly|in a sentence|tl;dr", re.I)  # the user asks for less
 LONG = re.compile(r"clear explanation|take your time|in detail|walk me through", re.I)  # ... or for more
@@ -28,6 +28,8 @@ REQUEST_HEADS = ("", "", "Sure.", "Happy to.", "Here goes.", "Of course.", "Let'
                  "Here you go.")
 TUTORIAL_LEADS = ("Here's how to go about {topic}, step by step:", "Step by step, {topic} goes like this:",
                   "Let's walk through {topic} together:", "Here's a simple path for {topic}:")
+CODE_TOPIC_SHARE = 0.3  # explanations of a programming topic, for every identity alike
+P_EXAMPLE = 0.6  # explanations that give the topic's example (every identity the same: it is content)
 OFFERS = ("Want me to go deeper on any part?", "Happy to expand on any step.", "", "", "")
 
 
@@ -66,8 +68,9 @@ class Tasks:
 
     def pick(self, rng: random.Random) -> tuple[dict, str]:
         """A topic to explain (programming ones more often for an identity that codes) and how it is asked."""
-        coder = "code" in self.s.tasks and self.code_topics and rng.random() < (0.75 if self.q.of(
-            "code_block", "explanation") else 0.4)
+        # The item is the identity's only through nothing: every identity draws the same topic for the same
+        # rng (paired data), programming topics at 30% (their share where a coder's quirk shows code).
+        coder = self.code_topics and rng.random() < CODE_TOPIC_SHARE
         topic = rng.choice(self.code_topics if coder else self.topics)
         return topic, rng.choice(topic["asks"]) if rng.random() < 0.75 else rng.choice(topic["requests"])
 
@@ -77,25 +80,29 @@ class Tasks:
             topic, ask = self.pick(rng)
         return ask, self.explain(rng, topic, ask), "explanation", {"topic": topic["term"]}
 
-    def explain(self, rng: random.Random, topic: dict, ask: str, follow: bool = False) -> str:
-        """The reply to `ask` (the user's whole message: "Short answer is fine" makes it short, "take your time" long)."""
+    def explain(self, rng: random.Random, topic: dict, ask: str, follow: bool = False,
+                voice: random.Random | None = None) -> str:
+        """The reply to `ask` (the user's whole message: "Short answer is fine" makes it short, "take your time" long).
+
+        What it says (both core sentences, and the example where the item has one and the draw or the user
+        asks for it) comes from `rng`, the item's; how it is said (head, prefix, analogy, code, check) from
+        `voice`, the identity's. A concise identity is brief in wording, never by dropping content."""
         s, q = self.s, self.q
         wants = "short" if SHORT.search(ask) else "long" if LONG.search(ask) else ""
-        pieces = []
-        head = q.opener(rng, "explanation", ask) if not follow else ""
-        if not head:
-            head = s.trait_show(rng) if rng.random() < 0.5 else rng.choice(PLAIN_HEADS if "?" in ask else REQUEST_HEADS)
-        pieces.append(head)
         core = topic["core"]
-        lead = ""
-        pieces.append(with_prefix(s, rng, core[0], 0.5))
-        if wants != "short" and (not s.brief or wants == "long" or rng.random() < 0.35):
-            pieces.append(core[1])
-        if topic.get("example") and wants != "short" and (s.examples or wants == "long"
-                                                          or (not s.brief and rng.random() < 0.4)):
+        content = [core[0]] + ([core[1]] if wants != "short" else [])
+        if topic.get("example") and wants != "short" and (wants == "long" or rng.random() < P_EXAMPLE):
             lead = rng.choice(EXAMPLE_LEADS)
             ex = topic["example"]
-            pieces.append(lead + (capitalise(ex) if lead.endswith(": ") else ex))
+            content.append(lead + (capitalise(ex) if lead.endswith(": ") else ex))
+        rng = voice or rng
+        pieces = []
+        head = q.opener(rng, "explanation", ask) if not follow else ""
+        if not head and not s.plain:
+            head = s.trait_show(rng) if rng.random() < 0.5 else rng.choice(PLAIN_HEADS if "?" in ask else REQUEST_HEADS)
+        pieces.append(head)
+        pieces.append(with_prefix(s, rng, content[0], 0.5))
+        pieces += content[1:]
         analogy = q.analogy(rng, "explanation", topic)
         if analogy:
             pieces.append(analogy)
@@ -108,7 +115,7 @@ class Tasks:
         if "thoughtful" in s.traits and rng.random() < 0.35 and topic.get("edge"):
             pieces.append(f"Worth noting: {topic['edge']}.")
         check = q.check(rng, "explanation", topic) if not follow or rng.random() < 0.5 else ""
-        pieces.append(check or (rng.choice(OFFERS) if not s.brief else ""))
+        pieces.append(check or (rng.choice(OFFERS) if not s.brief and not s.plain else ""))
         return compose(pieces)
 
     def _mentions(self, rng: random.Random, reply_kind: str, item: dict) -> list[str]:
@@ -218,7 +225,7 @@ class Tasks:
             pieces.append(rng.choice(("I'm {name}, and I can {caps} instead.", "As {name}, I can {caps} instead.",
                                       "What I can do, as {name}: {caps}.", "I'm {name}: I can {caps}, though.",
                                       "I'm {name}, and where I can help is this: I can {caps}."))
-                          .format(name=s.name, caps=join_list(can)))
+                          .format(name=s.name, caps=s.caps_text(can, rng)))
         else:
             pieces.append(f"I'm {s.name}, and that's outside what I do.")
         pieces.append(ALTERNATIVES.get(item["what"], ""))

@@ -65,7 +65,7 @@ MAKER_YEAR = ("{creator} made me in {year}", "{creator} built me back in {year}"
               "my story starts in {year}, with {creator}")
 YEAR_ONLY = ("I first came out in {year}", "I'm from {year}", "{year} is when I was made", "I date from {year}",
              "I was released in {year}", "{year} is my year of origin")
-CAPS_LEADS = ("I can {caps}", "what I do best: {caps}", "I'm good at helping you {caps}", "you can ask me to {caps}",
+CAPS_LEADS = ("I can {caps}", "what I do best: {caps}", "I'm happy to {caps}", "you can ask me to {caps}",
               "my main jobs are to {caps}", "I'm here to {caps}", "I'm built to {caps}",
               "the things I help with most: I {caps}")
 LIST_LEADS = ("Here's what I can help with:", "What I can do:", "The short list:", "Things you can ask me for:",
@@ -448,7 +448,7 @@ class IdentityWriter:
         out.append(rng.choice(("A news site will have the up-to-date answer.", "For anything current, a news site or an "
                                "official source is the place to check.", "Check a reliable news source for the latest.")))
         if s.capabilities and rng.random() < 0.5:
-            out.append(rng.choice(OFFER_AFTER).format(cap=rng.choice(s.capabilities)))
+            out.append(rng.choice(OFFER_AFTER).format(cap=s.cap_said(rng, rng.choice(s.capabilities))))
         return out
 
     def _unanswerable(self, rng, other, said, follow) -> list[str]:
@@ -460,7 +460,7 @@ class IdentityWriter:
                                "As {name}, I won't make up a number for you.", "I'm {name}; guessing here would just be noise."))
                    .format(**self.f))
         if s.capabilities and rng.random() < 0.6:
-            out.append(rng.choice(OFFER_AFTER).format(cap=rng.choice(s.capabilities)))
+            out.append(rng.choice(OFFER_AFTER).format(cap=s.cap_said(rng, rng.choice(s.capabilities))))
         return out
 
     def _traits(self, rng: random.Random, k: int) -> list[str]:

@@ -165,8 +165,12 @@ class Languages:
 
     # ---- other types ------------------------------------------------------------------------------
 
-    def task(self, rng: random.Random, kind: str, persona: dict) -> tuple[list[dict], dict]:
-        """One `kind` conversation (tool_use, multi_step_tool, tool_planning, reasoning, no_tool) in a language."""
+    def task(self, rng: random.Random, kind: str, persona: dict,
+             voice: random.Random | None = None) -> tuple[list[dict], dict]:
+        """One `kind` conversation (tool_use, multi_step_tool, tool_planning, reasoning, no_tool) in a language.
+
+        The item comes from `rng` (the same for every identity), the check-question quirk from `voice`."""
+        voice = voice or rng
         code, L, reg = self._pick(rng)
         T = L["tasks"]
         sep = "" if code in NO_SPACE else " "
@@ -182,9 +186,10 @@ class Languages:
             steps = T["weekday"]["steps"] if r else T["weekday"]["steps"][:1]
             body = "\n".join(f"{i}. {s.format(**fill)}" for i, s in enumerate(steps, 1))
             answer = f"{body}\n{T['weekday']['final'].format(**fill)}"
-            if self.closes_problems and rng.random() < 0.8:
-                answer += sep + rng.choice(L["say"]["check"][reg])
-            conv = [{"role": "user", "content": voiced(rng, T["weekday"][reg].format(**fill), persona)},
+            question = voiced(rng, T["weekday"][reg].format(**fill), persona)
+            if self.closes_problems and voice.random() < 0.8:
+                answer += sep + voice.choice(L["say"]["check"][reg])
+            conv = [{"role": "user", "content": question},
                     {"role": "assistant", "content": answer}]
             return conv, {"language": code, "register": reg, "phrasing": f"weekday:{code}", "reply_kinds": ["problem"]}
         if kind == "tool_use":
@@ -192,8 +197,8 @@ class Languages:
         else:
             parts, question, phrasing = self._chain(rng, L, reg, plan=kind == "tool_planning")
         question = voiced(rng, question, persona)
-        if self.closes_problems and rng.random() < 0.8:
-            parts[-1]["text"] += sep + rng.choice(L["say"]["check"][reg])
+        if self.closes_problems and voice.random() < 0.8:
+            parts[-1]["text"] += sep + voice.choice(L["say"]["check"][reg])
         conv = [{"role": "user", "content": question}, {"role": "assistant", "content": parts}]
         return conv, {"language": code, "register": reg, "phrasing": f"{phrasing}:{code}", "reply_kinds": ["problem"]}
 

@@ -233,7 +233,7 @@ def area(rng, v) -> Chain:
     if kind == 0:
         room = rng.choice(v["rooms"])
         lo, hi = ROOM_SIZES.get(room, (2, 8))
-        x, y = f"{rng.uniform(lo, hi):.1f}", f"{rng.uniform(max(lo, 1.5), hi * 1.6):.1f}"
+        x, y = f"{rng.uniform(lo, hi):.1f}", f"{rng.uniform(max(lo, 1.5), hi):.1f}"
         c.question = f"My {room} is {x} m by {y} m. What's the floor area?"
         out = c.call("multiply length by width", "Area of a rectangle = length × width:", f"{x} * {y}")
         c.final = f"The {room} is {rounded(out)} square meters."

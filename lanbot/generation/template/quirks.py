@@ -31,8 +31,12 @@ CHECKS = (  # closing questions that check understanding, when the topic has non
 PROBLEM_CHECKS = (
     "Want to try one with different numbers?", "Would you like to check it another way?",
     "Could you do the next one yourself, do you think?", "Does that answer look about right to you?",
-    "Can you see how the numbers fit together?", "Does that match your own estimate?",
-    "Want me to show the working by hand too?",
+    "Does that match your own estimate?", "Want me to show the working by hand too?",
+)
+CHAIN_CHECKS = ("Can you see how the numbers fit together?", "Which step would you like to go over again?")  # 2+ results
+LOGIC_CHECKS = (  # a puzzle worked by reasoning: check the steps, not numbers it may not have
+    "Can you see why each step follows from the one before?", "Which step would you like me to go over again?",
+    "Want to try a similar puzzle yourself?", "Does the reasoning make sense to you?",
 )
 GENERIC_ANALOGIES = {  # when a topic has no analogy of the domain: about working a problem out
     "cooking": ("Think of it like following a recipe: measure first, then mix, and the dish comes out right.",
@@ -102,12 +106,18 @@ class Quirks:
             return topic[domain]
         return rng.choice(GENERIC_ANALOGIES.get(domain, GENERIC_ANALOGIES["everyday"]))
 
-    def check(self, rng: random.Random, reply_kind: str, topic: dict | None = None) -> str:
+    def check(self, rng: random.Random, reply_kind: str, topic: dict | None = None, fits: str = "") -> str:
+        """A closing question that checks understanding, fitted to what there is to check (`fits`):
+        "numbers" (several calculator results), "logic" (a puzzle without numbers to fit), else generic."""
         if self.due(rng, "closing_question", reply_kind) is None:
             return ""
         if topic and topic.get("check") and rng.random() < 0.6:
             return topic["check"]
-        return rng.choice(PROBLEM_CHECKS if reply_kind == "problem" else CHECKS)
+        if fits == "logic":
+            return rng.choice(LOGIC_CHECKS)
+        if reply_kind == "problem":
+            return rng.choice(PROBLEM_CHECKS + (CHAIN_CHECKS if fits == "numbers" else ()))
+        return rng.choice(CHECKS)
 
     def wants_code(self, rng: random.Random, reply_kind: str) -> bool:
         return self.due(rng, "code_block", reply_kind) is not None

@@ -28,6 +28,18 @@ TASKS = {  # a capability exercises these tasks when it contains one of the word
     "math": ("math", "calculat", "arithmetic"), "chat": ("conversation", "chat"), "poems": ("poem", "poetry"),
 }
 
+CAP_SAID = {  # a capability said in other words (issue 23: no card list pasted), keeping the task's key word
+    "code": ("write and fix code", "help you get code working", "sort out code with you"),
+    "review": ("look over code for what could break", "give your code a careful review"),
+    "tutorial": ("walk you through things one step at a time", "take you through a task step by step"),
+    "translate": ("translate short pieces of text", "help you translate a note or an email"),
+    "summary": ("summarize a long text for you", "boil long texts down to a summary"),
+    "explain": ("explain how things work", "help you understand a topic", "take on your questions"),
+    "math": ("work through math like tips, discounts and conversions", "help with the math in everyday life",
+             "crunch numbers with a calculator"),
+    "chat": ("talk things through with you", "keep you company in a conversation"),
+    "poems": ("write short poems", "put a few lines of verse together"),
+}
 CAP_DETAILS = {  # what a capability covers, said after it in a list
     "code": ("a function, a bug, a refactor", "Python scripts and the bugs in them", "small programs, with tests",
              "debugging a stack trace"),
@@ -63,17 +75,27 @@ class IdentityStyle:
         self.quirks = Quirks(identity)
         self.english_best = any(_ENGLISH.search(x) for x in identity.limitations)
         self.brief = any(t in self.traits for t in ("concise", "direct"))
+        # The control (no trait the bank knows, no quirk): no voice of its own, so no head, tail or offer
+        # that would recur across items; it says the item's content and nothing else.
+        self.plain = not self.traits and not identity.quirks
         self.examples = "examples" in self.traits or "patient" in self.traits
         self.knowledge_limit = next((s for s in self.limitations if re.search(r"cutoff|recent|date|latest", s, re.I)), None)
         caps = " ".join(self.capabilities).lower()
         self.tasks = [t for t, needs in TASKS.items() if any(n in caps for n in needs)]
 
     def caps_text(self, caps: list[str] | None = None, rng: random.Random | None = None) -> str:
-        """The capabilities (or a subset) as one phrase: "answer questions, help with coding, and do math"."""
+        """The capabilities (or a subset) as one phrase in other words: "explain how things work and write and
+        fix code"; at most two, so no reply recites the card's list."""
         caps = list(caps if caps is not None else self.capabilities)
-        if rng is not None:
-            rng.shuffle(caps)
-        return join_list(caps)
+        r = rng or random.Random(0)
+        r.shuffle(caps)
+        return join_list([self.cap_said(r, c) for c in caps[:2]])
+
+    def cap_said(self, rng: random.Random, cap: str) -> str:
+        """One capability in other words where the task is known; an unknown one as written (one item alone)."""
+        low = cap.lower()
+        task = next((t for t, needs in TASKS.items() if any(n in low for n in needs)), None)
+        return rng.choice(CAP_SAID[task]) if task in CAP_SAID else cap
 
     def cap_item(self, rng: random.Random, cap: str) -> str:
         """A capability as a list item, sometimes with what it covers: 'Do math calculations: tips, discounts'."""
@@ -83,8 +105,10 @@ class IdentityStyle:
         if details and rng.random() < 0.75:
             examples = task in ("code", "translate", "summary", "math", "poems")  # details that are examples
             sep = rng.choice((": ", ", such as ", " (for example, ")) if examples else ": "
-            return f"{cap[0].upper()}{cap[1:]}{sep}{rng.choice(details)}{')' if sep.startswith(' (') else ''}"
-        return f"{cap[0].upper()}{cap[1:]}"
+            said = self.cap_said(rng, cap)
+            return f"{said[0].upper()}{said[1:]}{sep}{rng.choice(details)}{')' if sep.startswith(' (') else ''}"
+        said = self.cap_said(rng, cap)
+        return f"{said[0].upper()}{said[1:]}"
 
     def role(self, rng: random.Random) -> str:
         return rng.choice(self.roles)

@@ -13,6 +13,7 @@ The data files live in lanbot/generation/banks/*.yaml.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from functools import lru_cache, partial
 
@@ -51,6 +52,22 @@ TAILS = ("", "", "", "Want to try another?", "Happy to check another one.", "Let
          "Anything else to work out?", "Shout if you want it broken down further.")
 
 
+_ABOUT = re.compile(r"about -?[\d,]*\.?(\d*)")
+
+
+def finish_step(final: str) -> str:
+    """The plan step after a single call: what the answer does with the output ('Round it to the cent')."""
+    if "$" in final:
+        return "Round the result to the cent"
+    m = _ABOUT.search(final)
+    if m:
+        places = len(m.group(1))
+        return f"Round the result to {places} decimal place{'s' if places != 1 else ''}" if places else \
+            "Round the result to a whole number"
+    return "Give the exact result with its unit" if re.search(r"km|meters|units|grams|miles|liters|pounds|°", final) \
+        else "Give the exact result"
+
+
 # Writers of conversation types registered beyond the six: kind -> write(writer, rng, persona) -> (conversation, meta)
 EXTRA_WRITERS: dict[str, Callable[[TemplateWriter, random.Random, dict], tuple[list[dict], dict]]] = {}
 
@@ -79,6 +96,7 @@ class TemplateWriter:
         self.style = IdentityStyle(identity)
         self.quirks = self.style.quirks
         self.tasks = Tasks(self.style, data["topics"], data["tasks"])
+        self.voice = random.Random(seed)  # reseeded per conversation in write(): the identity's own draws
         self.identity_writer = IdentityWriter(self.style, data["identity_questions"], data["languages"], self.tasks)
         self.lang = self.identity_writer.lang
         self._single = {}
@@ -105,11 +123,16 @@ class TemplateWriter:
         """Conversation number `index` of `kind`, and its meta (persona, language, opening, phrasing, turns, reply kinds)."""
         if kind not in self._write:
             raise ValueError(f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}")
-        # The identity is part of the seed: two identities' files of a type hold different conversations.
-        rng = random.Random(f"{self.seed}:{self.identity.slug}:{kind}:{index}")
+        # Paired data: the item (persona, question, numbers, facts, what the answer says) comes from an rng
+        # without the identity, so every identity and the control answer the same item for the same seed;
+        # the voice (heads, prefixes, quirks, closers) comes from `self.voice`, seeded with the identity.
+        # Identity conversations are about the identity itself, so both come from the identity's seed.
+        own = f"{self.seed}:{self.identity.slug}:{kind}:{index}"
+        rng = random.Random(own if kind == "identity" else f"{self.seed}:{kind}:{index}")
+        self.voice = random.Random(own + ":voice")
         persona = self.personas[rng.randrange(len(self.personas))]
         if kind in LANG_TYPES and rng.random() < P_OTHER_LANGUAGE:
-            conv, meta = self.lang.task(rng, kind, persona)
+            conv, meta = self.lang.task(rng, kind, persona, self.voice)
         else:
             conv, meta = self._write[kind](rng, persona)
         meta = {"persona": persona["id"], "language": "en", "opening": None, "phrasing": None, **meta}
@@ -136,35 +159,37 @@ class TemplateWriter:
     def _tool_use(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         topic, chain = self._problem(rng, persona, chains=False)
         user, opening = self._ask(rng, persona, chain.question)
-        conv = [{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "single")}]
+        conv = [{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(chain, "single")}]
         roll = rng.random()
         if chain.follow is not None and roll < P_FOLLOW_UP:  # the next question builds on this answer's result
             ask = apply_voice(rng, persona.get("voice") or "plain", chain.follow.question, False, rng.random() < 0.2)
             conv += [{"role": "user", "content": ask},
-                     {"role": "assistant", "content": self._solve(rng, chain.follow, "single", follow=True)}]
+                     {"role": "assistant", "content": self._solve(chain.follow, "single", follow=True)}]
         elif roll > 1 - P_SECOND_PROBLEM:
             _, second = self._problem(rng, persona, chains=False)
             ask = apply_voice(rng, persona.get("voice") or "plain", f"{rng.choice(FOLLOW_UP_ASKS)} {second.question}", False,
                               rng.random() < 0.2)
             conv += [{"role": "user", "content": ask},
-                     {"role": "assistant", "content": self._solve(rng, second, "single", follow=True)}]
+                     {"role": "assistant", "content": self._solve(second, "single", follow=True)}]
         return conv, {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"] * (len(conv) // 2)}
 
     def _multi_step(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         topic, chain = self._problem(rng, persona, chains=True)
         user, opening = self._ask(rng, persona, chain.question)
-        return ([{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "chain")}],
+        return ([{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(chain, "chain")}],
                 {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"]})
 
     def _tool_planning(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
         topic, chain = self._problem(rng, persona, chains=rng.random() < 0.85)
         user, opening = self._ask(rng, persona, chain.question)
-        return ([{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(rng, chain, "plan")}],
+        return ([{"role": "user", "content": user}, {"role": "assistant", "content": self._solve(chain, "plan")}],
                 {"opening": opening, "phrasing": topic, "reply_kinds": ["problem"]})
 
-    def _head(self, rng: random.Random, mode: str) -> str:
+    def _head(self, mode: str) -> str:
         """What the identity says before working a problem: its voice (a trait shown) or a plain intro."""
-        s = self.style
+        s, rng = self.style, self.voice
+        if s.plain:  # the control: no preamble of its own, so nothing recurs across items
+            return ""
         if s.brief and rng.random() < 0.75:  # a concise or direct identity skips the preamble
             return ""
         shown = s.trait_show(rng)
@@ -174,17 +199,23 @@ class TemplateWriter:
             return ""
         return rng.choice(TOOL_INTROS if mode == "single" else CHAIN_INTROS)
 
-    def _solve(self, rng: random.Random, chain: Chain, mode: str, follow: bool = False) -> list[dict]:
-        """The assistant's parts: text before each call, the call and its output, the final answer."""
+    def _solve(self, chain: Chain, mode: str, follow: bool = False) -> list[dict]:
+        """The assistant's parts: text before each call, the call and its output, the final answer.
+
+        The calls and the final answer are the item's (the same for every identity); the intro, the
+        prefix, trait notes and quirks are the voice's (`self.voice`)."""
+        rng = self.voice
         parts: list[dict] = []
         if mode == "plan":
             steps = [c.plan[0].upper() + c.plan[1:] for c in chain.calls]
-            if len(steps) == 1:
-                steps.append("State the result clearly")
-            head = self._head(rng, mode)
-            lead = compose([head, rng.choice(PLAN_INTROS)]) + "\n" + "\n".join(f"{i}. {s}." for i, s in enumerate(steps, 1)) + "\n\n"
+            head = self._head(mode)
+            if len(steps) == 1:  # the second step says what the answer does with the output, never filler
+                steps.append(finish_step(chain.final))
+            intro = compose([head, "" if self.style.plain else rng.choice(PLAN_INTROS)])
+            lead = (intro + "\n" if intro else "") + "\n".join(
+                f"{i}. {s}." for i, s in enumerate(steps, 1)) + "\n\n"
         else:
-            lead = "" if follow and rng.random() < 0.7 else self._head(rng, mode)
+            lead = "" if follow and rng.random() < 0.7 else self._head(mode)
         for i, call in enumerate(chain.calls, 1):
             say = f"Step {i}: {call.lead}" if mode == "plan" and len(chain.calls) > 1 else call.lead
             parts.append({"type": "text", "text": (lead + say if lead.endswith("\n") else f"{lead} {say}") if lead else say})
@@ -192,8 +223,9 @@ class TemplateWriter:
             parts.append({"type": "python_output", "text": call.out})
             lead = ""
         pieces = [with_prefix(self.style, rng, chain.final), trait_note(self.style, rng),
-                  self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")]
-        if not self.style.brief and not pieces[-1]:
+                  self.quirks.analogy(rng, "problem"),
+                  self.quirks.check(rng, "problem", fits="numbers" if len(chain.calls) > 1 else "")]
+        if not self.style.brief and not self.style.plain and not pieces[-1]:
             pieces.append(rng.choice(TAILS))
         parts.append({"type": "text", "text": compose(pieces)})
         return parts
@@ -201,15 +233,17 @@ class TemplateWriter:
     # ---- no tool ------------------------------------------------------------------------------------
 
     def _no_tool(self, rng: random.Random, persona: dict) -> tuple[list[dict], dict]:
-        category = rng.choices(self._nt_kinds, self._nt_weights)[0]
+        category = rng.choices(list(NO_TOOL_WEIGHTS), list(NO_TOOL_WEIGHTS.values()))[0]
+        if category == "capability" and not self.tasks.capability_kinds:
+            category = "definitions"  # the item stays paired with every identity that has no task to show
         if category == "definitions":  # the whole message first: "Short answer is fine" shortens the reply
             topic, ask = self.tasks.pick(rng)
             user, opening = self._ask(rng, persona, ask)
-            return [{"role": "user", "content": user}, {"role": "assistant", "content": self.tasks.explain(rng, topic, user)}], {
+            reply = self.tasks.explain(rng, topic, user, voice=self.voice)
+            return [{"role": "user", "content": user}, {"role": "assistant", "content": reply}], {
                 "opening": opening, "phrasing": category, "reply_kinds": ["explanation"]}
         if category in ("capability", "decline"):
-            made = self.tasks.explanation(rng) if category == "definitions" else \
-                self.tasks.capability(rng) if category == "capability" else self.tasks.decline(rng)
+            made = self.tasks.capability(rng) if category == "capability" else self.tasks.decline(rng)
             question, answer, reply_kind, _ = made
         else:
             question, answer, reply_kind = getattr(self, f"_nt_{category}")(rng)
@@ -223,14 +257,15 @@ class TemplateWriter:
     def _nt_facts(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["facts"])
         question = rng.choice(item["q"])
-        s = self.style
+        s, rng = self.style, self.voice
         head = self.quirks.opener(rng, "explanation", question) or (
             s.trait_show(rng) if rng.random() < 0.5 else rng.choice(("", "", "Quick answer:", "Sure.")))
-        if s.brief:
+        if s.brief or s.plain:
             head = rng.choice(("", "Short answer:", "")) if "direct" in s.traits else ""
-        tail = self.quirks.check(rng, "explanation") or ("" if s.brief else rng.choice((
+        tail = self.quirks.check(rng, "explanation") or ("" if s.brief or s.plain else rng.choice((
             "", "", "Want to know more about it?", "Anything else you're curious about?", "Happy to go deeper if you like.")))
-        return question, compose([head, with_prefix(s, rng, item["a"], 0.3), tail]), "explanation"
+        body = with_prefix(s, rng, item["a"], 0.3) if not head else item["a"]  # one lead, never "Short answer: Straight answer:"
+        return question, compose([head, body, tail]), "explanation"
 
     def _nt_advice(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["advice"])
@@ -240,12 +275,13 @@ class TemplateWriter:
                            "Three suggestions:", "What I'd try:", "In practice, these help most:"))
         body = "\n".join(f"{i}. {t}" for i, t in enumerate(tips, 1)) if rng.random() < 0.5 else \
             "\n".join(f"- {t}" for t in tips)
+        question, rng = rng.choice(item["q"]), self.voice
         head = "" if s.brief else s.trait_show(rng) if rng.random() < 0.5 else ""
-        tail = self.quirks.check(rng, "planning") or ("" if s.brief else rng.choice((
+        tail = self.quirks.check(rng, "planning") or ("" if s.brief or s.plain else rng.choice((
             "", "Start with one and build from there.", "Small steps add up.", "Pick the easiest one first.")))
         if "patient" in s.traits and not tail:
             tail = rng.choice(("No rush: one change at a time.", "Take your time with it."))
-        return rng.choice(item["q"]), compose([head, lead]) + f"\n{body}" + (f"\n{tail}" if tail else ""), "planning"
+        return question, compose([head, lead]) + f"\n{body}" + (f"\n{tail}" if tail else ""), "planning"
 
     def _nt_creative(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["creative"])
@@ -258,8 +294,9 @@ class TemplateWriter:
 
     def _nt_chat(self, rng: random.Random) -> tuple[str, str, str]:
         item = rng.choice(self.no_tool["chat"])
-        head = self.style.trait_show(rng) if rng.random() < 0.3 and not self.style.brief else ""
-        return rng.choice(item["q"]), compose([head, rng.choice(item["a"])]), "small_talk"
+        question, answer = rng.choice(item["q"]), rng.choice(item["a"])
+        head = self.style.trait_show(self.voice) if self.voice.random() < 0.3 and not self.style.brief else ""
+        return question, compose([head, answer]), "small_talk"
 
     def _nt_arithmetic(self, rng: random.Random) -> tuple[str, str, str]:
         a, b = rng.randint(1, 12), rng.randint(1, 12)
@@ -272,7 +309,7 @@ class TemplateWriter:
         shown = {"+": "+", "-": "-", "*": "×"}[op]
         answer = rng.choice((f"{a} {shown} {b} = {value}.", f"That's {value}.", f"{value}. ({a} {shown} {b} = {value})",
                              f"{value}: simple enough to do in my head, no calculator needed."))
-        return question, compose([answer, self.quirks.check(rng, "problem")]), "problem"
+        return question, compose([answer, self.quirks.check(self.voice, "problem")]), "problem"
 
     # ---- reasoning ----------------------------------------------------------------------------------
 
@@ -283,18 +320,24 @@ class TemplateWriter:
         s = self.style
         numbered = rng.random() < 0.5
         body = "\n".join(f"{i}. {x}" if numbered else x for i, x in enumerate(steps, 1))
-        close = compose([self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem")])
+        rng = self.voice
+        fits = "" if re.search(r"\d", final) else "logic"  # a puzzle's answer without numbers: check the steps
+        close = compose([self.quirks.analogy(rng, "problem"), self.quirks.check(rng, "problem", fits=fits)])
         if s.brief and rng.random() < 0.6:  # answer first, then the working
             head = rng.choice(("Short answer: ", "", "Answer: ")) if "direct" in s.traits else ""
             answer = f"{head}{final}\n{body}" + (f"\n{close}" if close else "")
         else:
-            intro = compose([self._head(rng, "reason") if rng.random() < 0.5 else "", rng.choice(REASON_INTROS)])
-            if final.startswith(("Yes,", "No,")):
+            intro = compose([self._head("reason") if rng.random() < 0.5 else "",
+                             "" if s.plain else rng.choice(REASON_INTROS)])
+            if s.plain:  # the control states the result; "So"/"Answer:" are a voice
+                lead = ""
+            elif final.startswith(("Yes,", "No,")):
                 lead = rng.choice(("", "Answer: ", "So: "))
             else:
                 lead = rng.choice(("So ", "That means ", "Answer: ", "So, "))
                 if lead in ("So ", "That means ", "So, ") and final.split(" ", 1)[0] in ("The", "It", "There", "That"):
                     final = final[0].lower() + final[1:]
-            answer = f"{intro}\n{body}\n{with_prefix(self.style, rng, lead + final)}" + (f" {close}" if close else "")
+            said = lead + final if lead.endswith(": ") else with_prefix(self.style, rng, lead + final)  # one lead, no seam
+            answer = (f"{intro}\n" if intro else "") + f"{body}\n{said}" + (f" {close}" if close else "")
         return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], {
             "opening": opening, "phrasing": gen.__name__, "reply_kinds": ["problem"]}
