@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.files import io_error
+from lanbot.core.files import io_error, link_refused
 from lanbot.core.layout import lock_file
 
 
@@ -146,6 +146,8 @@ class FolderLock:
                     fd = self._read_only()  # a folder this user may read but not write beside
                     if fd is None:
                         return self
+                elif exc.errno == errno.ELOOP:  # a link planted where the lock file goes: never written through
+                    raise link_refused(self.path) from None
                 else:
                     raise io_error("creating the lock file", self.path, exc) from None
             try:
