@@ -47,7 +47,7 @@ def link_refused(path: str | os.PathLike, what: str = "a symbolic link") -> Link
 
 
 def check_not_link(path: str | os.PathLike) -> None:
-    """Refuse `path` where it is a symbolic link or exists as anything but a regular file (lstat: the link itself)."""
+    """Refuse `path` where it is a symbolic link, a FIFO, socket or device (lstat: the link itself)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -56,7 +56,7 @@ def check_not_link(path: str | os.PathLike) -> None:
         raise io_error("checking", path, exc) from None
     if stat.S_ISLNK(st.st_mode):
         raise link_refused(path)
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):  # a folder: the write fails, named, on its own
         raise link_refused(path, "not a regular file")
 
 
