@@ -17,6 +17,8 @@ whose input is the checkpoint's) and to the terminal.
     python -m lanbot.evaluate identity=sage eval.judge=openai eval.families=[task,decline]
 
 The training app calls `evaluate_run` at the end of a run when `train.eval_at_end` is true.
+The checkpoint is held with a shared lock for the whole evaluation (lanbot.core.lock): a retrain refuses to start
+while it runs, and a retrain running refuses the evaluation, so eval.json never scores other weights than its own.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Everything is checked locally first (repo id, folder, files, JSON lines); then t
 missing (private unless upload.private=false) and every file plus README.md goes up in ONE commit, which
 the Hub applies whole or not at all. Only after it succeeds is `upload.json` written to the run folder.
 The token comes from HF_TOKEN or `hf auth login` (see lanbot.sharing.hub) and is never written anywhere.
+The folder is held with a shared lock from planning to the commit (lanbot.core.lock): a retrain or a generate
+writing it refuses the upload, naming that run, so a commit never holds new weights beside an old card.
 """
 
 from __future__ import annotations
