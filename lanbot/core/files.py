@@ -5,18 +5,26 @@ Every text written here is first scanned for the values of known secrets (lanbot
 OSError becomes one line naming the operation and the file (`writing outputs/data/sage/stats.json: No space
 left on device`). A killed run's temp files (`.<name>.<random>.tmp`) are removed by the next writer of the
 same folder, which holds the folder's lock (`remove_stale_temps`).
+
+No write follows a symbolic link planted in a folder lanbot writes (it could point at another identity's files,
+or anything the user can write): `atomic_path` refuses a target that is a link, `open_no_follow` opens with
+O_NOFOLLOW (and refuses anything but a regular file: a FIFO would block the run), and both say so in one
+line naming the link (LinkRefused).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lanbot.core.errors import LanbotError
 
@@ -25,14 +33,62 @@ class FileIOError(LanbotError, OSError):
     """A disk or I/O error, named by what lanbot was doing and the file (full disk, no permission, ...)."""
 
 
+class LinkRefused(FileIOError):
+    """A file lanbot would write is a symbolic link (or not a regular file); nothing was written through it."""
+
+
+def link_refused(path: str | os.PathLike, what: str = "a symbolic link") -> LinkRefused:
+    target = ""
+    if what == "a symbolic link":
+        with contextlib.suppress(OSError):
+            target = f" to {os.readlink(path)}"
+    return LinkRefused(f"{path} is {what}{target}: lanbot never writes through a link or into a special file in "
+                       f"its folders (it could be another identity's file); remove it (rm {path}) and run again")
+
+
+def check_not_link(path: str | os.PathLike) -> None:
+    """Refuse `path` where it is a symbolic link, a FIFO, socket or device (lstat: the link itself)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise io_error("checking", path, exc) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise link_refused(path)
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):  # a folder: the write fails, named, on its own
+        raise link_refused(path, "not a regular file")
+
+
+def open_no_follow(path: str | os.PathLike, mode: str = "a") -> IO[Any]:
+    """`open(path, mode)` for "a" (text, UTF-8), "ab" or "rb+" that never follows a link at `path` (O_NOFOLLOW)
+    and opens only a regular file (O_NONBLOCK until checked: a FIFO planted there cannot block the run)."""
+    flags = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT, "ab": os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+             "rb+": os.O_RDWR}[mode]
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise link_refused(path) from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise link_refused(path, "not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise link_refused(path, "not a regular file")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, mode, encoding="utf-8") if "b" not in mode else os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def io_error(operation: str, path: str | os.PathLike, exc: OSError) -> FileIOError:
     """`<operation> <path>: <reason>` as a FileIOError (the reason is the system's, e.g. No space left on device)."""
     return FileIOError(f"{operation} {path}: {exc.strerror or exc}{_fix(exc)}")
 
 
 def _fix(exc: OSError) -> str:
-    import errno
-
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "; free some space (or point paths.root at a disk with room) and run the same command again"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -50,9 +106,11 @@ def plain_mode(path: str | os.PathLike) -> None:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed.
+    A `path` that is a symbolic link is refused (LinkRefused) before anything is written.
 
     An OSError of the block or the rename is raised as FileIOError naming `path`."""
     path = Path(path)
+    check_not_link(path)  # os.replace would swap the link itself; a planted link is refused, not silently dropped
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

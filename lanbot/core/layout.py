@@ -14,8 +14,8 @@ Under `paths.root` (outputs/ by default):
                                          the name when another run started in the same second: config.claim_dir)
     multirun/<date>/<time>_<app>/<n>_<choices>/   the same, one folder per sweep job
 
-A folder being written (a data folder, a checkpoint folder) has its lock file beside it: `.<folder>.lock`
-(lanbot.core.lock). `<identity>` is `identity_slug(identity.name)`, unique per name.
+A folder being written or read (a data folder, a checkpoint folder) has its lock file beside it:
+`.<folder>.lock` (lanbot.core.lock: exclusive for generate and train's output, shared for what reads it). `<identity>` is `identity_slug(identity.name)`, unique per name.
 
 A dataset repo that `lanbot.upload` pushes holds data/<type>-00000-of-00001.parquet (one row per
 conversation, lanbot.sharing.hub_dataset), stats.json and README.md; an older lanbot pushed the data

@@ -20,9 +20,11 @@ hold a variable's name (`check_env_name`).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,7 +37,7 @@ MIN_SECRET = 8  # shorter values ("x", "no-key") are placeholders, not secrets: 
 _SECRETS: set[str] = set()
 # the names of variables that hold secrets: API keys, tokens, passwords (HF_TOKEN, WANDB_API_KEY, OPENAI_API_KEY, ...)
 SECRET_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|SECRET_KEY|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
-_DOTENV_CACHE: dict[str, tuple[float, dict[str, str]]] = {}
+_DOTENV_CACHE: dict[str, tuple[tuple[float, int] | None, dict[str, str]]] = {}
 # Values shaped like the keys people paste: OpenAI / OpenRouter / Anthropic (sk-, sk-or-v1-, sk-ant-, sk-proj-),
 # Hugging Face (hf_), GitHub (ghp_, gho_, ghs_, ghu_, github_pat_), Slack (xox?-), AWS (AKIA), Google (AIza),
 # Groq (gsk_), Replicate (r8_), GitLab (glpat-), wandb (40 hex after a `local-` or alone is too common: left
@@ -56,9 +58,7 @@ def api_key(env_var: str, dotenv_path: str | Path | None = None) -> str:
     """The value of `env_var` from the environment, else from `.env` (current folder); raises if unset."""
     value = os.environ.get(env_var, "").strip()
     if not value:
-        path = Path(dotenv_path) if dotenv_path else Path.cwd() / ".env"
-        if path.is_file():
-            value = (dotenv_values(path).get(env_var) or "").strip()
+        value = dotenv(dotenv_path).get(env_var, "").strip()
     if not value:
         raise MissingKeyError(
             f"no API key: the environment variable {env_var} is not set. Set it with "
@@ -108,15 +108,65 @@ class SecretLeakError(LanbotError, RuntimeError):
     """Something lanbot was about to write or upload holds a secret's value; nothing was written."""
 
 
-def _dotenv(path: Path) -> dict[str, str]:
+DOTENV_MAX = 64 * 1024  # a .env holds a few KEY=value lines; anything larger is not one (and is not read whole)
+
+
+class DotenvError(LanbotError, ValueError):
+    """A `.env` that cannot be read as one: not a regular file, too large, or not UTF-8; the message names it."""
+
+
+def _dotenv_text(path: Path) -> str | None:
+    """The text of the .env at `path`; None where there is none, or it is a folder (a virtual environment is
+    often called .env). A FIFO, socket or device (reading one could block forever), a file over DOTENV_MAX,
+    or bytes that are not UTF-8 raise DotenvError naming the file."""
+    fix = "make it a plain UTF-8 text file of KEY=value lines, or remove it"
     try:
-        mtime = path.stat().st_mtime
+        st = os.stat(path)  # a link to a regular file is read: people link a shared .env
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DotenvError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    try:  # O_NONBLOCK: a FIFO swapped in after the stat cannot block the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DotenvError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DotenvError(f"{path} is not a regular file (a FIFO, socket or device): lanbot reads API keys from "
+                              f"a .env that is a file; {fix}")
+        if st.st_size > DOTENV_MAX:
+            raise DotenvError(f"{path} is {st.st_size:,} bytes, more than a .env's {DOTENV_MAX:,}: {fix}")
+        data = os.read(fd, DOTENV_MAX + 1)
+    except OSError as exc:
+        raise DotenvError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DotenvError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); {fix}") from None
+
+
+def dotenv(path: str | Path | None = None) -> dict[str, str]:
+    """The variables set (non-empty) in the .env at `path` (default ./.env), read once per change of the file;
+    {} where there is none. The one reader of .env files (api_key, known_secrets, the Hub token)."""
+    path = Path(path) if path else Path.cwd() / ".env"
+    try:
+        st = os.stat(path)
+        stamp: tuple[float, int] | None = (st.st_mtime, st.st_size)
     except OSError:
-        return {}
+        stamp = None
     cached = _DOTENV_CACHE.get(str(path))
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, {k: v for k, v in dotenv_values(path).items() if v})
-        _DOTENV_CACHE[str(path)] = cached
+    if stamp is None or cached is None or cached[0] != stamp:
+        text = _dotenv_text(path)
+        values = {} if text is None else dotenv_values(stream=io.StringIO(text))
+        cached = (stamp, {k: v for k, v in values.items() if v})
+        if stamp is not None:
+            _DOTENV_CACHE[str(path)] = cached
     return cached[1]
 
 
@@ -124,7 +174,7 @@ def known_secrets() -> list[tuple[str, str]]:
     """(variable, value) of every known secret, longest value first: secret-named variables of the environment
     and of ./.env, and keys read by `api_key` (named `a key lanbot read`)."""
     found: dict[str, str] = {}
-    for source in (_dotenv(Path.cwd() / ".env"), os.environ):
+    for source in (dotenv(), os.environ):
         for name, value in source.items():
             value = (value or "").strip()
             if SECRET_NAME.search(name) and len(value) >= MIN_SECRET:

@@ -17,6 +17,8 @@ whose input is the checkpoint's) and to the terminal.
     python -m lanbot.evaluate identity=sage eval.judge=openai eval.families=[task,decline]
 
 The training app calls `evaluate_run` at the end of a run when `train.eval_at_end` is true.
+The checkpoint is held with a shared lock for the whole evaluation (lanbot.core.lock): a retrain refuses to start
+while it runs, and a retrain running refuses the evaluation, so eval.json never scores other weights than its own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from lanbot.core.errors import LanbotError
 from lanbot.core.files import write_json_atomic
 from lanbot.core.identity import ModelIdentity, slug, to_identity
 from lanbot.core.layout import EVAL_FILE
+from lanbot.core.lock import reading
 from lanbot.core.progress import progress_bar
 from lanbot.evaluation import control
 from lanbot.evaluation import personality as pers
@@ -237,6 +240,11 @@ def evaluate_run(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker=None,
     scores. The answers are kept beside the checkpoint as they come (lanbot.evaluation.partial): interrupted,
     the KeyboardInterrupt carries a `hint` that says how many are kept and how to go on (`again`: the command
     that does; by default `python -m lanbot.evaluate` for this checkpoint)."""
+    with reading(checkpoint, "checkpoint folder"):  # the whole evaluation: no retrain swaps the weights under it
+        return _evaluate_locked(cfg, checkpoint, run_dir, tracker, again)
+
+
+def _evaluate_locked(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker, again: str | None) -> dict:
     start = time.time()
     identity = to_identity(cfg.identity)
     engine, meta = load_engine(cfg, checkpoint, str(cfg.eval.device))
@@ -396,8 +404,9 @@ def evaluate_app(cfg: DictConfig, run_dir: Path) -> dict:
     from lanbot.core.tracking import Tracker
 
     directory = resolve_checkpoint(cfg, cfg.eval.checkpoint, str(cfg.eval.stage))
-    meta = layout.CheckpointMeta.read(directory)
-    check_meta(cfg, directory, meta)  # refuse before a wandb run is opened
-    tags = [slug(cfg.identity.name), str(meta.mix), str(meta.model), str(meta.stage)]
-    with Tracker(cfg, run_dir, job_type="eval", tags=tags) as tracker:
-        return evaluate_run(cfg, directory, run_dir, tracker, again="run the same command again")
+    with reading(directory, "checkpoint folder"):  # taken before a wandb run is opened; evaluate_run's nests in it
+        meta = layout.CheckpointMeta.read(directory)
+        check_meta(cfg, directory, meta)  # refuse before a wandb run is opened
+        tags = [slug(cfg.identity.name), str(meta.mix), str(meta.model), str(meta.stage)]
+        with Tracker(cfg, run_dir, job_type="eval", tags=tags) as tracker:
+            return evaluate_run(cfg, directory, run_dir, tracker, again="run the same command again")

@@ -37,8 +37,10 @@ from lanbot.core.errors import LanbotError
 from lanbot.core.files import (
     FileIOError,
     atomic_path,
+    check_not_link,
     io_error,
     make_dirs,
+    open_no_follow,
     remove_stale_temps,
     temp_name_of,
     write_json_atomic,
@@ -53,6 +55,8 @@ class DataFolderError(LanbotError, RuntimeError):
     how to fix it."""
 
 
+# every file lanbot writes in a data folder (each refused where it is a link)
+WRITTEN = (COMBINED_FILE, STATS_FILE, OWNER_FILE, *(f(k) for k in TYPES for f in (conversations_file, meta_file)))
 # temp files a killed run leaves (atomic writes of the folder's own files, the writability probe)
 STALE_TEMPS = (temp_name_of(COMBINED_FILE), temp_name_of(STATS_FILE), temp_name_of(OWNER_FILE), ".write-test-*")
 
@@ -116,6 +120,8 @@ class DataFolder:
     def _open(self, overwrite: bool, identity: str | None) -> None:
         self._make_writable()
         self.removed_temps = remove_stale_temps(self.root, STALE_TEMPS)
+        for name in WRITTEN:  # before anything is written: no file of ours is a link (into another identity's data)
+            check_not_link(self.root / name)
         if identity is not None:
             check_owner(self.root, identity)
         if overwrite:
@@ -140,8 +146,9 @@ class DataFolder:
 
     def _make_writable(self) -> None:
         probe = self.root / f".write-test-{os.getpid()}"
-        try:
-            probe.write_bytes(b"")
+        try:  # O_EXCL: a file (or link) already there is never written through
+            probe.unlink(missing_ok=True)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
             probe.unlink()
         except OSError as exc:
             raise DataFolderError(
@@ -151,8 +158,7 @@ class DataFolder:
 
     def _clear(self) -> None:
         """Remove every file lanbot writes here (not the folder, nor files that are not lanbot's)."""
-        names = [COMBINED_FILE, STATS_FILE, OWNER_FILE] + [f(k) for k in TYPES for f in (conversations_file, meta_file)]
-        for name in names:
+        for name in WRITTEN:
             try:
                 (self.root / name).unlink(missing_ok=True)
             except OSError as exc:
@@ -216,8 +222,8 @@ class DataFolder:
                 raise DataFolderError(f"unknown conversation type {kind!r}; the types are {', '.join(TYPES)}")
             self._counts.setdefault(kind, 0)
             try:
-                self._files[kind] = open(path, "a", encoding="utf-8")
-                self._meta_files[kind] = open(self.root / meta_file(kind), "a", encoding="utf-8")
+                self._files[kind] = open_no_follow(path, "a")
+                self._meta_files[kind] = open_no_follow(self.root / meta_file(kind), "a")
             except OSError as exc:
                 raise io_error("opening", path, exc) from None
         side_line, line = json.dumps(meta, ensure_ascii=False) + "\n", json.dumps(conversation, ensure_ascii=False) + "\n"
@@ -294,7 +300,7 @@ def _cut_torn_line(path: Path) -> bool:
     True where a line was cut."""
     if not path.exists() or path.stat().st_size == 0:
         return False
-    with path.open("rb+") as f:
+    with open_no_follow(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         f.seek(size - 1)
         if f.read(1) == b"\n":
@@ -352,11 +358,11 @@ def _align_sidecar(path: Path, n: int) -> tuple[dict | None, int]:
                 offset += len(line)
                 kept += 1
         if path.stat().st_size > offset:
-            with path.open("rb+") as f:
+            with open_no_follow(path, "rb+") as f:
                 f.truncate(offset)
     replaced = _replace_unreadable_meta(path)
     if kept < n:  # conversations written without their meta (the sidecar was removed by hand)
-        with path.open("a", encoding="utf-8") as f:
+        with open_no_follow(path, "a") as f:
             f.write(RECOVERED * (n - kept))
         return {"recovered": True}, replaced
     return _last_line(path), replaced

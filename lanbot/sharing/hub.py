@@ -107,12 +107,9 @@ def hub_token(required: bool) -> str | None:
 
 
 def _dotenv_token() -> str | None:
-    path = Path.cwd() / ".env"
-    if not path.is_file():
-        return None
-    from dotenv import dotenv_values
+    from lanbot.core.secrets import dotenv
 
-    return dotenv_values(path).get("HF_TOKEN") or None
+    return dotenv().get("HF_TOKEN") or None
 
 
 DEFAULT_ENDPOINT = "https://huggingface.co"

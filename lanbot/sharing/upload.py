@@ -11,6 +11,8 @@ Everything is checked locally first (repo id, folder, files, JSON lines); then t
 missing (private unless upload.private=false) and every file plus README.md goes up in ONE commit, which
 the Hub applies whole or not at all. Only after it succeeds is `upload.json` written to the run folder.
 The token comes from HF_TOKEN or `hf auth login` (see lanbot.sharing.hub) and is never written anywhere.
+The folder is held with a shared lock from planning to the commit (lanbot.core.lock): a retrain or a generate
+writing it refuses the upload, naming that run, so a commit never holds new weights beside an old card.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from lanbot.core.layout import (
     meta_file,
     weights_file,
 )
+from lanbot.core.lock import reading
 from lanbot.core.secrets import find_secret_in_bytes, find_secret_in_file, known_secrets, leak_error
 from lanbot.sharing import cards, hub, hub_dataset
 from lanbot.sharing.portable import portable_config, portable_json
@@ -105,11 +108,11 @@ def _message(cfg: DictConfig, default: str) -> str:
     return cfg.upload.get("commit_message") or default
 
 
-def plan_data_upload(cfg: DictConfig) -> UploadPlan:
+def plan_data_upload(cfg: DictConfig, folder: Path | None = None) -> UploadPlan:
     """The identity's data folder (or upload.path) as a dataset-repo commit with its card."""
     repo_id = hub.validate_repo_id(cfg.upload.repo_id, "upload.repo_id")
     identity = to_identity(cfg.identity)
-    folder = Path(cfg.upload.path or cfg.paths.data_dir)
+    folder = folder or Path(cfg.upload.path or cfg.paths.data_dir)
     if not folder.is_dir():
         raise UploadError(
             f"no data folder at {folder}: make it with `python -m lanbot.generate identity={slug(identity.name)}` "
@@ -172,10 +175,10 @@ def _run_file(folder: Path, meta: CheckpointMeta, name: str) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
+def plan_checkpoint_upload(cfg: DictConfig, folder: Path | None = None) -> UploadPlan:
     """A checkpoint folder (upload.path, else the identity's newest) as a model-repo commit with its card."""
     repo_id = hub.validate_repo_id(cfg.upload.repo_id, "upload.repo_id")
-    folder = Path(cfg.upload.path) if cfg.upload.path else newest_checkpoint(cfg, str(cfg.upload.stage))
+    folder = folder or upload_folder(cfg)
     if not folder.is_dir():
         raise UploadError(f"no checkpoint folder at {folder}: check upload.path")
     weights = weights_file(folder)  # model.safetensors, or an older checkpoint's model.pt
@@ -222,12 +225,23 @@ def plan_checkpoint_upload(cfg: DictConfig) -> UploadPlan:
     )
 
 
-def plan_upload(cfg: DictConfig) -> UploadPlan:
+def upload_folder(cfg: DictConfig) -> Path:
+    """The folder `upload.what` sends: upload.path, else the identity's data folder or newest checkpoint."""
     what = cfg.upload.what
     if what == "data":
-        return plan_data_upload(cfg)
+        return Path(cfg.upload.path or cfg.paths.data_dir)
     if what == "checkpoint":
-        return plan_checkpoint_upload(cfg)
+        hub.validate_repo_id(cfg.upload.repo_id, "upload.repo_id")  # a bad repo id first, as before
+        return Path(cfg.upload.path) if cfg.upload.path else newest_checkpoint(cfg, str(cfg.upload.stage))
+    raise UploadError(f"upload.what={what!r}: choose data or checkpoint")
+
+
+def plan_upload(cfg: DictConfig, folder: Path | None = None) -> UploadPlan:
+    what = cfg.upload.what
+    if what == "data":
+        return plan_data_upload(cfg, folder)
+    if what == "checkpoint":
+        return plan_checkpoint_upload(cfg, folder)
     raise UploadError(f"upload.what={what!r}: choose data or checkpoint")
 
 
@@ -264,7 +278,14 @@ def upload(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     """Plan, then (unless upload.dry_run) push in one commit and record it in <run_dir>/upload.json."""
     if not cfg.upload.dry_run:
         hub.hub_token(required=True)  # a missing token stops here, before any work
-    plan = plan_upload(cfg)
+    folder = upload_folder(cfg)
+    what = "data folder" if cfg.upload.what == "data" else "checkpoint folder"
+    with reading(folder, what):  # from planning to the pushed commit: no retrain or generate changes it meanwhile
+        return _upload(cfg, folder, run_dir)
+
+
+def _upload(cfg: DictConfig, folder: Path, run_dir: Path | None) -> dict:
+    plan = plan_upload(cfg, folder)
     check_no_secrets(plan)
     print(describe(plan))
     if cfg.upload.dry_run:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from safetensors.torch import save as save_tensors
 
 from lanbot.core.errors import LanbotError
-from lanbot.core.files import FileIOError, io_error, remove_stale_temps
+from lanbot.core.files import io_error, remove_stale_temps
 from lanbot.core.layout import (
     CONFIG_FILE,
     DAMAGED_FIX,
@@ -80,17 +81,36 @@ def check_identity(directory: Path, meta: CheckpointMeta | None, identity: str) 
             f"{directory} if {meta.identity!r}'s checkpoint is no longer wanted")
 
 
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a failed write, wherever the library put it: the exception itself, its cause or
+    context (torch.save into a file object), or the `(os error 28)` of a Rust library's message (safetensors,
+    tokenizers, which raise a bare Exception on a full disk)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        code = re.search(r"\(os error (\d+)\)", str(seen))
+        if code:
+            return OSError(int(code[1]), os.strerror(int(code[1])))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _named_io_errors(save: Callable[..., Path]) -> Callable[..., Path]:
-    """An OSError of a save (a full disk) -> `saving the checkpoint <dir>: <reason>`, its temp folder removed."""
+    """A save that fails (a full disk, Ctrl-C) leaves no temp folder, and the last good checkpoint as it was;
+    a disk error is one line: `saving the checkpoint <dir>: No space left on device; free some space ...`."""
     @functools.wraps(save)
     def wrapper(directory: str | Path, *args: Any, **kwargs: Any) -> Path:
         try:
             return save(directory, *args, **kwargs)
-        except FileIOError:
-            raise
-        except OSError as exc:
+        except BaseException as exc:
             shutil.rmtree(Path(directory).parent / f".{Path(directory).name}.tmp-{os.getpid()}", ignore_errors=True)
-            raise io_error("saving the checkpoint", directory, exc) from None
+            if isinstance(exc, LanbotError):
+                raise
+            disk = _disk_error(exc) if isinstance(exc, Exception) else None
+            if disk is None:
+                raise
+            raise io_error("saving the checkpoint", directory, disk) from None
     return wrapper
 
 
@@ -115,8 +135,9 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     model = getattr(model, "module", model)
     model = getattr(model, "_orig_mod", model)
     save_model(model, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-    if optimizer is not None:
-        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    if optimizer is not None:  # into a file object: a full disk then surfaces as the OSError it is
+        with open(tmp / OPTIMIZER_FILE, "wb") as f:
+            torch.save(optimizer.state_dict(), f)
     for name, tensors in (extra or {}).items():
         save_file({key: value.contiguous() for key, value in tensors.items()}, str(tmp / name))
     tokenizer.save(tmp)

@@ -29,6 +29,7 @@ from lanbot.core import layout
 from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed, train_precision
 from lanbot.core.errors import LanbotError
 from lanbot.core.identity import identity_slug, slug
+from lanbot.core.lock import reading
 from lanbot.evaluation.run import evaluate_run
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
@@ -62,7 +63,8 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
             state = "is unfinished" if meta is not None else "does not exist"
             raise TrainError(f"{cfg.stage} starts from the base at {base}, which {state}: run "
                              f"`{layout.base_command(cfg)}` first (or set train.init_from=scratch)")
-        model, tok, meta = ckpt.load_checkpoint(base, "cpu")
+        with reading(base, "base checkpoint"):  # not while a pretraining run replaces it
+            model, tok, meta = ckpt.load_checkpoint(base, "cpu")
         model.train()
         meta.base = base_record(base, meta)
         return model, tok, meta
@@ -99,7 +101,8 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
             init = str(download_checkpoint(init))
         except HubError as exc:
             raise TrainError(f"train.init_from={init}: {exc}") from None
-    model, tok, meta = ckpt.load_checkpoint(init, "cpu")
+    with reading(init, "checkpoint folder"):  # sft's mid: not while a retrain of mid swaps it
+        model, tok, meta = ckpt.load_checkpoint(init, "cpu")
     model.train()
     return model, tok, meta
 
@@ -209,7 +212,8 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         from lanbot.generation.datafolder import check_owner
 
         check_owner(data_dir, str(cfg.identity.name), source=f"data.from_hub={cfg.data.from_hub}")
-    sources = load_mix(cfg, stage, data_dir)
+    with reading(data_dir, "data folder"):  # never a folder generate is rewriting: all of it, or a refusal
+        sources = load_mix(cfg, stage, data_dir)
     model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
                                else ckpt.load_checkpoint(resume_from))
     seq = int(t.sequence_len or model.config.sequence_len)
