@@ -193,3 +193,10 @@ def test_another_identitys_hub_data_is_refused_as_a_local_folder_is(hub, tmp_pat
     lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(("[hub]", "Fetching"))]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-1500:]
     assert "data.from_hub=tester/data holds the data of identity 'Sage', not of 'LanBot'" in lines[0]
+
+
+def test_a_long_blank_is_cut_short_for_tokenizer_training():
+    from lanbot.training.tokenizer import MAX_PIECE, bounded_pieces
+
+    [fed] = bounded_pieces(["a" + " " * 50_000 + "b"])
+    assert fed == "a" + " " * MAX_PIECE + "b"
