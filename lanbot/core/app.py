@@ -186,7 +186,7 @@ def check_run_config(run_dir: Path, sweep_dir: Path | None = None) -> None:
             continue
         name = find_secret(text, secrets, shapes=True)
         if name is not None:
-            path.write_text(redact(text), encoding="utf-8")
+            path.write_text(redact(text, "MASKED"), encoding="utf-8")  # still YAML: *** would be an alias
             found, masked = found or name, [*masked, path]
     if found is not None:
         what = found if found.startswith("a ") else f"the value of ${found}, a secret"

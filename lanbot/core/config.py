@@ -26,9 +26,9 @@ MAX_CLAIMS = 1000  # `<name>-2` ... `<name>-1000`: far more runs than can start 
 def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
     """`name` if short enough, else its head and a digest of the whole (the `dirname` resolver of sweep folders);
     a secret typed into an override never becomes part of a folder's name."""
-    from lanbot.core.secrets import MASK, redact
+    from lanbot.core.secrets import redact
 
-    name = redact(name).replace(MASK, "masked")  # a path without glob characters
+    name = redact(name, "masked")  # a path without glob characters
     if len(name.encode("utf-8")) <= limit:
         return name
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]

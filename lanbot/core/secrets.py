@@ -236,9 +236,9 @@ def find_secret_in_bytes(data: bytes, secrets: Iterable[tuple[str, str]] | None 
     return None
 
 
-def redact(text: str) -> str:
+def redact(text: str, replacement: str = MASK) -> str:
     """`text` with every known secret's value (and every remembered one) and every key-shaped value replaced by
-    ***."""
+    `replacement` (*** on the console; a YAML file takes a word: `creator: ***` would be an alias)."""
     for _, value in known_secrets():
-        text = text.replace(value, MASK)
-    return KEY_SHAPE.sub(MASK, text)
+        text = text.replace(value, replacement)
+    return KEY_SHAPE.sub(replacement, text)
