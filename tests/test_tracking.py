@@ -32,8 +32,13 @@ def test_the_run_file_carries_the_name(tmp_path):
     cfg = compose_config([f"paths.root={tmp_path}", "identity=dev", "logger=wandb"])
     with Tracker(cfg, tmp_path / "run", job_type="sft"):
         pass
-    [run] = [r.run for r in wr.records(wr.run_file(tmp_path / "run")) if r.HasField("run")]
-    assert run.display_name == "sft-dev-default-tiny"
+    import time
+
+    deadline, names = time.monotonic() + 30, []  # wandb's writer may still be flushing the file
+    while not names and time.monotonic() < deadline:
+        names = [r.run.display_name for r in wr.records(wr.run_file(tmp_path / "run")) if r.HasField("run")]
+        time.sleep(0 if names else 0.5)
+    assert names and names[0] == "sft-dev-default-tiny"
 
 
 def test_an_artifact_carries_its_files_up_to_the_limit_and_references_above_it(tmp_path, capsys):
