@@ -51,13 +51,8 @@ class Pretrained:
     source: str = ""
 
     def model(self) -> Llama:
-        """lanbot's model with these weights, in eval mode."""
-        model = Llama(self.config)
-        state = dict(self.state_dict)
-        if self.config.tie_word_embeddings:  # one tensor under both names, as the model holds it
-            state["lm_head.weight"] = state["model.embed_tokens.weight"]
-        model.load_state_dict(state, strict=True)
-        return model.eval()
+        """lanbot's model holding these weights (the tensors themselves, not copies), in eval mode."""
+        return Llama.from_weights(self.config, self.state_dict).eval()
 
 
 def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:

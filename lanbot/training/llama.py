@@ -217,6 +217,22 @@ class Llama(nn.Module):
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
+    @classmethod
+    def from_weights(cls, config: LlamaConfig, state: dict[str, torch.Tensor]) -> Llama:
+        """The model holding `state`'s tensors themselves (Hugging Face names; a tied model's lm_head may be
+        left out): built on the meta device, so no time goes to a random init that is overwritten."""
+        with torch.device("meta"):
+            model = cls(config)
+        state = dict(state)
+        if config.tie_word_embeddings:
+            state.setdefault("lm_head.weight", state.get("model.embed_tokens.weight"))
+        model.load_state_dict(state, strict=True, assign=True)
+        if config.tie_word_embeddings:  # assign made two Parameters of one tensor: tie them again
+            model.lm_head.weight = model.model.embed_tokens.weight
+        device = model.model.embed_tokens.weight.device
+        model.cos, model.sin = (t.to(device) for t in model._rotary_tables())
+        return model
+
     def _rotary_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         angles = torch.outer(torch.arange(self.rotary_len, dtype=torch.float32), inverse_frequencies(self.config))
         return angles.cos(), angles.sin()
