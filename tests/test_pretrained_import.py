@@ -211,7 +211,6 @@ def test_hostile_files_bounded_before_reading(tmp_path, monkeypatch):
         import_pretrained(tmp_path / "huge.gguf")
     folder = _folder(tmp_path / "hf")
     monkeypatch.setattr(bounds, "MAX_JSON_BYTES", 100)
-    monkeypatch.setattr(bounds.read_json, "__defaults__", (100,))
     with pytest.raises(PretrainedImportError, match="config.json: .* bytes, more than the 100"):
         import_hf_folder(folder)
     (tmp_path / "empty").mkdir()

@@ -55,8 +55,9 @@ class Pretrained:
         return Llama.from_weights(self.config, self.state_dict).eval()
 
 
-def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
-    """A JSON file of at most `limit` bytes, or PretrainedImportError naming it."""
+def read_json(path: Path, limit: int | None = None) -> Any:
+    """A JSON file of at most `limit` bytes (MAX_JSON_BYTES), or PretrainedImportError naming it."""
+    limit = limit or MAX_JSON_BYTES
     try:
         size = path.stat().st_size
     except OSError as exc:
