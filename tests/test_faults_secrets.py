@@ -80,7 +80,9 @@ def test_a_key_where_a_variable_name_belongs_is_refused_unechoed(tmp_path, value
 
 def test_the_rules_on_their_own():
     assert KEY_SHAPE.search(f"key {KEY}.") and KEY_SHAPE.search("hf_" + "a1" * 12)
-    for prose in ("sk-learn", "task-1234567890abcdefghij", "the sk- prefix", "hf_transfer"):
+    assert KEY_SHAPE.search("sk-proj-" + "Ab3" * 16) and KEY_SHAPE.search("sk-ant-api03-" + "x9" * 20)
+    for prose in ("sk-learn", "task-1234567890abcdefghij", "the sk- prefix", "hf_transfer",
+                  "runs/sk-learn-experiments-2026/x"):
         assert not KEY_SHAPE.search(prose), prose
     assert mask(f"echo {KEY}") == "echo ***" and redact(f"x={KEY}") == "x=***"
     check_env_name("backend.api_key_env", "OPENROUTER_API_KEY")

@@ -41,9 +41,10 @@ _DOTENV_CACHE: dict[str, tuple[tuple[float, int] | None, dict[str, str]]] = {}
 # Values shaped like the keys people paste: OpenAI / OpenRouter / Anthropic (sk-, sk-or-v1-, sk-ant-, sk-proj-),
 # Hugging Face (hf_), GitHub (ghp_, gho_, ghs_, ghu_, github_pat_), Slack (xox?-), AWS (AKIA), Google (AIza),
 # Groq (gsk_), Replicate (r8_), GitLab (glpat-), wandb (40 hex after a `local-` or alone is too common: left
-# out). At least 16 characters after the prefix, so `sk-...` in prose and short placeholders are not keys.
+# out). A run of at least 16 letters and digits after the prefix (the random part), so `sk-...` in prose, short
+# placeholders and folder names such as `sk-learn-experiments-2026` are not keys.
 KEY_SHAPE = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:sk-(?:or-v1-|ant-|proj-)?[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{16,}"
+    r"(?<![A-Za-z0-9_-])(?:sk-[A-Za-z0-9_-]*?[A-Za-z0-9]{16,}[A-Za-z0-9_-]*|hf_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{16,}"
     r"|github_pat_[A-Za-z0-9_]{16,}|xox[abprs]-[A-Za-z0-9-]{16,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,}"
     r"|gsk_[A-Za-z0-9]{16,}|r8_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{16,})")
 KEY_SHAPED = "a value shaped like a key"
