@@ -83,6 +83,7 @@ class HubServer:
         self.user = user
         self.fail_commit = fail_commit
         self.requests: list[Request] = []
+        self.etag: str | None = None  # set: every file is answered with this ETag (a hostile server's)
         self.repos: dict[tuple[str, str], Repo] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -153,7 +154,7 @@ class HubServer:
                     return self._error(404, "EntryNotFound")
                 self.send_response(200)
                 self.send_header("X-Repo-Commit", oid)
-                self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+                self.send_header("ETag", f'"{hub.etag or hashlib.sha1(data).hexdigest()}"')  # hub.etag: hostile
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":

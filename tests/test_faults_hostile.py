@@ -200,3 +200,18 @@ def test_a_long_blank_is_cut_short_for_tokenizer_training():
 
     [fed] = bounded_pieces(["a" + " " * 50_000 + "b"])
     assert fed == "a" + " " * MAX_PIECE + "b"
+
+
+def test_an_etag_that_points_outside_the_cache_downloads_nothing(hub, tmp_path):
+    from hub_fixtures import write_data_folder
+
+    from lanbot.sharing.hub import HubError, download_data
+    from lanbot.sharing.hub_dataset import parquet_bytes, rows
+
+    folder = write_data_folder(tmp_path / "sage-data")
+    _publish(hub, {"data/identity-00000-of-00001.parquet": parquet_bytes(rows(folder, "identity", "Sage"))})
+    hub.etag = "../../../../escaped"
+    with pytest.raises(HubError, match=r"ETag '\.\./\.\./\.\./\.\./escaped'.*nothing was downloaded"):
+        download_data("tester/data", root=tmp_path / "out")
+    assert not list(tmp_path.rglob("escaped*")) and not [r for r in hub.requests if r.method == "GET"
+                                                          and "/resolve/" in r.path]

@@ -20,7 +20,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    get_hf_file_metadata,
+    get_token,
+    hf_hub_url,
+    snapshot_download,
+)
 from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors not before 0.25
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -151,6 +159,21 @@ def safe_repo_path(name: object) -> bool:
             and all(p not in ("", ".", "..") and len(p.encode("utf-8")) <= 255 for p in parts))
 
 
+def check_file_answers(repo_id: str, repo_type: str, commit: str, names: list[str], where: str) -> None:
+    """Each file's ETag and commit as the Hub answers them, checked before the download: huggingface_hub (2.4)
+    names the cache's blob after the ETag unchecked, so `../..` there would write outside the cache. One HEAD
+    request per file (a lanbot repo holds about ten)."""
+    token = hub_token(required=False) or False
+    for name in names:
+        meta = get_hf_file_metadata(hf_hub_url(repo_id, name, repo_type=repo_type, revision=commit,
+                                               endpoint=endpoint()), token=token, endpoint=endpoint())
+        etag, answered = str(meta.etag or ""), str(meta.commit_hash or "")
+        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", etag) or not re.fullmatch(r"[0-9a-f]{40}", answered):
+            raise HubError(f"{where}: the Hub answered {name} with ETag {etag[:80]!r} and commit {answered[:80]!r}, "
+                           "which could be written outside the Hub cache; nothing was downloaded. Check "
+                           f"HF_ENDPOINT ({endpoint()}) and the repo")
+
+
 def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
     """The local folder of a repo at a revision, downloaded into (or, offline, read from) the Hub cache."""
     repo_id = validate_repo_id(repo_id)
@@ -166,6 +189,7 @@ def snapshot(repo_id: str, repo_type: str, revision: str | None = None) -> Path:
                 raise HubError(f"{where}: the Hub's listing names {repr(bad[0]) if bad else f'commit {info.sha!r}'}, "
                                "which could be written outside the Hub cache; nothing was downloaded. Check "
                                f"HF_ENDPOINT ({endpoint()}) and the repo")
+            check_file_answers(repo_id, repo_type, info.sha, names, where)
         folder = snapshot_download(
             repo_id,
             repo_type=repo_type,
