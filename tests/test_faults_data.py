@@ -22,6 +22,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
+from fault_checks import one_line
 from hub_fixtures import write_data_folder
 from hub_server import HubServer
 from omegaconf import OmegaConf
@@ -80,15 +81,6 @@ def kill9(proc: subprocess.Popen) -> None:
 def cli(app: str, *args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"lanbot.{app}", *args], capture_output=True, text=True,
                           env=env or ENV, timeout=timeout, cwd=REPO)
-
-
-def one_line(proc: subprocess.CompletedProcess, app: str) -> str:
-    """The error line of a failed app run: exit 2, no traceback, one `error lanbot.<app>:` line."""
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error ")]
-    assert len(lines) == 1 and lines[0].startswith(f"error lanbot.{app}:"), proc.stderr
-    return lines[0]
 
 
 def run_generate(root: Path, *overrides: str, identity: str = "identity=sage") -> dict:

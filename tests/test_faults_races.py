@@ -6,7 +6,6 @@ code, its one line (naming the holder, the link or the file) and the bytes alrea
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_fixtures import save_random_checkpoint
+from fault_checks import one_line, snapshot
 from train_fixtures import make_data_folder
 
 from lanbot.core import layout
@@ -65,20 +65,6 @@ def cli(app: str, root: Path, *args: str, cwd: Path = REPO, timeout: float = 120
                           capture_output=True, text=True, env=ENV, timeout=timeout, cwd=cwd)
 
 
-def one_line(proc: subprocess.CompletedProcess, app: str) -> str:
-    """The error line of a refused run: exit 2, no traceback, one `error lanbot.<app>:` line."""
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error ")]
-    assert len(lines) == 1 and lines[0].startswith(f"error lanbot.{app}:"), proc.stderr
-    return lines[0]
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 # ---- 5. one writer, and readers that see a whole folder --------------------------------------------------------
 
 def test_readers_share_a_folder_a_writer_is_refused_naming_them_and_the_last_reader_removes_the_lock(tmp_path,
@@ -118,14 +104,14 @@ def test_evaluate_and_upload_refuse_a_checkpoint_a_retrain_is_writing(tmp_path, 
     cfg = compose_config(["identity=sage", f"paths.root={root}", "upload.what=checkpoint",
                           "upload.repo_id=tester/sage-model", "upload.dry_run=true"])
     directory = save_random_checkpoint(cfg, "sft")
-    before = digest(directory)
+    before = snapshot(directory)
     writer = holder(directory)  # a retrain of this checkpoint holds it
     line = one_line(cli("evaluate", root, f"eval.checkpoint={directory}"), "evaluate")
     assert f"checkpoint folder {directory} is being written by another lanbot run: pid {writer} on host" in line
     with pytest.raises(FolderBusy, match=f"checkpoint folder {directory} is being written by another lanbot run: "
                                          f"pid {writer}"):
         upload(cfg, tmp_path / "run")  # before a file is planned: no commit mixes the old card and new weights
-    assert digest(directory) == before and not (directory / layout.EVAL_FILE).exists()
+    assert snapshot(directory) == before and not (directory / layout.EVAL_FILE).exists()
     assert not (tmp_path / "run" / layout.UPLOAD_RECORD).exists()
 
 
@@ -137,11 +123,11 @@ def test_train_refuses_a_checkpoint_being_evaluated_and_a_data_folder_being_gene
     root = tmp_path / "out"
     cfg = compose_config(["identity=sage", f"paths.root={root}", "stage=mid", *MICRO])
     mid = save_random_checkpoint(cfg, "mid")
-    before = digest(mid)
+    before = snapshot(mid)
     reader = holder(mid, "shared")  # an evaluation (or upload) of mid
     with pytest.raises(FolderBusy, match=f"checkpoint folder {mid} is being read by another lanbot run: pid {reader}"):
         train(cfg, tmp_path / "run")
-    assert digest(mid) == before
+    assert snapshot(mid) == before
     data = make_data_folder(Path(cfg.paths.data_dir), per_type=5, name="Sage")
     generator = holder(data)  # generate is rewriting the data folder
     sft = compose_config(["identity=sage", f"paths.root={root}", "stage=sft", *MICRO])

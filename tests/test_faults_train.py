@@ -4,7 +4,6 @@ error, its one line naming the field or file and the fix, and the files already 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_fixtures import ScriptedModel, save_random_checkpoint, tokenizer
+from fault_checks import snapshot
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 from train_fixtures import make_data_folder
@@ -42,12 +42,6 @@ HUGE_LR = ["train.matrix_lr=1e30", "train.embedding_lr=1e30", "train.unembedding
 
 def config(root: Path, *extra: str):
     return compose_config([f"paths.root={root}", *MICRO, *extra])
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder`, by relative path: what "intact" is checked against."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def run_app(app: str, root: Path, *args: str, stdin: bytes | None = None, env: dict | None = None):
