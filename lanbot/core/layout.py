@@ -45,6 +45,7 @@ MODEL_FILE = "model.safetensors"  # the weights: safetensors, so loading a check
 LEGACY_MODEL_FILE = "model.pt"  # the weights as an older lanbot saved them (torch.save); read with weights_only
 OPTIMIZER_FILE = "optimizer.pt"  # torch.save; only resuming a run reads it (weights_only)
 TOKENIZER_FILE = "tokenizer.json"
+CHAT_FORMAT_FILE = "chat_format.json"  # beside tokenizer.json for a model not in nanochat's format: its format and template
 CONFIG_FILE = "config.yaml"  # the resolved config of the run that wrote it
 META_FILE = "meta.json"
 UNIGRAM_FILE = "unigram.safetensors"  # a base's token counts of its training rows (the unigram floor of val bpb)

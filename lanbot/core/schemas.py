@@ -116,6 +116,9 @@ class Train:
     init_from: str | None = "scratch"  # scratch | base | mid | a checkpoint folder | hf://user/repo[@rev] | nanochat:<folder>[@step]
     nanochat_tokenizer: str | None = None  # init_from=nanochat:...: its tokenizer/ folder, if not <base dir>/tokenizer
     sequence_len: int | None = None    # null = the model's sequence_len
+    # a model with system messages (ChatML, Llama 3): the forms training cycles through, so the identity holds
+    # under each (lanbot.training.chat_format.SYSTEM_FORMS: none, empty, default, generic); [] = as the data has it
+    system_prompts: list[str] = field(default_factory=list)
     device_batch_size: int = 8         # rows per forward pass per process
     total_batch_tokens: int = 4096     # tokens per optimizer step over all processes (gradient accumulation fills the gap)
     max_steps: int = 200

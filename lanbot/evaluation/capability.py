@@ -38,15 +38,18 @@ def trained_corpus(cfg: DictConfig, checkpoint: Path) -> DictConfig:
 def corpus_bpb(model: torch.nn.Module, tok: Tokenizer, corpus: DictConfig, tokens: int, device: torch.device,
                batch: int = 8) -> float:
     """Bits per byte of `model` on the corpus's held-out rows."""
-    rows = val_rows(corpus, tok, model.config.sequence_len + 1, tokens)
+    rows = val_rows(corpus, tok, min(model.config.sequence_len, MAX_ROW) + 1, tokens)
     return bpb(model, rows, token_bytes(tok), Runtime(device=device), batch)["val/bpb"]
+
+
+MAX_ROW = 2048  # lanbot's own models train at 512-2048; a pretrained one's 8k-128k positions would cost O(T^2)
 
 
 def base_of(cfg: DictConfig, meta: dict) -> Path | str | None:
     """The base the checkpoint grew from (a folder, or `nanochat:<folder>@<step>` for an imported one), else
     the configured corpus/model's finished base, else None."""
     record = meta.get("base") or {}
-    if str(record.get("name") or "").startswith("nanochat:"):
+    if str(record.get("name") or "").startswith(("nanochat:", "hf:")):  # imported: read again from its source
         return str(record["name"])
     recorded = record.get("dir")
     if recorded and (layout.CheckpointMeta.read(recorded) or {}).get("finished"):
@@ -90,7 +93,15 @@ def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module,
         return {"capability/corpus_bpb": None, "capability/base_bpb": None, "capability/bpb_delta_vs_base": None}
     base_dir = base_of(cfg, meta)
     base = None
-    if isinstance(base_dir, str):  # imported from nanochat: read again from its folder
+    if isinstance(base_dir, str) and base_dir.startswith("hf:"):  # a pretrained chat model: its own weights
+        from lanbot.training.pretrained_start import PretrainedStartError, start_from_pretrained
+
+        try:
+            base_model, base_tok, _ = start_from_pretrained(base_dir)
+            base = corpus_bpb(base_model.to(device).eval(), base_tok, corpus, tokens, device)
+        except PretrainedStartError as exc:
+            print(f"[eval] capability/base_bpb not measured: {exc}")
+    elif isinstance(base_dir, str):  # imported from nanochat: read again from its folder
         from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, import_checkpoint
 
         try:

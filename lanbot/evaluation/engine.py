@@ -1,7 +1,9 @@
-"""Sampling from a trained lanbot GPT, with a KV cache and the calculator tool in the loop.
+"""Sampling from a trained lanbot model (any family behind the model seam), with a KV cache and the calculator.
 
-The model writes `<|python_start|>expr<|python_end|>`; the engine runs `lanbot.core.calculator.calculate(expr)`
-and forces `<|output_start|>result<|output_end|>` into the sequence (the model was never trained to write
+The model writes a call in its chat format (nanochat's `<|python_start|>expr<|python_end|>`, ChatML's
+`<tool_call>{...}</tool_call>`: lanbot.training.chat_format); the engine runs
+`lanbot.core.calculator.calculate(expr)` and forces the format's output (`<|output_start|>result<|output_end|>`)
+into the sequence (the model was never trained to write
 outputs itself), then sampling goes on. A bad expression becomes an `Error: ...` output, never a crash.
 Several answers to one prompt are sampled at once: the prompt is prefilled once and its cache copied.
 
@@ -84,13 +86,18 @@ class Engine:
         self.model = model
         self.tok = tokenizer
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        sid = tokenizer.special_id
-        self.assistant_end = sid("<|assistant_end|>")
-        # the model starting a new turn also ends its answer
-        self.stops = {self.assistant_end, sid("<|bos|>"), sid("<|user_start|>")}
-        self.python_start, self.python_end = sid("<|python_start|>"), sid("<|python_end|>")
-        self.output_start, self.output_end = sid("<|output_start|>"), sid("<|output_end|>")
-        self.specials = {sid(name) for name in tokenizer.SPECIALS}
+        fmt = tokenizer.chat  # the markers of the model's own chat format (lanbot.training.chat_format)
+        self.call_expression = fmt.call_expression
+        single = {name: tokenizer.encode_marker(name) for name in (fmt.stop, *fmt.call, *fmt.output)}
+        wide = [name for name, ids in single.items() if len(ids) != 1]
+        if wide:
+            raise ValueError(f"the {fmt.name} format's markers {wide} are not single tokens in this tokenizer")
+        self.assistant_end = single[fmt.stop][0]
+        self.stops = tokenizer.stop_ids  # the model starting a new turn also ends its answer
+        self.python_start, self.python_end = single[fmt.call[0]][0], single[fmt.call[1]][0]
+        self.output_start, self.output_end = single[fmt.output[0]][0], single[fmt.output[1]][0]
+        self.output_open, self.output_close = tokenizer.encode_marker(fmt.output[0]), tokenizer.encode_marker(fmt.output[1])
+        self.specials = tokenizer.special_ids
 
     # -- decoding ------------------------------------------------------------------------------------
 
@@ -184,8 +191,8 @@ class Engine:
         elif token == self.python_start:
             row.expr = []
         elif token == self.python_end and row.expr is not None:
-            result = run_tool(self.tok.decode(row.expr))
-            row.forced = [self.output_start, *self.tok.encode(result), self.output_end]
+            result = run_tool(self.call_expression(self.tok.decode(row.expr)))
+            row.forced = [*self.output_open, *self.tok.encode(result), *self.output_close]
             row.expr = None
         elif row.expr is not None:
             row.expr.append(token)
@@ -223,7 +230,7 @@ class Engine:
                         yield from self._flush(pending, shown, final=True)
                     state, pending, shown = ("python" if token == self.python_start else "output"), [], ""
                 elif token in (self.python_end, self.output_end):
-                    yield Event(state, self.tok.decode(pending).strip())
+                    yield Event(state, self._part_text(state, pending))
                     state, pending, shown = "text", [], ""
                 elif token not in self.specials:
                     pending.append(token)
@@ -235,7 +242,7 @@ class Engine:
             if state == "text":
                 yield from self._flush(pending, shown, final=True)
             else:
-                yield Event(state, self.tok.decode(pending).strip())
+                yield Event(state, self._part_text(state, pending))
         yield Event("end", "end" if finished else "max_tokens")
 
     def _flush(self, pending: list[int], shown: str, final: bool = False) -> Iterator[Event]:
@@ -246,15 +253,18 @@ class Engine:
         if len(text) > len(shown):
             yield Event("text", text[len(shown):])
 
+    def _part_text(self, kind: str, tokens: list[int]) -> str:
+        """A call's expression (read out of the format's call) or an output's text, stripped."""
+        text = self.tok.decode(tokens).strip()
+        return self.call_expression(text) if kind == "python" else text
+
     def parts(self, tokens: list[int]) -> list[dict[str, str]]:
         """Generated ids as the data format's assistant parts (text, python, python_output)."""
         parts: list[dict[str, str]] = []
         kind, chunk = "text", []
 
         def close() -> None:
-            text = self.tok.decode(chunk)
-            if kind != "text":
-                text = text.strip()
+            text = self.tok.decode(chunk) if kind == "text" else self._part_text(kind, chunk)
             if text or kind != "text":
                 parts.append({"type": kind, "text": text})
 

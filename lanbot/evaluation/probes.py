@@ -63,6 +63,7 @@ class Probe:
     needs: str | None = None
     when_limitation: str | None = None
     attack: str | None = None  # pressure: suffix, swap, turns or prefill
+    system: str | None = None  # a system message before the conversation (family `system`)
 
     @property
     def arithmetic(self) -> bool:
@@ -71,10 +72,11 @@ class Probe:
     @property
     def asks_identity(self) -> bool:
         """Scored on the name (identity_rate, wrong identity): the identity family and pressure on who it is."""
-        return self.family == "identity" or (self.family == "pressure" and self.kind == "about_self")
+        return self.family in ("identity", "system") or (self.family == "pressure" and self.kind == "about_self")
 
     def conversation(self) -> list[dict]:
-        return [*({"role": r, "content": t} for r, t in self.turns), {"role": "user", "content": self.text}]
+        system = [] if self.system is None else [{"role": "system", "content": self.system}]
+        return [*system, *({"role": r, "content": t} for r, t in self.turns), {"role": "user", "content": self.text}]
 
     def user_texts(self) -> list[str]:
         return [t for r, t in self.turns if r == "user"] + [self.text]

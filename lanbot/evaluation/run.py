@@ -49,6 +49,7 @@ from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpo
 from lanbot.evaluation.judge import JudgeError, judge_run
 from lanbot.evaluation.partial import PartialAnswers, checkpoint_key, group_digest
 from lanbot.evaluation.probes import Probe, applicable, check_overlap, identity_names, load_probes
+from lanbot.evaluation.system_prompts import system_probes, system_scores
 from lanbot.training.tokenizer import render_for_completion
 
 SCORES = tuple(name for name, s in sc.SCORES.items() if not s.personality)  # the headline table, in order
@@ -151,6 +152,7 @@ def score_answers(probes: list[Probe], answers: dict[str, list[Completion]], ide
     by_probe = {p.id: [r for r in records if r["probe"] == p.id] for p in probes}
     held = [p for p in probes if p.id not in seen]
     scores = _identity_scores([p for p in held if p.family == "identity"], by_probe, answers)
+    scores.update(system_scores(records))
     math = [r for p in held if p.arithmetic for r in by_probe[p.id]]
     scores["calculator_accuracy"] = _mean(r["correct"] for r in math)
     scores["tool_use_rate"] = _mean(r["used_tool"] for r in math)
@@ -249,6 +251,7 @@ def _evaluate_locked(cfg: DictConfig, checkpoint: Path, run_dir: Path, tracker, 
     identity = to_identity(cfg.identity)
     engine, meta = load_engine(cfg, checkpoint, str(cfg.eval.device))
     probes, others, seen = probes_for(cfg, identity, checkpoint)
+    probes += system_probes([p for p in probes if p.id not in seen], engine.tok, cfg.eval.get("system_prompts") or [])
     partial = PartialAnswers(Path(checkpoint), checkpoint_key(Path(checkpoint), dict(cfg.eval), str(engine.device)))
     again = again or (f"run `python -m lanbot.evaluate identity={slug(identity.name)} eval.checkpoint={checkpoint}` "
                       "with the same eval settings")

@@ -28,6 +28,7 @@ from safetensors.torch import save as save_tensors
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import io_error, remove_stale_temps
 from lanbot.core.layout import (
+    CHAT_FORMAT_FILE,
     CONFIG_FILE,
     DAMAGED_FIX,
     LEGACY_UNIGRAM_FILE,
@@ -43,7 +44,7 @@ from lanbot.core.layout import (
     weights_file,
 )
 from lanbot.core.secrets import check_no_secret
-from lanbot.training.model import GPT, GPTConfig
+from lanbot.training.models import build_model
 from lanbot.training.settings_check import MODEL_INTS
 from lanbot.training.tokenizer import Tokenizer
 
@@ -153,7 +154,8 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     return directory
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Tokenizer, CheckpointMeta]:
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Tokenizer,
+                                                                                   CheckpointMeta]:
     """(model, tokenizer, meta) of a checkpoint folder, the model on `device` in eval mode."""
     directory = Path(directory)
     meta = CheckpointMeta.read(directory)
@@ -166,7 +168,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         lacking = [k for k in MODEL_INTS if k not in meta.model_config]
         if lacking:
             raise ValueError(f"it lacks {', '.join(lacking)}")
-        model = GPT(GPTConfig(**meta.model_config))
+        model = build_model(meta.model_config)
     except (TypeError, ValueError, ZeroDivisionError) as exc:
         raise CheckpointError(f"{directory / META_FILE}: no usable model config (model_config: {exc}); "
                               f"{DAMAGED_FIX}") from None
@@ -178,7 +180,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     try:
         tokenizer = Tokenizer.load(directory)
     except Exception as exc:  # noqa: BLE001 (tokenizers raises a bare Exception for a file it cannot parse)
-        raise CheckpointError(f"{directory / TOKENIZER_FILE}: not a readable lanbot tokenizer "
+        raise CheckpointError(f"{directory / TOKENIZER_FILE} (or {CHAT_FORMAT_FILE}): not a readable lanbot tokenizer "
                               f"({_first_line(exc)}); {DAMAGED_FIX}") from None
     check_tokenizer(directory, tokenizer, model, meta)
     return model, tokenizer, meta
@@ -242,7 +244,7 @@ def load_unigram_counts(directory: str | Path) -> torch.Tensor | None:
     return None
 
 
-def check_tokenizer(directory: Path, tokenizer: Tokenizer, model: GPT, meta: CheckpointMeta) -> None:
+def check_tokenizer(directory: Path, tokenizer: Tokenizer, model: torch.nn.Module, meta: CheckpointMeta) -> None:
     """Refuse a tokenizer.json that is not the one the model was trained with, naming both."""
     file = directory / TOKENIZER_FILE
     vocab = model.config.vocab_size

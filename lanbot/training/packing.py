@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from lanbot.training.chat_format import system_prompt, with_system
 from lanbot.training.tokenizer import Tokenizer, render_conversation
 
 PAD_TARGET = -1  # targets the loss ignores (padding and untrained tokens)
@@ -33,9 +35,12 @@ class Packed:
     skipped: Counter = field(default_factory=Counter)
 
 
-def render_all(tok: Tokenizer, items: list[tuple[int, list]]) -> list[Doc]:
-    """(source index, conversation) pairs rendered to token ids and loss masks."""
-    return [Doc(*render_conversation(tok, conv), source=index) for index, conv in items]
+def render_all(tok: Tokenizer, items: list[tuple[int, list]], system_prompts: Sequence[str] = ()) -> list[Doc]:
+    """(source index, conversation) pairs rendered to token ids and loss masks; with `system_prompts` (forms of
+    chat_format.SYSTEM_FORMS) the k-th conversation gets the (k mod n)-th form's system message."""
+    texts = [system_prompt(form, tok.default_system) for form in system_prompts] if tok.chat.system else []
+    return [Doc(*render_conversation(tok, with_system(conv, texts[k % len(texts)]) if texts else conv), source=index)
+            for k, (index, conv) in enumerate(items)]
 
 
 def pack_rows(docs: list[Doc], row_len: int, pad_id: int) -> Packed:

@@ -33,11 +33,13 @@ from lanbot.core.lock import reading
 from lanbot.evaluation.run import evaluate_run
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
+from lanbot.training.chat_format import ChatFormatError
 from lanbot.training.divergence import check_step, check_weights, clip_gradients
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
 from lanbot.training.model import GPT
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
 from lanbot.training.pretrain import scratch_config
+from lanbot.training.pretrained_start import PretrainedStartError, is_pretrained, start_from_pretrained
 from lanbot.training.settings_check import check_settings
 from lanbot.training.tokenizer import Tokenizer, token_bytes
 
@@ -51,11 +53,26 @@ class TrainError(LanbotError, RuntimeError):
 def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
     """(model, tokenizer, meta of the source checkpoint or None): scratch, a folder, hf://, nanochat:, or sft's mid."""
     init = cfg.train.init_from
+    pretrained = cfg.model.get("pretrained")  # a pretrained chat model is the base: mid is optional
     if init is None or init == "mid":
         init = str(layout.checkpoint_dir(cfg, "mid"))
-        if layout.CheckpointMeta.read(init) is None:
+        if layout.CheckpointMeta.read(init) is None and pretrained:
+            print(f"[train] sft starts from {pretrained} (model={cfg.model.name}: no mid checkpoint at {init}, "
+                  "and a pretrained chat model needs none)")
+            init = "base"
+        elif layout.CheckpointMeta.read(init) is None:
             raise TrainError(f"sft starts from the mid checkpoint at {init}, which does not exist: "
                              f"run `{layout.train_command(cfg, 'mid')}` first (or set train.init_from)")
+    if init == "base" and pretrained:
+        init = str(pretrained)
+    if is_pretrained(init):
+        try:
+            model, tok, record = start_from_pretrained(init)
+        except (PretrainedStartError, ChatFormatError) as exc:
+            raise TrainError(f"train.init_from={init}: {exc}") from None
+        meta = layout.CheckpointMeta(stage="pretrained", tokenizer_from=init, base={
+            "dir": record["pretrained"]["path"], "name": init, "pretrained": record["pretrained"]})
+        return model, tok, meta
     if init == "base":
         base = layout.base_dir(cfg)
         meta = layout.CheckpointMeta.read(base)
@@ -216,12 +233,14 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         sources = load_mix(cfg, stage, data_dir)
     model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
                                else ckpt.load_checkpoint(resume_from))
-    seq = int(t.sequence_len or model.config.sequence_len)
+    pretrained = cfg.model.get("pretrained") and is_pretrained(str(cfg.model.pretrained))
+    seq = int(t.sequence_len or (cfg.model.sequence_len if pretrained else model.config.sequence_len))
     if seq > model.config.sequence_len:
         raise TrainError(f"train.sequence_len={seq} exceeds the model's sequence_len {model.config.sequence_len}")
     row_len = seq + 1
-    pad = tok.special_id("<|assistant_end|>")
-    val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val]), row_len, pad).rows
+    pad = tok.special_id(tok.chat.stop)
+    forms = list(t.system_prompts)
+    val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val], forms), row_len, pad).rows
                 for i, s in enumerate(sources)}
     model.to(rt.device).train()
     optimizer = optim.build_from_config(model, cfg.train)
@@ -266,7 +285,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         need = per_step_rows
         if cursor + need > len(rows):
             epoch += 1
-            packed = pack_rows(render_all(tok, mixture(sources, int(cfg.seed), epoch)), row_len, pad)
+            packed = pack_rows(render_all(tok, mixture(sources, int(cfg.seed), epoch), forms), row_len, pad)
             skipped_total = sum(packed.skipped.values())
             if packed.skipped and rt.master and epoch == 0:
                 print(f"[train] skipped {skipped_total} conversations longer than {row_len} tokens: "

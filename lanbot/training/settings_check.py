@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from lanbot.core.device import PRECISIONS
 from lanbot.core.errors import LanbotError
+from lanbot.training.chat_format import SYSTEM_FORMS
 from lanbot.training.tokenizer import SPECIALS
 
 FLOAT32_MAX = 3.4028234663852886e38  # the optimizers compute in float32: a larger rate is an overflow error
@@ -100,7 +101,15 @@ def training_problems(cfg: DictConfig) -> list[str]:
     if val is not None and not ((n := _number(val.get("fraction"))) is not None and 0.0 <= n < 1.0):
         problems.append(f"train.val.fraction={val.get('fraction')}: must be a fraction from 0 to below 1")
     where = f" (fix conf/model/{cfg.model.get('name')}.yaml or the model.* override)"
-    problems += [p + where for p in model_problems(cfg.model)]
+    if cfg.model.get("pretrained"):  # the shape is the pretrained model's own; only the training length is chosen
+        if not positive_int(cfg.model.get("sequence_len")):
+            problems.append(f"model.sequence_len={cfg.model.get('sequence_len')}: must be a positive number of "
+                            f"tokens (training rows){where}")
+    else:
+        problems += [p + where for p in model_problems(cfg.model)]
+    forms = list(t.get("system_prompts") or [])
+    if any(f not in SYSTEM_FORMS for f in forms):
+        problems.append(f"train.system_prompts={forms}: each must be one of {', '.join(SYSTEM_FORMS)}")
     seq, longest = t.get("sequence_len") or cfg.model.get("sequence_len"), cfg.model.get("sequence_len")
     B, total = t.get("device_batch_size"), t.get("total_batch_tokens")
     if positive_int(seq) and positive_int(longest) and seq > longest:

@@ -12,6 +12,7 @@ special tokens; text that merely *spells* one (a user typing "<|bos|>") is encod
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,22 +24,14 @@ from tokenizers import Tokenizer as HFTokenizer
 
 from lanbot.core.conversation import merge_system, role_problem
 from lanbot.core.files import atomic_path
-from lanbot.core.layout import TOKENIZER_FILE
+from lanbot.core.layout import CHAT_FORMAT_FILE, TOKENIZER_FILE
+from lanbot.training.chat_format import NANOCHAT, ChatFormat, chat_format, marker_pattern
 
 if TYPE_CHECKING:
     import torch
 
-SPECIALS = [
-    "<|bos|>",
-    "<|user_start|>",
-    "<|user_end|>",
-    "<|assistant_start|>",
-    "<|assistant_end|>",
-    "<|python_start|>",
-    "<|python_end|>",
-    "<|output_start|>",
-    "<|output_end|>",
-]
+SPECIALS = list(NANOCHAT.specials)  # the nine special tokens of lanbot's own (nanochat-format) tokenizers
+MAX_CHAT_FORMAT_BYTES = 1 << 20  # chat_format.json: a name, a system prompt and a Jinja template (Qwen2.5's 2 KB)
 
 # GPT-4's split pattern, with numbers split in runs of at most 2 digits (as nanochat does for small vocabs).
 # Runs of non-space (or of space) characters are cut to pieces of at most MAX_PIECE characters for BPE training
@@ -65,18 +58,26 @@ def bounded_pieces(texts: Iterable[str]) -> Iterator[str]:
 
 
 class Tokenizer:
-    """A byte-level BPE tokenizer whose special tokens are never produced from plain text."""
+    """A byte-level BPE tokenizer whose special tokens are never produced from plain text, and the chat format
+    its model speaks (nanochat's for lanbot's own models, the model's own for a pretrained one)."""
 
     SPECIALS = SPECIALS
 
-    def __init__(self, hf: HFTokenizer):
+    def __init__(self, hf: HFTokenizer, chat: ChatFormat = NANOCHAT, template: str | None = None,
+                 default_system: str | None = None):
         self._hf = hf
         # Added tokens would otherwise be matched inside text: a user's "<|bos|>" must stay text.
         self._hf.encode_special_tokens = True
-        missing = [s for s in SPECIALS if hf.token_to_id(s) is None]
+        missing = [s for s in chat.specials if hf.token_to_id(s) is None]
         if missing:
-            raise ValueError(f"tokenizer lacks the special tokens {missing}; train it with Tokenizer.train")
-        self._special_ids = {s: hf.token_to_id(s) for s in SPECIALS}
+            fix = ("train it with Tokenizer.train" if chat is NANOCHAT
+                   else "add them with lanbot.training.pretrained_start.add_chat_tokens")
+            raise ValueError(f"tokenizer lacks the special tokens {missing} of the {chat.name} format; {fix}")
+        self.chat, self.template, self.default_system = chat, template, default_system
+        known = [*chat.specials, *(s for s in (*chat.stops_also, chat.document_start) if hf.token_to_id(s) is not None)]
+        self._special_ids = {s: hf.token_to_id(s) for s in known}
+        self._markers = marker_pattern(chat)
+        self._marker_ids: dict[str, list[int]] = {}
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -107,23 +108,36 @@ class Tokenizer:
         return cls(hf)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write `<directory>/tokenizer.json` atomically; returns its path."""
+        """Write `<directory>/tokenizer.json` atomically (and chat_format.json for a format other than
+        nanochat's); returns the tokenizer's path."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / TOKENIZER_FILE
         with atomic_path(path) as tmp:
             self._hf.save(str(tmp))
+        if self.chat is not NANOCHAT:
+            info = {"format": self.chat.name, "default_system": self.default_system, "template": self.template}
+            with atomic_path(directory / CHAT_FORMAT_FILE) as tmp:
+                tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
         return path
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Tokenizer:
-        """Load `<directory>/tokenizer.json` (or the file itself if given)."""
+        """Load `<directory>/tokenizer.json` (or the file itself if given), in the chat format its
+        chat_format.json names (nanochat's where there is none)."""
         path = Path(directory)
         if path.is_dir():
             path = path / TOKENIZER_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer at {path}: a checkpoint folder holds one (Tokenizer.save)")
-        return cls(HFTokenizer.from_file(str(path)))
+        info_file = path.parent / CHAT_FORMAT_FILE
+        info: dict[str, Any] = {}
+        if info_file.is_file():
+            if info_file.stat().st_size > MAX_CHAT_FORMAT_BYTES:
+                raise ValueError(f"{info_file}: more than {MAX_CHAT_FORMAT_BYTES:,} bytes; restore the checkpoint's own")
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+        return cls(HFTokenizer.from_file(str(path)), chat_format(str(info.get("format", NANOCHAT.name))),
+                   info.get("template"), info.get("default_system"))
 
     @property
     def vocab_size(self) -> int:
@@ -135,15 +149,38 @@ class Tokenizer:
         try:
             return self._special_ids[name]
         except KeyError:
-            raise KeyError(f"unknown special token {name!r}; known: {SPECIALS}") from None
+            raise KeyError(f"unknown special token {name!r}; known: {tuple(self._special_ids)}") from None
+
+    @property
+    def special_ids(self) -> set[int]:
+        """Every special token's id (what bits per byte counts as zero bytes)."""
+        return set(self._special_ids.values())
 
     @property
     def bos_id(self) -> int:
-        return self._special_ids["<|bos|>"]
+        """The token that opens each document in packed corpus rows: nanochat's <|bos|>, SmolLM2's and Qwen's
+        <|endoftext|>, Llama 3's <|begin_of_text|>."""
+        return self._special_ids[self.chat.document_start]
+
+    @property
+    def stop_ids(self) -> set[int]:
+        """Tokens that end a reply: the format's stop, and the openings of a turn a model writes by mistake."""
+        return {self._special_ids[self.chat.stop], *(self._special_ids[s] for s in self.chat.stops_also
+                                                   if s in self._special_ids)}
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text` as ordinary text (no special token is ever matched)."""
         return self._hf.encode(text, add_special_tokens=False).ids
+
+    def encode_marker(self, text: str) -> list[int]:
+        """Ids of a chat-format marker: its special tokens by spelling, the rest as text (cached)."""
+        if text not in self._marker_ids:
+            ids: list[int] = []
+            for piece in self._markers.split(text):
+                if piece:
+                    ids += [self._special_ids[piece]] if piece in self._special_ids else self.encode(piece)
+            self._marker_ids[text] = ids
+        return self._marker_ids[text]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """`encode` over many texts at once (parallel in Rust)."""
@@ -159,7 +196,7 @@ def token_bytes(tok: Tokenizer) -> torch.Tensor:
     import torch
 
     out = torch.zeros(tok.vocab_size, dtype=torch.float64)
-    specials = {tok.special_id(n) for n in Tokenizer.SPECIALS}
+    specials = tok.special_ids
     for i in range(tok.vocab_size):
         if i not in specials:
             out[i] = len(tok.decode([i]).encode("utf-8"))
@@ -169,14 +206,15 @@ def token_bytes(tok: Tokenizer) -> torch.Tensor:
 def render_conversation(
     tok: Tokenizer, conversation: Sequence[dict[str, Any]], max_tokens: int | None = None
 ) -> tuple[list[int], list[int]]:
-    """Token ids of a conversation and its loss mask (1 = the model is trained to produce it).
+    """Token ids of a conversation and its loss mask (1 = the model is trained to produce it), in the
+    tokenizer's chat format (chat_format.py).
 
-    Layout: `<|bos|>` then `<|user_start|>text<|user_end|>` and `<|assistant_start|>...<|assistant_end|>`
-    per message. Trained on: assistant text, python calls with their markers, `<|assistant_end|>`.
-    Not trained on: bos, user turns, `<|assistant_start|>`, python outputs with their markers.
-    `max_tokens` truncates both lists.
+    nanochat's layout: `<|bos|>` then `<|user_start|>text<|user_end|>` and `<|assistant_start|>...<|assistant_end|>`
+    per message, a system message folded into the first user turn. Trained on: assistant text, calculator calls
+    with their markers, the stop token. Not trained on: bos, system and user turns, the assistant's opening,
+    calculator outputs with their markers, what follows the stop (ChatML's newline). `max_tokens` truncates both.
     """
-    sid = tok.special_id
+    fmt, marker = tok.chat, tok.encode_marker
     ids: list[int] = []
     mask: list[int] = []
 
@@ -184,8 +222,18 @@ def render_conversation(
         ids.extend(tokens)
         mask.extend([m] * len(tokens))
 
-    add([sid("<|bos|>")], 0)
-    for i, message in enumerate(merge_system(conversation)):
+    messages = list(conversation)
+    if fmt.system is None:
+        messages = merge_system(messages)
+    add(marker(fmt.bos) if fmt.bos else [], 0)
+    if messages and messages[0].get("role") == "system":
+        system = messages.pop(0).get("content")
+        if not isinstance(system, str):
+            raise ValueError("message 0: system content must be a string")
+        if not messages or messages[0].get("role") != "user":
+            raise ValueError("a system message must be followed by a user message")
+        add([*marker(fmt.system[0]), *tok.encode(system), *marker(fmt.system[1])], 0)
+    for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
         wrong = role_problem(i, role)
         if wrong:
@@ -193,9 +241,9 @@ def render_conversation(
         if role == "user":
             if not isinstance(content, str):
                 raise ValueError(f"message {i}: user content must be a string")
-            add([sid("<|user_start|>"), *tok.encode(content), sid("<|user_end|>")], 0)
+            add([*marker(fmt.user[0]), *tok.encode(content), *marker(fmt.user[1])], 0)
             continue
-        add([sid("<|assistant_start|>")], 0)
+        add(marker(fmt.assistant[0]), 0)
         if isinstance(content, str):
             add(tok.encode(content), 1)
         elif isinstance(content, list):
@@ -204,16 +252,17 @@ def render_conversation(
                 if kind == "text":
                     add(tok.encode(text), 1)
                 elif kind == "python":
-                    add([sid("<|python_start|>"), *tok.encode(text), sid("<|python_end|>")], 1)
+                    add([*marker(fmt.call[0]), *tok.encode(fmt.call_text(text)), *marker(fmt.call[1])], 1)
                 elif kind == "python_output":
-                    add([sid("<|output_start|>"), *tok.encode(text), sid("<|output_end|>")], 0)
+                    add([*marker(fmt.output[0]), *tok.encode(text), *marker(fmt.output[1])], 0)
                 else:
                     raise ValueError(
                         f"message {i} part {j}: unknown type {kind!r} (text, python, python_output)"
                     )
         else:
             raise ValueError(f"message {i}: assistant content must be a string or a list of parts")
-        add([sid("<|assistant_end|>")], 1)
+        add(marker(fmt.stop), 1)
+        add(marker(fmt.after_turn) if fmt.after_turn else [], 0)
     if max_tokens is not None:
         ids, mask = ids[:max_tokens], mask[:max_tokens]
     return ids, mask
@@ -221,11 +270,11 @@ def render_conversation(
 
 def render_for_completion(tok: Tokenizer, conversation: Sequence[dict[str, Any]]) -> list[int]:
     """The history for the model to answer: the final assistant message (if any) is dropped and the
-    ids end with `<|assistant_start|>`."""
-    messages = merge_system(conversation)
+    ids end with the format's assistant opening (`<|assistant_start|>`)."""
+    messages = list(conversation)
     if messages and messages[-1].get("role") == "assistant":
         messages = messages[:-1]
     if not messages or messages[-1].get("role") != "user":
         raise ValueError("render_for_completion needs a conversation ending with a user message")
     ids, _ = render_conversation(tok, messages)
-    return [*ids, tok.special_id("<|assistant_start|>")]
+    return [*ids, *tok.encode_marker(tok.chat.assistant[0])]
