@@ -242,7 +242,7 @@ def test_interrupted_or_full_disk_export_leaves_nothing(tmp_path, monkeypatch, f
 def test_bundled_smollm2_gguf_exported_loads_in_transformers(tmp_path):
     """The bundled SmolLM2-135M-Instruct GGUF -> lanbot -> Hugging Face folder: transformers' logits equal lanbot's,
     its tokenizer's ids equal the GGUF's rebuilt one, its chat template renders as lanbot's (SmolLM's default
-    system prompt included). 30-60 s on 2 shared cores (the dequantizing import)."""
+    system prompt included). 15-40 s on 2 shared cores (the dequantizing import)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lanbot.core.errors import LanbotError
