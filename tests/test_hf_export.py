@@ -113,6 +113,8 @@ def test_transformers_loads_the_export(tmp_path, name):
         assert tokenizer(text, add_special_tokens=False).input_ids == mine.encode(text).ids, text
         assert tokenizer.decode(mine.encode(text).ids) == text
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == (CHAT["bos"], CHAT["eos"], CHAT["pad"])
+    assert "<|endoftext|>" in tokenizer.all_special_tokens  # a special token bos/eos/pad do not name
+    assert tokenizer.decode(mine.encode("<|endoftext|>Hi").ids, skip_special_tokens=True) == "Hi"
     messages = [{"role": "system", "content": "You are Sage."}, {"role": "user", "content": "Why is the sky blue?"}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert text == ("<|im_start|>system\nYou are Sage.<|im_end|>\n<|im_start|>user\nWhy is the sky blue?<|im_end|>\n"
@@ -167,6 +169,29 @@ def test_llama_cpp_converter_accepts_the_export(tmp_path):
     converted = import_gguf(out)  # lanbot's GGUF import undoes the converter's permutation: the same model again
     with torch.no_grad():
         torch.testing.assert_close(converted.model()(_ids()), model(_ids()), **TOL)
+
+
+def test_gguf_of_the_export_runs_in_llama_cpp(tmp_path):
+    """Where llama.cpp's converter is missing (the test above skips), the nearest check this machine allows:
+    the export as transformers loads it, written as GGUF by the fixtures' stand-in for the converter (the gguf
+    package's writer with the converter's tensor names and Q/K permutation), runs in llama.cpp itself
+    (llama-cpp-python) with lanbot's logits, up to llama.cpp's float32 accumulation (0.012 of 7.6 seen)."""
+    import numpy as np
+    from pretrained_fixtures import write_gguf
+    from transformers import AutoModelForCausalLM
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    model = random_model(CONFIGS["llama"])
+    reference = AutoModelForCausalLM.from_pretrained(export(model, tmp_path / "out")).eval()
+    path = write_gguf(reference, tmp_path / "export.gguf", tiny_tokenizer())
+    runner = llama_cpp.Llama(str(path), logits_all=True, verbose=False, n_ctx=64, n_threads=1)
+    ids = _ids(batch=1)[0].tolist()
+    runner.eval(ids)
+    theirs = torch.tensor(np.array(runner.scores[: len(ids)]))
+    with torch.no_grad():
+        ours = model(torch.tensor([ids]))[0]
+    torch.testing.assert_close(theirs, ours, atol=5e-2, rtol=1e-2)
+    assert torch.equal(theirs.argmax(-1), ours.argmax(-1))
 
 
 # -- faults: one line, nothing written or lost ------------------------------------------------------------------
