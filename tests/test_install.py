@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-APPS = ("generate", "train", "evaluate", "chat", "compare", "upload", "export.nanochat")
+APPS = ("generate", "train", "evaluate", "chat", "compare", "upload", "export.nanochat", "export.hf")
 
 
 @pytest.fixture(scope="module")

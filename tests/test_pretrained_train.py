@@ -17,6 +17,7 @@ from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
 from lanbot.evaluation.run import evaluate_run
+from lanbot.sharing.hf_export import HFExportError, export_app
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.chat_format import CHATML as CHATML_FORMAT
 from lanbot.training.chat_format import GENERIC_SYSTEM, default_system_prompt, format_of_template
@@ -24,6 +25,7 @@ from lanbot.training.llama import Llama
 from lanbot.training.packing import render_all
 from lanbot.training.pretrained_start import PretrainedStartError, start_from_pretrained
 from lanbot.training.run import TrainError, train
+from lanbot.training.settings_check import SettingsError
 from lanbot.training.tokenizer import render_conversation, render_for_completion
 
 pytest.importorskip("transformers")
@@ -126,6 +128,18 @@ def test_sft_straight_from_a_hugging_face_folder_saves_loads_and_samples(tiny_hf
     assert {r["category"] for r in asked} == {"system/empty", "system/generic"} and len(asked) == 2 * 12
     assert scores["system/generic/identity_rate"] is not None and "system/default/identity_rate" not in scores
 
+    out = export_app(compose_config(overrides(tmp_path, str(tiny_hf), f"export.hf_dir={tmp_path}/hf_out")))
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_model_back, hf_tok = AutoModelForCausalLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        assert (hf_model_back(idx).logits - model(idx)).abs().max().item() < 1e-4
+    assert hf_tok("<tool_call>", add_special_tokens=False)["input_ids"] == [tok.special_id("<tool_call>")]
+    assert hf_tok.apply_chat_template(TALK[1:2], tokenize=False, add_generation_prompt=True) == tok.decode(
+        render_for_completion(tok, TALK[1:2]))
+    with pytest.raises(HFExportError, match="is not empty; an export never overwrites"):
+        export_app(compose_config(overrides(tmp_path, str(tiny_hf), f"export.hf_dir={tmp_path}/hf_out")))
+
 
 def test_a_source_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(PretrainedStartError, match="no such folder or file"):
@@ -133,3 +147,21 @@ def test_a_source_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     make_data_folder(tmp_path / "data" / "sage", per_type=4, name="Sage")
     with pytest.raises(TrainError, match=r"train.init_from=hf:\./missing: .*no such folder"):
         train(compose_config(overrides(tmp_path, "./missing")), tmp_path / "run")
+
+
+def test_lora_sft_saves_merged_plain_weights_whose_change_is_low_rank(tiny_hf: Path, tmp_path: Path) -> None:
+    make_data_folder(tmp_path / "data" / "sage", per_type=12, name="Sage")
+    result = train(compose_config(overrides(tmp_path, str(tiny_hf), "train.lora.rank=2", "train.lora.alpha=4",
+                                            "train.matrix_lr=0.05")), tmp_path / "run")
+    folder = Path(result["checkpoint"])
+    model, _, _ = ckpt.load_checkpoint(folder)  # strict: plain names and shapes, no adapter left in the weights
+    assert (folder / "lora.safetensors").is_file()
+    start, _, _ = start_from_pretrained(f"hf:{tiny_hf}")
+    after, before = dict(model.named_parameters()), dict(start.named_parameters())
+    change = after["model.layers.0.self_attn.q_proj.weight"] - before["model.layers.0.self_attn.q_proj.weight"]
+    assert change.abs().max().item() > 1e-5 and torch.linalg.matrix_rank(change.detach(), atol=1e-6).item() <= 2
+    frozen = "model.layers.0.input_layernorm.weight"
+    assert torch.equal(after[frozen], before[frozen])  # only the adapters trained
+    with pytest.raises(SettingsError, match=r"train.lora.rank=-1: must be a whole number >= 0"):
+        train(compose_config(overrides(tmp_path / "bad", str(tiny_hf), "train.lora.rank=-1")), tmp_path / "run2")
+    assert not (tmp_path / "bad").exists()  # refused before anything was written

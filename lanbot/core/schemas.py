@@ -110,6 +110,17 @@ class Validation:
 
 
 @dataclass
+class Lora:
+    """LoRA adapters (lanbot.training.lora) on the attention and MLP projections; merged into the weights at every
+    save, so checkpoints and exports hold plain weights. rank 0 = full fine-tuning."""
+
+    rank: int = 0
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: list[str] | None = None  # null: every q/k/v/o and MLP projection of the model's family
+
+
+@dataclass
 class Train:
     """Settings of one training stage (conf/train/<stage>.yaml states what differs from these)."""
 
@@ -136,6 +147,7 @@ class Train:
     log_every: int = 10
     checkpoint_every: int = 100
     val: Validation = field(default_factory=Validation)
+    lora: Lora = field(default_factory=Lora)
     resume: bool = True                # continue an unfinished checkpoint of this stage
     overwrite: bool = False            # a finished checkpoint is kept unless this is true
     compile: bool = False              # torch.compile the model (on CPU: needs a C++ compiler; about 30 s to build)

@@ -219,3 +219,41 @@ def _write_folder(folder: Path, hf: dict[str, Any], weights: dict[str, torch.Ten
     generation = {"bos_token_id": ids.get("bos"), "eos_token_id": ids.get("eos"), "pad_token_id": ids.get("pad")}
     write_json_atomic(folder / GENERATION_CONFIG, {k: v for k, v in generation.items() if v is not None})
 
+
+
+def export_checkpoint(folder: Path, out_dir: str | Path, dtype: str = "float32") -> Path:
+    """A lanbot checkpoint of a Llama-family model (trained from a pretrained chat model) as a Hugging Face folder:
+    its weights, its tokenizer with the tool tokens training added, and the model's own chat template."""
+    from lanbot.core.layout import CheckpointError
+    from lanbot.training.checkpoint import load_checkpoint
+    from lanbot.training.llama import Llama
+
+    try:
+        model, tok, _ = load_checkpoint(folder)
+    except CheckpointError as exc:
+        raise HFExportError(str(exc)) from None
+    if not isinstance(model, Llama):
+        raise HFExportError(f"{folder} holds lanbot's own GPT ({model.config.architecture}), which transformers has "
+                            "no class for: export it with `python -m lanbot.export.nanochat export.checkpoint=...`, "
+                            "or train from a pretrained chat model (model=smollm2-135m) for a Hugging Face folder")
+    fmt = tok.chat
+    special = {"bos": fmt.bos or fmt.specials[0], "eos": fmt.stop, "pad": fmt.stop}
+    return export_hf_folder(model.config, model.state_dict(), tok._hf, tok.template, special, out_dir, dtype)
+
+
+def export_app(cfg: Any, run_dir: Path | None = None) -> Path:
+    """`python -m lanbot.export.hf`: the identity's sft (or mid, or a folder) checkpoint as a Hugging Face folder."""
+    from lanbot.core.layout import CheckpointError, find_checkpoint
+
+    export, name = cfg.export, str(cfg.export.get("checkpoint") or "sft")
+    try:
+        folder = find_checkpoint(cfg, name) if name in ("mid", "sft") else Path(name).expanduser()
+    except CheckpointError as exc:
+        raise HFExportError(f"export.checkpoint={name}: {exc}") from None
+    out = Path(export.get("hf_dir") or Path(cfg.paths.root) / "exports" / f"{folder.parent.parent.parent.name}-"
+               f"{folder.parent.parent.name}-{folder.parent.name}-{folder.name}-hf")
+    written = export_checkpoint(folder, out, str(export.get("dtype") or "float32"))
+    print(f"wrote {written} (config.json, model.safetensors, tokenizer.json, tokenizer_config.json with the chat "
+          f"template)\ntransformers loads it with AutoModelForCausalLM.from_pretrained({str(written)!r}); for "
+          f"llama.cpp or Ollama: python convert_hf_to_gguf.py {written} --outfile model.gguf (llama.cpp's converter)")
+    return written

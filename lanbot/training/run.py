@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
+from safetensors.torch import load_file
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core import layout
@@ -35,6 +36,7 @@ from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
 from lanbot.training.chat_format import ChatFormatError
 from lanbot.training.divergence import check_step, check_weights, clip_gradients
+from lanbot.training.lora import LoRAError, apply_lora, load_lora_state_dict, lora_state_dict, merged_copy
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
 from lanbot.training.model import GPT
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
@@ -42,6 +44,8 @@ from lanbot.training.pretrain import scratch_config
 from lanbot.training.pretrained_start import PretrainedStartError, is_pretrained, start_from_pretrained
 from lanbot.training.settings_check import check_settings
 from lanbot.training.tokenizer import Tokenizer, token_bytes
+
+LORA_FILE = "lora.safetensors"  # the adapters beside the merged weights: what a resumed LoRA run goes on from
 
 
 class TrainError(LanbotError, RuntimeError):
@@ -122,6 +126,20 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
         model, tok, meta = ckpt.load_checkpoint(init, "cpu")
     model.train()
     return model, tok, meta
+
+
+def with_lora(model: torch.nn.Module, lora, resume_from: Path | None) -> bool:
+    """Put LoRA adapters on `model` when `train.lora.rank` > 0 (resuming: the saved adapters, taken off the merged
+    weights again, so the optimizer state fits); the base weights are then frozen. Returns whether it did."""
+    if lora is None or not int(lora.rank):
+        return False
+    try:
+        apply_lora(model, int(lora.rank), float(lora.alpha), float(lora.dropout), lora.targets)
+        if resume_from is not None:
+            load_lora_state_dict(model, load_file(str(resume_from / LORA_FILE)), merged_base=True)
+    except (LoRAError, FileNotFoundError) as exc:
+        raise TrainError(f"train.lora: {exc}") from None
+    return True
 
 
 def base_record(directory: Path, meta: dict) -> dict:
@@ -242,6 +260,7 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     forms = list(t.system_prompts)
     val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val], forms), row_len, pad).rows
                 for i, s in enumerate(sources)}
+    adapters = with_lora(model, t.lora, resume_from)
     model.to(rt.device).train()
     optimizer = optim.build_from_config(model, cfg.train)
     step = 0
@@ -304,13 +323,14 @@ def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     def save(finished: bool, metrics: dict) -> None:
         check_weights(raw, step)
         if rt.master:
-            ckpt.save_checkpoint(out_dir, raw, optimizer, tok, cfg, layout.CheckpointMeta(
+            ckpt.save_checkpoint(out_dir, merged_copy(raw) if adapters else raw, optimizer, tok, cfg, layout.CheckpointMeta(
                 stage=stage, step=step, finished=finished, identity=cfg.identity.name,
                 identity_slug=identity_slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
                 optimizer=optimizer.name, precision=precision, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
                 base=source_meta.base if source_meta else None,
                 val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
-                val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)))
+                val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)),
+                extra={LORA_FILE: lora_state_dict(raw)} if adapters else None)
         if rt.ddp:
             dist.barrier()
 

@@ -107,6 +107,14 @@ def training_problems(cfg: DictConfig) -> list[str]:
                             f"tokens (training rows){where}")
     else:
         problems += [p + where for p in model_problems(cfg.model)]
+    lora = t.get("lora") or {}
+    if lora and not ((n := _integer(lora.get("rank"))) is not None and n >= 0):
+        problems.append(f"train.lora.rank={lora.get('rank')}: must be a whole number >= 0 (0 = full fine-tuning; "
+                        "LoRA usually 8-64)")
+    if lora and _integer(lora.get("rank")) and not ((a := _number(lora.get("alpha"))) is not None and a > 0
+                                                    and 0.0 <= (_number(lora.get("dropout")) or 0.0) < 1.0):
+        problems.append(f"train.lora.alpha={lora.get('alpha')} and dropout={lora.get('dropout')}: alpha must be "
+                        "positive (usually 2 x rank) and dropout from 0 to below 1")
     forms = list(t.get("system_prompts") or [])
     if any(f not in SYSTEM_FORMS for f in forms):
         problems.append(f"train.system_prompts={forms}: each must be one of {', '.join(SYSTEM_FORMS)}")
