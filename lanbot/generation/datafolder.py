@@ -242,6 +242,23 @@ class DataFolder:
         self._last_meta[kind] = meta
         return True
 
+    def rewrite(self, kind: str, conversations: list[Any], metas: list[dict]) -> None:
+        """Replace a type's conversations and meta line for line (a later pass such as distillation rewrote some),
+        each file atomically; the count stays and an append afterwards opens the new files."""
+        if len(conversations) != len(metas):
+            raise DataFolderError(f"{kind}: {len(conversations)} conversations but {len(metas)} meta lines")
+        for files in (self._files, self._meta_files):
+            if kind in files:
+                files.pop(kind).close()
+        for path, rows in ((self.root / meta_file(kind), metas), (self.root / conversations_file(kind), conversations)):
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            check_no_secret(text, path, self._secrets)
+            try:
+                with atomic_path(path) as tmp:
+                    tmp.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise io_error("writing", path, exc) from None
+
     def finalize(self) -> Path:
         """Write all_conversations.jsonl (every type file in the folder, interleaved) atomically; return it.
 

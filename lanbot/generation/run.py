@@ -142,6 +142,11 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
         try:
             figures = _write(cfg, identity, personas, folder, missing, tracker, console)
             invalid = figures.pop("invalid", {})  # {type: invalid conversations dropped}
+            if cfg.data.get("distill"):  # the model's own answers to general questions, in the identity's voice
+                from lanbot.generation.distill import distill_folder
+
+                figures["distilled"] = distill_folder(str(cfg.data.distill), folder, identity,
+                                                      list(cfg.data.get("distill_types") or ["no_tool"]), int(cfg.seed))
             combined = folder.finalize()
             extra = {
                 "identity": identity.name, "identity_slug": identity.slug, "preset": preset,
