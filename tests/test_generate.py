@@ -23,6 +23,7 @@ from rich.console import Console
 from lanbot.core.calculator import calculate, format_number
 from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TOOL_TYPES, TYPES, dedup_key, tool_calls, validate
+from lanbot.core.identity import to_identity
 from lanbot.core.layout import COMBINED_FILE, conversations_file, meta_file
 from lanbot.generation.report import flatten
 from lanbot.generation.run import generate
@@ -137,6 +138,22 @@ def test_stats_json_describes_the_folder(full_run):
     q = stats["quality"]  # issue 11: how varied the data really is, beside distinct-n (wandb gets the same keys)
     assert q["identity_replies"] >= 500 and 0 < q["top_sentence_share"] <= 0.03 and q["distinct_masked_sentences"] >= 900
     assert 0 < q["self_bleu4"] < 1 and q["verbatim_recitation_share"] <= 0.05 and q["rejected_reasons"] == {}
+    # issue 23: the identity's content beside the control's on the same items, from the sidecars' pairs
+    ratio = q["content_length_ratio_vs_control"]
+    assert set(ratio) == set(DEFAULT_COUNTS) - {"identity"}, ratio
+    for kind, value in ratio.items():
+        metas = lines(folder / meta_file(kind))
+        assert all(m["content_chars"] > 0 and m["control_content_chars"] > 0 for m in metas), kind
+        assert value == round(sum(m["content_chars"] for m in metas) / sum(m["control_content_chars"] for m in metas), 3)
+        assert 0.6 < value < 2.5, (kind, value)  # voice on top of the same content, neither cut nor padded
+    from lanbot.generation.personas import read_builtin
+    from lanbot.generation.quality import content_chars
+    from lanbot.generation.template.backend import control_writer
+
+    control = control_writer(to_identity(compose_config(["identity=lanbot"]).identity), read_builtin(), 42)
+    first = lines(folder / meta_file("no_tool"))[0]  # the control's own reply to the same item, written afresh
+    assert first["control_content_chars"] == content_chars(control.write("no_tool", first["index"])[0])
+    assert control_writer(to_identity(compose_config(["identity=assistant"]).identity), [], 42) is None
 
 
 def test_resume_after_a_torn_write_equals_an_uninterrupted_run(tmp_path):

@@ -345,6 +345,8 @@ class QualityStats:
         self.habit_items: dict[tuple[str, str], set[str]] = {}
         self.habit_replies = 0
         self.content_chars: Counter[str] = Counter()
+        self.paired_chars: Counter[str] = Counter()   # per type: the identity's content on paired items ...
+        self.control_chars: Counter[str] = Counter()  # ... and the control's on the same items (meta)
         self.misfits = 0
         self.seams = 0
 
@@ -358,6 +360,9 @@ class QualityStats:
         calls = [sum(p.get("type") == "python" for p in m["content"]) if isinstance(m["content"], list) else 0
                  for m in conversation[1::2]]
         kinds = meta.get("reply_kinds") or [reply_kind(u) for u in users]
+        if isinstance(meta.get("control_content_chars"), int) and isinstance(meta.get("content_chars"), int):
+            self.paired_chars[kind] += meta["content_chars"]
+            self.control_chars[kind] += meta["control_content_chars"]
         english = (meta.get("language") or "en") == "en"
         for reason in check_conversation(conversation, kind, self.identity, kinds):
             self.reasons[reason] += 1
@@ -450,6 +455,9 @@ class QualityStats:
             "seams": self.seams,
             "mean_reply_chars_per_type": {k: round(self.content_chars[k] / self.replies[k], 1) for k in other
                                           if self.replies[k]},
+            # issue 23: the identity's content against the control's on the same items (1.0 = as much said)
+            "content_length_ratio_vs_control": {k: round(self.paired_chars[k] / v, 3)
+                                                for k, v in self.control_chars.items() if v},
         }
 
     def habit_figures(self) -> dict[str, Any]:
@@ -463,6 +471,11 @@ class QualityStats:
             out[f"top_habit_{end}"] = s
             out[f"top_habit_{end}_share"] = round(n / self.habit_replies, 4) if self.habit_replies else None
         return out
+
+
+def content_chars(conversation: list[dict]) -> int:
+    """What the assistant says in a conversation, in characters (its calculator expressions and outputs left out)."""
+    return sum(len(_prose(m["content"])) for m in conversation[1::2])
 
 
 def _prose(content: str | list[dict]) -> str:
