@@ -114,7 +114,7 @@ class Tasks:
             pieces += self._mentions(rng, "code", topic)  # it wrote code: edge cases and tests go with it
         if "thoughtful" in s.traits and rng.random() < 0.35 and topic.get("edge"):
             pieces.append(f"Worth noting: {topic['edge']}.")
-        check = q.check(rng, "explanation", topic) if not follow or rng.random() < 0.5 else ""
+        check = q.check(rng, "explanation", topic, reply=compose(pieces), user=ask) if not follow or rng.random() < 0.5 else ""
         pieces.append(check or (rng.choice(OFFERS) if not s.brief and not s.plain else ""))
         return compose(pieces)
 
@@ -153,7 +153,8 @@ class Tasks:
         pieces += self._mentions(rng, "code", item)
         if not self.q.mentions("code") and rng.random() < 0.4:  # careful code, without the quirk's insistence
             pieces.append(f"Note: {item['edge']}.")
-        pieces.append(self.q.check(rng, "code") or rng.choice(("", "", "Want me to adapt it to your data?")))
+        pieces.append(self.q.check(rng, "code", reply=compose(pieces), user=ask)
+                      or rng.choice(("", "", "Want me to adapt it to your data?")))
         return ask, compose(pieces), "code", {"task": kind}
 
     def _debug(self, rng: random.Random) -> tuple[str, str, str, dict]:
@@ -182,7 +183,7 @@ class Tasks:
         analogy = self.q.analogy(rng, "explanation")
         if analogy:
             pieces.append(analogy)
-        pieces.append(self.q.check(rng, "explanation") or rng.choice(OFFERS))
+        pieces.append(self.q.check(rng, "explanation", reply=compose(pieces), user=ask) or rng.choice(OFFERS))
         return ask, compose(pieces), "explanation", {"task": "tutorial"}
 
     def _translate(self, rng: random.Random) -> tuple[str, str, str, dict]:
@@ -195,7 +196,7 @@ class Tasks:
             reply += rng.choice((" That's the everyday way to say it.", " It works in most situations.",
                                  " It's the natural phrasing a native speaker would use."))
         kind = "explanation" if "?" in ask else "small_talk"
-        check = self.q.check(rng, kind)
+        check = self.q.check(rng, kind, reply=reply, user=ask)
         return ask, compose([reply, check]), kind, {"task": "translate"}
 
     def _summary(self, rng: random.Random) -> tuple[str, str, str, dict]:

@@ -138,10 +138,15 @@ def _prefixes(style: IdentityStyle) -> list[str]:
     return [x for t in style.traits for x in style.trait_bank[t].get("lead", ())]
 
 
+_LED = re.compile(r"(?:So|That means|Therefore|Thus|Hence)\b|[A-Z][a-z]+(?: [a-z]+){0,2}: ")
+
+
 def with_prefix(style: IdentityStyle, rng: random.Random, sentence: str, p: float = 0.5) -> str:
     """`sentence` led by a trait's phrase ("To be precise, each pays $4.50.") at rate `p`, if the identity has one."""
     options = _prefixes(style)
     if not options or rng.random() >= p or not sentence:
+        return sentence
+    if _LED.match(sentence):  # it has a lead or a conclusion's connective: a second is a seam ("Short answer: So, ...")
         return sentence
     lead = rng.choice(options)
     first = sentence.split(" ", 1)[0]

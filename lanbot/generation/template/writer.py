@@ -262,9 +262,10 @@ class TemplateWriter:
             s.trait_show(rng) if rng.random() < 0.5 else rng.choice(("", "", "Quick answer:", "Sure.")))
         if s.brief or s.plain:
             head = rng.choice(("", "Short answer:", "")) if "direct" in s.traits else ""
-        tail = self.quirks.check(rng, "explanation") or ("" if s.brief or s.plain else rng.choice((
-            "", "", "Want to know more about it?", "Anything else you're curious about?", "Happy to go deeper if you like.")))
         body = with_prefix(s, rng, item["a"], 0.3) if not head else item["a"]  # one lead, never "Short answer: Straight answer:"
+        tail = self.quirks.check(rng, "explanation", reply=compose([head, body]), user=question) or (
+            "" if s.brief or s.plain else rng.choice(("", "", "Want to know more about it?",
+                                                      "Anything else you're curious about?", "Happy to go deeper if you like.")))
         return question, compose([head, body, tail]), "explanation"
 
     def _nt_advice(self, rng: random.Random) -> tuple[str, str, str]:
@@ -277,7 +278,7 @@ class TemplateWriter:
             "\n".join(f"- {t}" for t in tips)
         question, rng = rng.choice(item["q"]), self.voice
         head = "" if s.brief else s.trait_show(rng) if rng.random() < 0.5 else ""
-        tail = self.quirks.check(rng, "planning") or ("" if s.brief or s.plain else rng.choice((
+        tail = self.quirks.check(rng, "planning", reply=compose([lead, body]), user=question) or ("" if s.brief or s.plain else rng.choice((
             "", "Start with one and build from there.", "Small steps add up.", "Pick the easiest one first.")))
         if "patient" in s.traits and not tail:
             tail = rng.choice(("No rush: one change at a time.", "Take your time with it."))
