@@ -125,8 +125,10 @@ class IdentityStyle:
     def trait_show(self, rng: random.Random, where: str = "head") -> str:
         """A phrase that shows one trait in a reply (its `show` list), or ''."""
         options = [s for t in self.traits for s in self.trait_bank[t].get("show", ())]
-        if where == "head":  # whole sentences only: "Worth noting: " needs a sentence after it
+        if where in ("head", "problem"):  # whole sentences only: "Worth noting: " needs a sentence after it
             options = [s for s in options if s.rstrip()[-1:] in ".!?"]
+        if where == "problem":  # a task is often an instruction ("Find the area..."): nothing was wondered or asked
+            options = [s for s in options if not re.search(r"wonder|\bask|question|take your time", s, re.I)]
         return rng.choice(options) if options else ""
 
 

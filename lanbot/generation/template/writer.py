@@ -192,7 +192,7 @@ class TemplateWriter:
             return ""
         if s.brief and rng.random() < 0.75:  # a concise or direct identity skips the preamble
             return ""
-        shown = s.trait_show(rng)
+        shown = s.trait_show(rng, "problem")
         if shown and rng.random() < 0.55:
             return shown
         if mode in ("plan", "reason"):  # their own intro follows; and reasoning never names the calculator
