@@ -108,8 +108,9 @@ class Tasks:
             pieces.append(analogy)
         if topic.get("code") and (q.wants_code(rng, "explanation") or ("code" in s.tasks and rng.random() < 0.25)):
             lang = topic.get("lang", "python")
-            pieces.append(rng.choice(("In code:", "A short example:") + (("Here it is in Python:", "In Python:")
-                                                                      if lang == "python" else ("In the shell:",))))
+            leads = ("In code:",) + (() if len(content) > 2 else ("A short example:",))  # one "example" lead, not two
+            pieces.append(rng.choice(leads + (("Here it is in Python:", "In Python:") if lang == "python"
+                                              else ("In the shell:",))))
             pieces.append(code_block(topic["code"], lang))
             pieces += self._mentions(rng, "code", topic)  # it wrote code: edge cases and tests go with it
         if "thoughtful" in s.traits and rng.random() < 0.35 and topic.get("edge"):

@@ -226,7 +226,8 @@ class TemplateWriter:
                   self.quirks.analogy(rng, "problem"),
                   self.quirks.check(rng, "problem", fits="numbers" if len(chain.calls) > 1 else "")]
         if not self.style.brief and not self.style.plain and not pieces[-1]:
-            pieces.append(rng.choice(TAILS))
+            counted = any(".count(" in c.expr for c in chain.calls)  # letters counted: no numbers that could change
+            pieces.append(rng.choice([t for t in TAILS if not (counted and "numbers" in t)]))
         parts.append({"type": "text", "text": compose(pieces)})
         return parts
 
