@@ -437,4 +437,6 @@ def test_gates_catch_card_lists_misfit_closers_and_seams_in_any_data():
     for name in ALL:
         g = gates(name)
         assert g["seams"] == 0 and g["misfit_closers"] == 0 and g["verbatim_recitation_share"] == 0, (name, g)
+        users = [text_of(m["content"]) for convs in data(name).values() for conv, _ in convs for m in conv[0::2]]
+        assert not [u for u in users if re.match(r"[\s,;:]", u) or re.search(r",\s*[?!.]?$", u)], name  # no ", what are you?"
     assert gates("assistant")["non_identity_styled_share"] == 0
