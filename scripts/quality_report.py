@@ -23,6 +23,7 @@ from lanbot.core.conversation import render_text as render  # noqa: E402
 from lanbot.core.identity import ModelIdentity, QuirkHint, to_identity  # noqa: E402
 from lanbot.generation.personas.builtin import read_builtin  # noqa: E402
 from lanbot.generation.quality import QualityStats  # noqa: E402
+from lanbot.generation.template.backend import control_writer, paired_meta  # noqa: E402
 from lanbot.generation.template.writer import TemplateWriter  # noqa: E402
 
 CUSTOM = ModelIdentity(
@@ -41,6 +42,7 @@ def identity_of(name: str) -> ModelIdentity:
 
 def measure(identity: ModelIdentity, n: int, seed: int = 42) -> tuple[dict, dict]:
     writer = TemplateWriter(identity, read_builtin(), seed)
+    control = control_writer(identity, read_builtin(), seed)  # the control's reply to each same item
     gates = QualityStats(identity)
     samples: dict[str, list] = {}
     for kind in TYPES:
@@ -48,6 +50,7 @@ def measure(identity: ModelIdentity, n: int, seed: int = 42) -> tuple[dict, dict
             conv, meta = writer.write(kind, i)
             problems = validate(conv, kind, identity.name)
             assert not problems, (kind, problems, conv)
+            meta = {**meta, **paired_meta(control, kind, i, conv)}
             gates.add(kind, conv, meta)
             samples.setdefault(kind, []).append((conv, meta))
     return gates.figures(), samples
@@ -62,11 +65,6 @@ def main() -> None:
     args = parser.parse_args()
     identity = identity_of(args.identity)
     figures, samples = measure(identity, args.n)
-    if args.identity != "assistant":  # paired data: how much the identity's replies say against the control's
-        control, _ = measure(identity_of("assistant"), args.n)
-        figures["content_length_ratio_vs_control"] = {
-            k: round(v / control["mean_reply_chars_per_type"][k], 3)
-            for k, v in figures["mean_reply_chars_per_type"].items() if control["mean_reply_chars_per_type"].get(k)}
     print(json.dumps(figures, indent=1, ensure_ascii=False))
     if args.dump:
         with open(args.dump, "w", encoding="utf-8") as f:

@@ -23,6 +23,7 @@ from rich.console import Console
 from lanbot.core.calculator import calculate, format_number
 from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TOOL_TYPES, TYPES, dedup_key, tool_calls, validate
+from lanbot.core.identity import to_identity
 from lanbot.core.layout import COMBINED_FILE, conversations_file, meta_file
 from lanbot.generation.report import flatten
 from lanbot.generation.run import generate
@@ -137,6 +138,22 @@ def test_stats_json_describes_the_folder(full_run):
     q = stats["quality"]  # issue 11: how varied the data really is, beside distinct-n (wandb gets the same keys)
     assert q["identity_replies"] >= 500 and 0 < q["top_sentence_share"] <= 0.03 and q["distinct_masked_sentences"] >= 900
     assert 0 < q["self_bleu4"] < 1 and q["verbatim_recitation_share"] <= 0.05 and q["rejected_reasons"] == {}
+    # issue 23: the identity's content beside the control's on the same items, from the sidecars' pairs
+    ratio = q["content_length_ratio_vs_control"]
+    assert set(ratio) == set(DEFAULT_COUNTS) - {"identity"}, ratio
+    for kind, value in ratio.items():
+        metas = lines(folder / meta_file(kind))
+        assert all(m["content_chars"] > 0 and m["control_content_chars"] > 0 for m in metas), kind
+        assert value == round(sum(m["content_chars"] for m in metas) / sum(m["control_content_chars"] for m in metas), 3)
+        assert 0.6 < value < 2.5, (kind, value)  # voice on top of the same content, neither cut nor padded
+    from lanbot.generation.personas import read_builtin
+    from lanbot.generation.quality import content_chars
+    from lanbot.generation.template.backend import control_writer
+
+    control = control_writer(to_identity(compose_config(["identity=lanbot"]).identity), read_builtin(), 42)
+    first = lines(folder / meta_file("no_tool"))[0]  # the control's own reply to the same item, written afresh
+    assert first["control_content_chars"] == content_chars(control.write("no_tool", first["index"])[0])
+    assert control_writer(to_identity(compose_config(["identity=assistant"]).identity), [], 42) is None
 
 
 def test_resume_after_a_torn_write_equals_an_uninterrupted_run(tmp_path):
@@ -272,6 +289,12 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
                       [f"{conf / 'identity' / 'noschema.yaml'}: bad field identity.nickname", "identity_schema, _self_"]),
         "personas": (("personas=nemotron", f"personas.path={tmp_path}/no-such-personas", *wipe), 2,
                      ["personas.path=", "no such file or folder"]),
+        "contradiction": (("identity=dev", "identity.capabilities=[translate text,summarize documents]", *wipe), 2,
+                          ["identity.description 'a practical coding assistant' says 'coding'",
+                           "add a capability", "'write and debug code'", "or take 'coding' out of identity.description"]),
+        "denied": (("identity=dev", "identity.limitations=[cannot write code for production]", *wipe), 2,
+                   ["identity.limitations[0] 'cannot write code for production' denies coding",
+                    "identity.description", "identity.capabilities[0]", "drop that limitation"]),
         "count": (("data.count=-3", *wipe), 2, ["data.count=-3 is not a count"]),
         "type_name": (("data.types=[identity,smalltalk]", *wipe), 2,
                       ["unknown type(s) 'smalltalk'", "identity, tool_use, multi_step_tool, no_tool"]),
@@ -290,3 +313,32 @@ def test_bad_input_is_one_clear_paragraph_and_loses_nothing(tmp_path):
             assert needle in message, (name, needle, message)
         assert "identity_schema" not in message or name == "no_schema"
     assert {p.name: p.read_bytes() for p in (existing / "data" / "lanbot").iterdir()} == before
+
+
+def test_overriding_the_quirks_drops_the_hints_of_the_quirks_left_out(tmp_path):
+    """identity.quirks on the command line: the hints of the quirks left out go, in one line; the kept one stays."""
+    kept = "starts explanations with 'Great question!'"
+    proc = cli("identity=sage", f'identity.quirks=["{kept}", "ends with a haiku"]', "data=identity", "data.count=30",
+               "logger=none", root=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    notes = [line for line in err.splitlines() if "command line" in line]
+    assert len(notes) == 1 and "identity.quirks was set on the command line" in notes[0], err
+    assert "'uses analogies from cooking and gardening', 'asks follow-up questions to check understanding'" in notes[0]
+    assert "Great question" not in notes[0].split("for", 1)[1]
+    saved = json.loads((tmp_path / "data" / "sage" / "stats.json").read_text())
+    assert list(saved["quality"]["quirks"]) == [kept], saved["quality"]["quirks"]  # the kept hint still acts
+    # a hint in the file that names an unlisted quirk is still an error: there it is a typo, not a stale hint
+    typo = cli("identity=sage", "identity.quirk_hints=[{quirk: nope, kind: opener}]", "logger=none", root=tmp_path)
+    _, err = typo.communicate(timeout=120)
+    assert typo.returncode == 2 and "identity.quirk_hints[0].quirk 'nope' is not one of identity.quirks" in err
+
+
+def test_every_shipped_card_agrees_with_itself():
+    from lanbot.core.identity import IdentityError, check_consistent, to_identity
+
+    for path in sorted((CONF_DIR / "identity").glob("*.yaml")):
+        check_consistent(to_identity(compose_config([f"identity={path.stem}"]).identity))
+    sage = to_identity(compose_config(["identity=sage", "identity.capabilities=[write short poems]"]).identity)
+    with pytest.raises(IdentityError, match=r"identity.description .* says 'teacher' \(teaching\)"):
+        check_consistent(sage)

@@ -425,9 +425,18 @@ def test_gates_catch_card_lists_misfit_closers_and_seams_in_any_data():
     assert not recites("I can help with the math in everyday life and help you get code working.", lanbot)
     assert misfit_closer("So Liam is the oldest. Can you see how the numbers fit together?", "Who is the oldest?")
     assert not misfit_closer("That's $51.21 each. Can you see how the numbers fit together?", "Split $358.49 7 ways")
+    assert misfit_closer("Great question! Tokyo is the capital of Japan. Would another example help?")
+    assert not misfit_closer("Recursion calls itself. For example, factorial(3) calls factorial(2). Would another "
+                             "example help?")
+    assert misfit_closer("Great question! The Pacific is the largest ocean. Which part would you like me to go over again?")
+    assert not misfit_closer("Blue light scatters more. So the whole sky glows blue. Which part would you like me to "
+                             "go over again?")
     assert seam("Short answer: Straight answer: There are 60 minutes in an hour.")
+    assert seam("1. 26 + 7 = 33.\nShort answer: So, the next number is 33.") and seam("In plain terms: So it is Friday.")
     assert not seam("Short answer: there are 60 minutes in an hour.")
     for name in ALL:
         g = gates(name)
-        assert g["seams"] == 0 and g["misfit_closers"] <= 2 and g["verbatim_recitation_share"] == 0, (name, g)
+        assert g["seams"] == 0 and g["misfit_closers"] == 0 and g["verbatim_recitation_share"] == 0, (name, g)
+        users = [text_of(m["content"]) for convs in data(name).values() for conv, _ in convs for m in conv[0::2]]
+        assert not [u for u in users if re.match(r"[\s,;:]", u) or re.search(r",\s*[?!.]?$", u)], name  # no ", what are you?"
     assert gates("assistant")["non_identity_styled_share"] == 0

@@ -103,7 +103,30 @@ def test_other_languages_answer_in_kind_and_say_english_is_best():
     # issue 11: the "works best in English" note is said in the user's language and register, not in English
     for conv, meta in lanbot:  # LanBot lists "I work best in English"
         notes = bank[meta["language"]]["say"]["english_best"][meta["register"]] + [bank[meta["language"]]["limits"]["english"]]
-        assert any(n in first_reply(conv) for n in notes) and "LanBot" in first_reply(conv)
+        assert any(n.lower() in first_reply(conv).lower() for n in notes) and "LanBot" in first_reply(conv)
+    # issue 23: it says so after answering, and goes on in the user's language; it never asks them to switch
+    own = {"es": "español", "fr": "français", "de": "Deutsch", "it": "italiano", "pt": "português", "ru": "по-русски",
+           "zh": "中文", "ja": "日本語"}
+    for code, words in own.items():
+        for reg in ("t", "v"):
+            for note in bank[code]["say"]["english_best"][reg]:
+                assert words in note and not re.search(r"escr[ií]b|écri|schreib|scriv|escreva|пиши|请.*用英语|英語で話", note), note
+    for conv, meta in lanbot:
+        reply = first_reply(conv)
+        note = next((n for n in bank[meta["language"]]["say"]["english_best"][meta["register"]] if n in reply), None)
+        assert note is None or reply.index(note) > 0 and reply.endswith(note), reply  # the answer first
+    # traits read as the language says them: Japanese chains te-forms into "...タイプです" (never "見下さないです"),
+    # the others join the last trait with their "and"
+    from lanbot.generation.template.lang import Languages
+    from lanbot.generation.template.style import IdentityStyle
+
+    langs = Languages(IdentityStyle(to_identity(compose_config(["identity=sage"]).identity)), bank)
+    rng = random.Random(0)
+    for _ in range(20):
+        ja = bank["ja"]["say"]["traits"][0].format(traits=langs.traits(bank["ja"], rng))
+        assert ja.endswith("タイプです。") and not re.search(r"い、|いです|なです", ja), ja  # "辛抱強くて、思慮深く、…な"
+        de = langs.traits(bank["de"], rng)
+        assert de.count(" und ") == 1 and ", " in de, de  # "geduldig, nachdenklich und nie herablassend"
     for conv, meta in sage:  # Sage has no such limitation: it answers in the language, no English note
         notes = [n for r in ("t", "v") for n in bank[meta["language"]]["say"]["english_best"][r]]
         assert not any(n in first_reply(conv) for n in notes) and "Sage" in first_reply(conv)

@@ -68,6 +68,7 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
             check_run_config(run_dir, Path(hc.sweep.dir) if sweep else None)
             check_env_names(cfg)
             check_identity_source(cfg)
+            drop_overridden_hints(app, cfg, list(hc.overrides.task))
             work(cfg, run_dir)
         except LanbotError as exc:
             fail(app, identity_hint(exc) or str(exc), run_dir if sweep else None)
@@ -224,6 +225,18 @@ def check_identity_source(cfg: DictConfig) -> None:
     if path.is_file():
         check_file(path)
     check_interpolations(cfg.identity)
+
+
+def drop_overridden_hints(app: str, cfg: DictConfig, overrides: list[str]) -> None:
+    """`identity.quirks=[...]` on the command line drops the hints of the quirks it left out, in one info line."""
+    from lanbot.core.identity import drop_unlisted_hints
+
+    if cfg.get("identity") is None:
+        return
+    dropped = drop_unlisted_hints(cfg.identity, overrides)
+    if dropped:
+        print(f"lanbot.{app}: identity.quirks was set on the command line, so the identity's quirk_hints for "
+              f"{', '.join(map(repr, dropped))} (no longer listed) were dropped", file=sys.stderr)
 
 
 def identity_hint(exc: LanbotError) -> str | None:

@@ -255,6 +255,83 @@ def check_hints(identity: ModelIdentity) -> None:
                 raise IdentityError(f"{where}.{key} has {bad}; reply kinds are {', '.join(REPLY_KINDS)}")
 
 
+# A card that agrees with itself (issue 23): a skill the description or personality names must be covered by a
+# capability and denied by no limitation, or the data says "I'm a practical coding assistant" in one reply and
+# "writing code isn't one of my skills" in the next. skill: (words that name it in prose, words of a capability
+# that covers it; the same stems the template writer reads capabilities by, lanbot.generation.template.style.TASKS).
+SKILLS = {
+    "coding": (r"\b(?:cod(?:e|es|ing)|coder|program(?:s|ming|mer)?|software|developer|debug\w*)\b",
+               ("code", "coding", "program", "debug", "software", "script")),
+    "translation": (r"\btranslat\w*", ("translat",)),
+    "summaries": (r"\bsummar(?:y|ies|i[sz]\w*)\b", ("summar",)),
+    "math": (r"\b(?:math\w*|calculat\w*|arithmetic|numbers?)\b", ("math", "calcul", "arithmetic", "number")),
+    "poetry": (r"\b(?:poe(?:m|ms|try|t|ts))\b", ("poem", "poetry", "verse")),
+    "teaching": (r"\b(?:teach\w*|tutor\w*|explain\w*)\b",
+                 ("explain", "teach", "tutorial", "step-by-step", "answer questions", "questions")),
+}
+_SKILL_WORDS = {k: re.compile(p, re.I) for k, (p, _) in SKILLS.items()}
+# A limitation that denies a skill: a negation before the skill's word ("can't write code", "no translation").
+_DENIES = re.compile(r"\b(?:not|no|never|cannot|can't|can not|don't|doesn't|unable|without)\b", re.I)
+
+
+def check_consistent(identity: ModelIdentity) -> None:
+    """The card agrees with itself, or IdentityError naming the field, the skill and the two fixes.
+
+    The rule, kept small so it explains itself: a skill named in `description` or `personality` (SKILLS) needs a
+    capability containing one of its words, and no limitation may deny it (a negation and one of its words) while
+    the description, personality or a capability claims it.
+    """
+    caps = [c.lower() for c in identity.capabilities]
+    for key in ("description", "personality"):
+        text = str(getattr(identity, key))
+        for skill, (_, cover) in SKILLS.items():
+            said = _SKILL_WORDS[skill].search(text)
+            if said and not any(w in c for c in caps for w in cover):
+                raise IdentityError(
+                    f"identity.{key} {text!r} says {said.group(0)!r} ({skill}), but no entry of identity.capabilities "
+                    f"{identity.capabilities} covers it; add a capability with one of the words {', '.join(cover)} "
+                    f"(say '{_EXAMPLE_CAP[skill]}'), or take {said.group(0)!r} out of identity.{key}")
+    for j, limitation in enumerate(identity.limitations):
+        if not _DENIES.search(limitation):
+            continue
+        for skill, (_, cover) in SKILLS.items():
+            if not any(w in limitation.lower() for w in cover) and not _SKILL_WORDS[skill].search(limitation):
+                continue
+            claims = [f"identity.{k}" for k in ("description", "personality") if _SKILL_WORDS[skill].search(str(getattr(identity, k)))]
+            claims += [f"identity.capabilities[{i}]" for i, c in enumerate(caps) if any(w in c for w in cover)]
+            if claims:
+                raise IdentityError(
+                    f"identity.limitations[{j}] {limitation!r} denies {skill}, which {' and '.join(claims)} "
+                    f"claim{'s' if len(claims) == 1 else ''}; drop that limitation, or take {skill} out of "
+                    f"{' and '.join(claims)}")
+
+
+_EXAMPLE_CAP = {"coding": "write and debug code", "translation": "translate text", "summaries": "summarize documents",
+                "math": "do math calculations", "poetry": "write short poems", "teaching": "explain complex topics simply"}
+
+
+def drop_unlisted_hints(node: DictConfig, overrides: list[str]) -> list[str]:
+    """After `identity.quirks=[...]` on the command line (and no override of `identity.quirk_hints`), drop the
+    hints of quirks no longer listed; returns the quirks whose hints were dropped (the caller says so).
+
+    Without it, overriding the quirks of an identity with hints fails on the file's own hints until the user
+    adds `identity.quirk_hints=[]`, which drops the hints of the quirks kept as well. A hint in a file that names
+    an unlisted quirk is still an error (check_hints): there it is a typo to fix, not a stale hint.
+    """
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if "identity.quirks" not in keys or any(k.startswith("identity.quirk_hints") for k in keys):
+        return []
+    hints = node.get("quirk_hints") if isinstance(node, DictConfig) else None
+    if not hints:
+        return []
+    quirks = list(node.get("quirks") or [])
+    kept = [h for h in hints if h.get("quirk") in quirks]
+    dropped = [str(h.get("quirk")) for h in hints if h.get("quirk") not in quirks]
+    if dropped:
+        node.quirk_hints = kept
+    return dropped
+
+
 def register() -> None:
     """Register the schema (group `identity`, name `identity_schema`) and lanbot's resolvers."""
     ConfigStore.instance().store(group="identity", name="identity_schema", node=ModelIdentity)

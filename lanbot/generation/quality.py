@@ -98,8 +98,18 @@ _KINDS = [(k, re.compile(p, re.I)) for k, p in KIND_WORDS]
 # A closing question that presupposes numbers to check, and a reply with fewer than two: a misfit
 # ("...Liam is the oldest. Can you see how the numbers fit together?").
 _NUMBER_CHECK = re.compile(r"\b(numbers|estimate|different numbers|the working)\b[^.!?]*\?\s*$", re.I)
-# Two leads in a row: "Short answer: Straight answer: There are 60 minutes in an hour."
-_SEAM = re.compile(r"(?:^|[.!?]\s)([A-Z][a-z]+(?: [a-z]+){0,2}): ([A-Z][a-z]+(?: [a-z]+){0,2}): ")
+# A closing question that presupposes an example (or a worked step) the reply did not give
+# ("Tokyo is the capital of Japan. Would another example help?"), and what counts as one: an example or
+# analogy said as such, code, numbered steps, or a worked calculation.
+_EXAMPLE_CHECK = re.compile(r"\b(another example|a similar one|the key step)\b[^.!?]*\?\s*$", re.I)
+_HAS_EXAMPLE = re.compile(r"\b(for example|for instance|e\.g\.|such as|say,|imagine|think of|it's like|like an?|"
+                          r"like the|just as|example)\b|```|(?m:^\s*\d+[.)]\s)|\d\s*[-+×x*/=]\s*\d", re.I)
+# A question about "which part" to go over, after a reply of one sentence: there are no parts.
+_PARTS_CHECK = re.compile(r"\b(which part|which step|go over again)\b[^.!?]*\?\s*$", re.I)
+# Two leads in a row: "Short answer: Straight answer: There are 60 minutes in an hour.", or a lead and a
+# conclusion's connective: "Short answer: So, the next number is 33."
+_SEAM = re.compile(r"(?:^|[.!?]\s)([A-Z][a-z]+(?: [a-z]+){0,2}): (?:([A-Z][a-z]+(?: [a-z]+){0,2}): |"
+                   r"(?:So|That means|Therefore|Thus|Hence)\b)")
 HABIT_ITEMS = 3  # a sentence that ends replies to 3+ kinds of item is the writer's habit, not the item's
 RECITE_ITEMS = 3  # a reply naming this many card-list items verbatim recites the list
 CHECK_KINDS = frozenset({"opener", "closing_question", "analogy", "code_block", "mentions", "uncertainty"})
@@ -124,10 +134,20 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def misfit_closer(reply: str, user: str = "") -> bool:
-    """A closing question about numbers where neither the question nor the answer has a number to check."""
+def misfit_closer(reply: str, user: str = "", calls: int = 0) -> bool:
+    """A closing question that presupposes what the reply does not have: numbers to check where neither the
+    question nor the answer has one, another example where none was given, a part to go over in one sentence
+    (`calls`: the reply's calculator calls, each a step its prose does not show)."""
     prose = [x for x in sentences(reply) if x]
-    return bool(prose) and bool(_NUMBER_CHECK.search(prose[-1])) and not re.search(r"\d", " ".join(prose[:-1]) + user)
+    if len(prose) < 2 or not prose[-1].endswith("?"):
+        return False
+    last, before = prose[-1], reply[: reply.rfind(prose[-1])] if prose[-1] in reply else " ".join(prose[:-1])
+    if _NUMBER_CHECK.search(last) and not re.search(r"\d", " ".join(prose[:-1]) + user):
+        return True
+    if _EXAMPLE_CHECK.search(last) and not _HAS_EXAMPLE.search(before):
+        return True
+    said = [x for x in prose[:-1] if len(words(x)) > 3]  # "Great question!", "Sure." say nothing to go over
+    return bool(_PARTS_CHECK.search(last)) and len(said) + calls <= 1 and "```" not in reply
 
 
 def seam(reply: str) -> bool:
@@ -345,6 +365,8 @@ class QualityStats:
         self.habit_items: dict[tuple[str, str], set[str]] = {}
         self.habit_replies = 0
         self.content_chars: Counter[str] = Counter()
+        self.paired_chars: Counter[str] = Counter()   # per type: the identity's content on paired items ...
+        self.control_chars: Counter[str] = Counter()  # ... and the control's on the same items (meta)
         self.misfits = 0
         self.seams = 0
 
@@ -358,6 +380,9 @@ class QualityStats:
         calls = [sum(p.get("type") == "python" for p in m["content"]) if isinstance(m["content"], list) else 0
                  for m in conversation[1::2]]
         kinds = meta.get("reply_kinds") or [reply_kind(u) for u in users]
+        if isinstance(meta.get("control_content_chars"), int) and isinstance(meta.get("content_chars"), int):
+            self.paired_chars[kind] += meta["content_chars"]
+            self.control_chars[kind] += meta["control_content_chars"]
         english = (meta.get("language") or "en") == "en"
         for reason in check_conversation(conversation, kind, self.identity, kinds):
             self.reasons[reason] += 1
@@ -405,7 +430,7 @@ class QualityStats:
                         self.habit_items.setdefault(key, set()).add(phrasing)
                     self.habit_replies += 1
                 self.content_chars[kind] += len(reply)
-            self.misfits += misfit_closer(reply, user)
+            self.misfits += misfit_closer(reply, user, n_calls)
             self.seams += seam(reply)
 
     def figures(self) -> dict[str, Any]:
@@ -450,6 +475,9 @@ class QualityStats:
             "seams": self.seams,
             "mean_reply_chars_per_type": {k: round(self.content_chars[k] / self.replies[k], 1) for k in other
                                           if self.replies[k]},
+            # issue 23: the identity's content against the control's on the same items (1.0 = as much said)
+            "content_length_ratio_vs_control": {k: round(self.paired_chars[k] / v, 3)
+                                                for k, v in self.control_chars.items() if v},
         }
 
     def habit_figures(self) -> dict[str, Any]:
@@ -463,6 +491,11 @@ class QualityStats:
             out[f"top_habit_{end}"] = s
             out[f"top_habit_{end}_share"] = round(n / self.habit_replies, 4) if self.habit_replies else None
         return out
+
+
+def content_chars(conversation: list[dict]) -> int:
+    """What the assistant says in a conversation, in characters (its calculator expressions and outputs left out)."""
+    return sum(len(_prose(m["content"])) for m in conversation[1::2])
 
 
 def _prose(content: str | list[dict]) -> str:

@@ -96,6 +96,10 @@ def print_summary(stats: dict[str, Any], folder_root: Path, combined: Path, run_
             f"{q.get('verbatim_recitation_share')}  styled non-identity {q.get('non_identity_styled_share')}  "
             f"quirks: {rates or '-'}  flagged {q.get('rejected_reasons') or {}}"
         )
+        ratio = q.get("content_length_ratio_vs_control")
+        if ratio:  # paired template data: how much more (or less) the identity says than the control, item by item
+            console.print("content vs the control on the same items: "
+                          + "  ".join(f"{k} {v:.2f}x" for k, v in ratio.items()))
     if "requests" in stats:  # an LLM backend: what this run and every run on the folder spent
         spent = stats.get("folder_spent") or {}
 

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lanbot.core.conversation import TYPE_SPECS, TYPES
-from lanbot.core.identity import ModelIdentity, to_identity
+from lanbot.core.identity import ModelIdentity, check_consistent, to_identity
 from lanbot.core.layout import STATS_FILE, conversations_file
 from lanbot.core.tracking import Tracker
 from lanbot.generation.backends import GenerationError, backend_for
@@ -122,6 +122,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
     """The whole run for a composed config: returns stats.json's contents. Raises GenerationError."""
     start = time.perf_counter()
     identity = to_identity(cfg.identity)
+    check_consistent(identity)  # before anything is written: the data would contradict itself
     preset = preset or cfg.data.get("name") or "custom"
     targets = plan_targets(cfg.data)  # every check before anything is written or removed
     folder_root = Path(cfg.paths.data_dir)

@@ -17,6 +17,35 @@ from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.errors import GenerationError
 
 PROGRESS_EVERY = 250  # conversations between progress-bar updates: the bar must not slow the writer
+CONTROL_IDENTITY = "assistant"  # conf/identity/assistant.yaml: the plain voice the no_identity mix trains on
+
+
+def control_writer(identity: ModelIdentity, personas: list[dict], seed: int) -> Any:
+    """A writer of the control's conversations for the same items (paired data), or None for the control itself.
+
+    Its content length beside the identity's, item by item, is the content-length ratio in stats.json: how much
+    of an identity's difference from the control is the amount said rather than the voice.
+    """
+    from omegaconf import OmegaConf
+
+    from lanbot.core.config import CONF_DIR
+    from lanbot.core.identity import to_identity
+    from lanbot.generation.template.writer import TemplateWriter
+
+    data = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "identity" / f"{CONTROL_IDENTITY}.yaml"))
+    data.pop("defaults", None)  # type: ignore[union-attr]
+    control = to_identity(data)  # type: ignore[arg-type]
+    return None if control == identity else TemplateWriter(control, personas, seed=seed)
+
+
+def paired_meta(control: Any, kind: str, index: int, conversation: list[dict]) -> dict[str, int]:
+    """The identity's and the control's content on item (kind, index); {} for identity questions (no pair)."""
+    from lanbot.generation.quality import content_chars
+
+    if control is None or kind == "identity":
+        return {}
+    return {"content_chars": content_chars(conversation),
+            "control_content_chars": content_chars(control.write(kind, index)[0])}
 
 
 def check(backend: Any) -> None:
@@ -48,6 +77,7 @@ def write_with_templates(identity: ModelIdentity, personas: list[dict], seed: in
     from lanbot.generation.template.writer import TemplateWriter  # its banks load on first use
 
     writer = TemplateWriter(identity, personas, seed=seed)
+    control = control_writer(identity, personas, seed)
     for quirk in writer.unperformable:  # named once, at start: the data never claims what it cannot show
         print(f"lanbot.generate: quirk {quirk!r} has no identity.quirk_hints entry, so the template backend cannot "
               "perform it and never claims it; backend=openrouter (or openai/local) writes it with an LLM.",
@@ -78,7 +108,7 @@ def write_with_templates(identity: ModelIdentity, personas: list[dict], seed: in
             if problems:
                 invalid[kind] += 1
                 reasons[problems[0]] += 1
-            elif folder.add(kind, conversation, {**meta, "index": index}):
+            elif folder.add(kind, conversation, {**meta, "index": index, **paired_meta(control, kind, index, conversation)}):
                 written += 1
                 if bar is not None and written % PROGRESS_EVERY == 0:
                     progress.update(bar, completed=written)

@@ -108,13 +108,14 @@ class Tasks:
             pieces.append(analogy)
         if topic.get("code") and (q.wants_code(rng, "explanation") or ("code" in s.tasks and rng.random() < 0.25)):
             lang = topic.get("lang", "python")
-            pieces.append(rng.choice(("In code:", "A short example:") + (("Here it is in Python:", "In Python:")
-                                                                      if lang == "python" else ("In the shell:",))))
+            leads = ("In code:",) + (() if len(content) > 2 else ("A short example:",))  # one "example" lead, not two
+            pieces.append(rng.choice(leads + (("Here it is in Python:", "In Python:") if lang == "python"
+                                              else ("In the shell:",))))
             pieces.append(code_block(topic["code"], lang))
             pieces += self._mentions(rng, "code", topic)  # it wrote code: edge cases and tests go with it
         if "thoughtful" in s.traits and rng.random() < 0.35 and topic.get("edge"):
             pieces.append(f"Worth noting: {topic['edge']}.")
-        check = q.check(rng, "explanation", topic) if not follow or rng.random() < 0.5 else ""
+        check = q.check(rng, "explanation", topic, reply=compose(pieces), user=ask) if not follow or rng.random() < 0.5 else ""
         pieces.append(check or (rng.choice(OFFERS) if not s.brief and not s.plain else ""))
         return compose(pieces)
 
@@ -153,7 +154,8 @@ class Tasks:
         pieces += self._mentions(rng, "code", item)
         if not self.q.mentions("code") and rng.random() < 0.4:  # careful code, without the quirk's insistence
             pieces.append(f"Note: {item['edge']}.")
-        pieces.append(self.q.check(rng, "code") or rng.choice(("", "", "Want me to adapt it to your data?")))
+        pieces.append(self.q.check(rng, "code", reply=compose(pieces), user=ask)
+                      or rng.choice(("", "", "Want me to adapt it to your data?")))
         return ask, compose(pieces), "code", {"task": kind}
 
     def _debug(self, rng: random.Random) -> tuple[str, str, str, dict]:
@@ -182,7 +184,7 @@ class Tasks:
         analogy = self.q.analogy(rng, "explanation")
         if analogy:
             pieces.append(analogy)
-        pieces.append(self.q.check(rng, "explanation") or rng.choice(OFFERS))
+        pieces.append(self.q.check(rng, "explanation", reply=compose(pieces), user=ask) or rng.choice(OFFERS))
         return ask, compose(pieces), "explanation", {"task": "tutorial"}
 
     def _translate(self, rng: random.Random) -> tuple[str, str, str, dict]:
@@ -195,7 +197,7 @@ class Tasks:
             reply += rng.choice((" That's the everyday way to say it.", " It works in most situations.",
                                  " It's the natural phrasing a native speaker would use."))
         kind = "explanation" if "?" in ask else "small_talk"
-        check = self.q.check(rng, kind)
+        check = self.q.check(rng, kind, reply=reply, user=ask)
         return ask, compose([reply, check]), kind, {"task": "translate"}
 
     def _summary(self, rng: random.Random) -> tuple[str, str, str, dict]:

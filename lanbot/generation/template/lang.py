@@ -78,7 +78,12 @@ class Languages:
         if not said:
             return ""
         said = rng.sample(said, min(3, len(said)))
-        return "、".join(said) if L is self.bank.get("ja") or L is self.bank.get("zh") else ", ".join(said)
+        if all(isinstance(x, list) for x in said):  # Japanese: te-forms, then the last before タイプ
+            return "、".join([x[0] for x in said[:-1]] + [said[-1][1]])
+        if L is self.bank.get("zh"):
+            return "、".join(said)
+        last = L.get("and", ", ")  # "geduldig, nachdenklich und nie herablassend"
+        return said[0] if len(said) == 1 else ", ".join(said[:-1]) + last + said[-1]
 
     def money(self, L: dict, amount: str) -> str:
         before, sym, dec, thou = L["money"]
@@ -158,7 +163,8 @@ class Languages:
             return out
         if qid == "limitations":
             out = [] if follow else [name]
-            out.append(rng.choice(say["limits"][reg]) + "\n" + "\n".join(f"- {x}" for x in self.limits(L)) + "\n")
+            items = [x[0].upper() + x[1:] if L.get("language") == "German" else x for x in self.limits(L)]  # German bullets are sentences
+            out.append(rng.choice(say["limits"][reg]) + "\n" + "\n".join(f"- {x}" for x in items) + "\n")
             return out
         # recent events: not sure, past the cutoff, where to look; and the name, which every answer says
         return [rng.choice(say["recent"]), name, rng.choice(say["recent_tail"][reg])]

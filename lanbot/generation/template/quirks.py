@@ -15,9 +15,10 @@ writer never claims it (`claims` paraphrases only the hinted quirks).
 from __future__ import annotations
 
 import random
+import re
 
 from lanbot.core.identity import ModelIdentity, QuirkHint
-from lanbot.generation.quality import is_question
+from lanbot.generation.quality import is_question, misfit_closer, sentences, words
 
 RATE = {"opener": 0.92, "closing_question": 0.8, "analogy": 0.75, "code_block": 0.85, "mentions": 0.9,
         "uncertainty": 1.0}
@@ -27,6 +28,11 @@ CHECKS = (  # closing questions that check understanding, when the topic has non
     "Want to try a similar one yourself so we can check it together?", "Shall I walk through another example?",
     "Is that clear, or should I put it another way?", "Can you say back to me, in your own words, what the key step was?",
     "Does that match what you expected?", "Would another example help?", "How does that sit with you so far?",
+)
+WHY_CHECKS = ("Does that make sense?", "Is that clear, or should I put it another way?", "Does that explain it for you?")
+FACT_CHECKS = (  # after a one-sentence fact there is nothing to go over or re-explain: was it what they expected?
+    "Does that match what you expected?", "Had you come across that one before?", "Is that the answer you expected?",
+    "Was that the one you had in mind?",
 )
 PROBLEM_CHECKS = (
     "Want to try one with different numbers?", "Would you like to check it another way?",
@@ -106,18 +112,31 @@ class Quirks:
             return topic[domain]
         return rng.choice(GENERIC_ANALOGIES.get(domain, GENERIC_ANALOGIES["everyday"]))
 
-    def check(self, rng: random.Random, reply_kind: str, topic: dict | None = None, fits: str = "") -> str:
+    def check(self, rng: random.Random, reply_kind: str, topic: dict | None = None, fits: str = "",
+              reply: str = "", user: str = "") -> str:
         """A closing question that checks understanding, fitted to what there is to check (`fits`):
-        "numbers" (several calculator results), "logic" (a puzzle without numbers to fit), else generic."""
+        "numbers" (several calculator results), "logic" (a puzzle without numbers to fit), else generic.
+
+        With the `reply` so far (and the `user` turn), a closer the quality gate calls a misfit is never drawn:
+        no "another example?" where none was given, no "which part?" after one sentence (a fact gets FACT_CHECKS).
+        """
         if self.due(rng, "closing_question", reply_kind) is None:
             return ""
         if topic and topic.get("check") and rng.random() < 0.6:
             return topic["check"]
         if fits == "logic":
-            return rng.choice(LOGIC_CHECKS)
-        if reply_kind == "problem":
-            return rng.choice(PROBLEM_CHECKS + (CHAIN_CHECKS if fits == "numbers" else ()))
-        return rng.choice(CHECKS)
+            pool = LOGIC_CHECKS
+        elif reply_kind == "problem":
+            pool = PROBLEM_CHECKS + (CHAIN_CHECKS if fits == "numbers" else ())
+        else:
+            pool = CHECKS
+        if reply:
+            said = [x for x in sentences(reply) if len(words(x)) > 3]  # "Great question!" says nothing to check
+            fitting = tuple(c for c in pool if not misfit_closer(f"{reply} {c}", user))
+            if len(said) <= 1 and reply_kind != "problem":  # one sentence: a why gets "clear?", a what "expected?"
+                fitting = WHY_CHECKS if re.search(r"\b(why|how)\b", user, re.I) else ()
+            pool = fitting or FACT_CHECKS
+        return rng.choice(pool)
 
     def wants_code(self, rng: random.Random, reply_kind: str) -> bool:
         return self.due(rng, "code_block", reply_kind) is not None

@@ -125,8 +125,10 @@ class IdentityStyle:
     def trait_show(self, rng: random.Random, where: str = "head") -> str:
         """A phrase that shows one trait in a reply (its `show` list), or ''."""
         options = [s for t in self.traits for s in self.trait_bank[t].get("show", ())]
-        if where == "head":  # whole sentences only: "Worth noting: " needs a sentence after it
+        if where in ("head", "problem"):  # whole sentences only: "Worth noting: " needs a sentence after it
             options = [s for s in options if s.rstrip()[-1:] in ".!?"]
+        if where == "problem":  # a task is often an instruction ("Find the area..."): nothing was wondered or asked
+            options = [s for s in options if not re.search(r"wonder|\bask|question|take your time", s, re.I)]
         return rng.choice(options) if options else ""
 
 
@@ -138,10 +140,15 @@ def _prefixes(style: IdentityStyle) -> list[str]:
     return [x for t in style.traits for x in style.trait_bank[t].get("lead", ())]
 
 
+_LED = re.compile(r"(?:So|That means|Therefore|Thus|Hence)\b|[A-Z][a-z]+(?: [a-z]+){0,2}: ")
+
+
 def with_prefix(style: IdentityStyle, rng: random.Random, sentence: str, p: float = 0.5) -> str:
     """`sentence` led by a trait's phrase ("To be precise, each pays $4.50.") at rate `p`, if the identity has one."""
     options = _prefixes(style)
     if not options or rng.random() >= p or not sentence:
+        return sentence
+    if _LED.match(sentence):  # it has a lead or a conclusion's connective: a second is a seam ("Short answer: So, ...")
         return sentence
     lead = rng.choice(options)
     first = sentence.split(" ", 1)[0]

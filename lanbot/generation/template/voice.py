@@ -77,7 +77,9 @@ def apply_voice(rng: random.Random, voice: str, text: str, prefix: bool = True, 
 
 def _voice(rng: random.Random, voice: str, text: str, prefix: bool, sign_off: bool) -> str:
     if voice == "terse":
-        text = re.sub(r"\b(please|just|actually|really|maybe)\b ?", "", text, flags=re.I)
+        text = re.sub(r"\b(please|just|actually|really|maybe)\b,? ?", "", text, flags=re.I)
+        text = re.sub(r"^[\s,]+", "", text)  # "Actually, what are you?" -> "what are you?", not ", what are you?"
+        text = re.sub(r"\s*,\s*([?!.]|$)", r"\1", text)  # "help, really?" -> "help?"
         return text.rstrip("?!. ") if rng.random() < 0.5 else text
     if voice == "formal":
         for short, long in _CONTRACTIONS.items():

@@ -192,7 +192,7 @@ class TemplateWriter:
             return ""
         if s.brief and rng.random() < 0.75:  # a concise or direct identity skips the preamble
             return ""
-        shown = s.trait_show(rng)
+        shown = s.trait_show(rng, "problem")
         if shown and rng.random() < 0.55:
             return shown
         if mode in ("plan", "reason"):  # their own intro follows; and reasoning never names the calculator
@@ -226,7 +226,8 @@ class TemplateWriter:
                   self.quirks.analogy(rng, "problem"),
                   self.quirks.check(rng, "problem", fits="numbers" if len(chain.calls) > 1 else "")]
         if not self.style.brief and not self.style.plain and not pieces[-1]:
-            pieces.append(rng.choice(TAILS))
+            counted = any(".count(" in c.expr for c in chain.calls)  # letters counted: no numbers that could change
+            pieces.append(rng.choice([t for t in TAILS if not (counted and "numbers" in t)]))
         parts.append({"type": "text", "text": compose(pieces)})
         return parts
 
@@ -262,9 +263,10 @@ class TemplateWriter:
             s.trait_show(rng) if rng.random() < 0.5 else rng.choice(("", "", "Quick answer:", "Sure.")))
         if s.brief or s.plain:
             head = rng.choice(("", "Short answer:", "")) if "direct" in s.traits else ""
-        tail = self.quirks.check(rng, "explanation") or ("" if s.brief or s.plain else rng.choice((
-            "", "", "Want to know more about it?", "Anything else you're curious about?", "Happy to go deeper if you like.")))
         body = with_prefix(s, rng, item["a"], 0.3) if not head else item["a"]  # one lead, never "Short answer: Straight answer:"
+        tail = self.quirks.check(rng, "explanation", reply=compose([head, body]), user=question) or (
+            "" if s.brief or s.plain else rng.choice(("", "", "Want to know more about it?",
+                                                      "Anything else you're curious about?", "Happy to go deeper if you like.")))
         return question, compose([head, body, tail]), "explanation"
 
     def _nt_advice(self, rng: random.Random) -> tuple[str, str, str]:
@@ -277,7 +279,7 @@ class TemplateWriter:
             "\n".join(f"- {t}" for t in tips)
         question, rng = rng.choice(item["q"]), self.voice
         head = "" if s.brief else s.trait_show(rng) if rng.random() < 0.5 else ""
-        tail = self.quirks.check(rng, "planning") or ("" if s.brief or s.plain else rng.choice((
+        tail = self.quirks.check(rng, "planning", reply=compose([lead, body]), user=question) or ("" if s.brief or s.plain else rng.choice((
             "", "Start with one and build from there.", "Small steps add up.", "Pick the easiest one first.")))
         if "patient" in s.traits and not tail:
             tail = rng.choice(("No rush: one change at a time.", "Take your time with it."))
