@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lanbot.core.conversation import TYPE_SPECS, TYPES
 from lanbot.core.identity import ModelIdentity, to_identity
 from lanbot.core.layout import STATS_FILE, conversations_file
-from lanbot.core.tracking import Tracker
+from lanbot.core.tracking import Tracker, data_artifact
 from lanbot.generation.backends import GenerationError, backend_for
 from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.personas import load_personas
@@ -156,7 +156,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
             }
             stats = compute_stats(folder_root, folder.present(), extra, identity)
             log_to_tracker(tracker, stats, sample_rows(folder_root, folder.present(), SAMPLES_PER_TYPE))
-            tracker.log_artifact(f"data-{identity.slug}", "dataset", folder_root,
+            tracker.log_artifact(data_artifact(identity.name), "dataset", folder_root,
                                  metadata={"identity": identity.name, "preset": preset, "backend": extra["backend"]})
         finally:
             tracker.finish()
