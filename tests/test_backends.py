@@ -1,5 +1,5 @@
 """The generation backends are a registry keyed by the backend config's `kind`: a toy backend registered here
-with a config node of its own generates a real data folder through lanbot.generation.run, no lanbot file
+with a config node of its own generates a real data folder through lanbot.generation.generate_data, no lanbot file
 edited; an unknown kind is one line naming the field and the kinds there are."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lanbot.core.config import compose_config
 from lanbot.core.conversation import validate
 from lanbot.core.layout import COMBINED_FILE, conversations_file
 from lanbot.generation.backends import BACKENDS, Backend, GenerationError, backend_for
-from lanbot.generation.run import check_plan_size, generate
+from lanbot.generation.generate_data import check_plan_size, generate
 
 # the toy's config file: what conf/backend/toy.yaml would hold
 ConfigStore.instance().store(group="backend", name="toy", node={"name": "toy", "kind": "toy", "model": "echo"})
