@@ -24,9 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lanbot.generation.errors import GenerationError
+from lanbot.core.errors import LanbotError
 
 __all__ = ["BACKENDS", "Backend", "GenerationError", "backend_for", "register_backend"]
+
+
+class GenerationError(LanbotError, RuntimeError):
+    """A generate run that cannot go on; the message says what is wrong and how to fix it."""
 
 
 @dataclass(frozen=True)

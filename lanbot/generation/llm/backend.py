@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lanbot.generation.backends import Backend, register_backend
-from lanbot.generation.errors import GenerationError
+from lanbot.generation.backends import Backend, GenerationError, register_backend
 from lanbot.generation.llm.writer import LLMGenerationError, generate_with_llm, require_key
 
 REQUEST_S = 10  # seconds one conversation takes, `backend.concurrency` at a time: the plan's estimate

@@ -14,9 +14,8 @@ from typing import Any
 
 from lanbot.core.conversation import validate
 from lanbot.core.identity import ModelIdentity
-from lanbot.generation.backends import Backend, register_backend
+from lanbot.generation.backends import Backend, GenerationError, register_backend
 from lanbot.generation.datafolder import DataFolder
-from lanbot.generation.errors import GenerationError
 
 PROGRESS_EVERY = 250  # conversations between progress-bar updates: the bar must not slow the writer
 RATE = 10_000  # conversations/s on one core (README's benchmark): the plan's estimate
