@@ -4,13 +4,14 @@
     python -m lanbot.evaluate eval.checkpoint=outputs/checkpoints/sage/default/tiny/mid
     python -m lanbot.evaluate identity=sage eval.stage=mid eval.samples=8 eval.families=[identity,pressure]
 
-The work is lanbot.evaluation.run.evaluate_run; the scores go to eval.json (run folder and checkpoint) and wandb.
+The work is lanbot.evaluation.evaluate_checkpoint.evaluate_run (the evaluation package: engine, probes, scores,
+judge, control); the scores go to eval.json (run folder and checkpoint) and wandb.
 """
 
 from __future__ import annotations
 
 from lanbot.core.app import run_app
-from lanbot.evaluation.run import evaluate_app
+from lanbot.evaluation.evaluate_checkpoint import evaluate_app
 
 
 def main() -> None:

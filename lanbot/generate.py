@@ -5,14 +5,14 @@
     python -m lanbot.generate identity=sage backend=openrouter  # written by an LLM (key in env or .env)
     python -m lanbot.generate data.overwrite=true            # start the data folder afresh
 
-The work is lanbot.generation.run.generate; a run killed half-way keeps every line it wrote, and run again
-it finishes the rest with no duplicates.
+The work is lanbot.generation.generate_data.generate (the generation package: backends, personas, quality
+gates); a run killed half-way keeps every line it wrote, and run again it finishes the rest with no duplicates.
 """
 
 from __future__ import annotations
 
 from lanbot.core.app import run_app
-from lanbot.generation.run import generate
+from lanbot.generation.generate_data import generate
 
 
 def main() -> None:

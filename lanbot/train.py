@@ -5,7 +5,8 @@
     python -m lanbot.train -m stage=mid model=tiny mix=default,no_identity identity=lanbot,sage
     torchrun --nproc_per_node=2 -m lanbot.train stage=mid hydra.run.dir=outputs/runs/ddp
 
-The work is lanbot.training.run.train; checkpoints are atomic and a killed run resumes from its last one.
+The work is lanbot.training.run.train (the training package: model, optimizers, packing, mix, checkpoints);
+checkpoints are atomic and a killed run resumes from its last one.
 """
 
 from __future__ import annotations

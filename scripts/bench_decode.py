@@ -81,8 +81,8 @@ def bench_decode(models: list[str], batches: list[int], new_tokens: int, repeats
 
 def bench_eval(checkpoint: Path, overrides: list[str]) -> None:
     from lanbot.core.identity import slug, to_identity
+    from lanbot.evaluation.evaluate_checkpoint import probes_for, sample_answers, score_answers
     from lanbot.evaluation.inference import load_engine
-    from lanbot.evaluation.run import probes_for, sample_answers, score_answers
 
     meta = OmegaConf.load(checkpoint / "config.yaml")
     cfg = compose_config([f"identity={slug(meta.identity.name)}", f"paths.root={meta.paths.root}", *overrides])

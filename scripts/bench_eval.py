@@ -4,7 +4,7 @@ trained model=tiny checkpoint, on this machine's CPU (2 threads unless --threads
     flock /tmp/lanbot-cpu.lock .venv/bin/python scripts/bench_eval.py --checkpoint outputs/checkpoints/sage/default/tiny/sft
     .venv/bin/python scripts/bench_eval.py --checkpoint ... --identity sage --samples 5 --threads 2
 
-It runs lanbot.evaluation.run.evaluate_run as the app does (overlap check, sampling, rule checks, eval.json;
+It runs lanbot.evaluation.evaluate_checkpoint.evaluate_run as the app does (overlap check, sampling, rule checks, eval.json;
 no wandb, no judge), once, and prints the total against the 60 s target; then, per family, the probes, the
 answers and the sampling time of a second pass (sampling is where the time goes).
 """
@@ -22,8 +22,8 @@ import torch
 
 from lanbot.core.config import compose_config
 from lanbot.core.identity import to_identity
+from lanbot.evaluation.evaluate_checkpoint import evaluate_run, probes_for, sample_answers
 from lanbot.evaluation.inference import load_engine
-from lanbot.evaluation.run import evaluate_run, probes_for, sample_answers
 
 TARGET_S = 60.0
 

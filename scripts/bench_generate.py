@@ -33,8 +33,8 @@ from lanbot.core.config import compose_config  # noqa: E402
 from lanbot.core.conversation import TYPES  # noqa: E402
 from lanbot.core.identity import to_identity  # noqa: E402
 from lanbot.generation.datafolder import DataFolder  # noqa: E402
+from lanbot.generation.generate_data import generate  # noqa: E402
 from lanbot.generation.personas import load_personas  # noqa: E402
-from lanbot.generation.run import generate  # noqa: E402
 from lanbot.generation.template.backend import write_with_templates  # noqa: E402
 from lanbot.generation.template.writer import TemplateWriter  # noqa: E402
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from lanbot.core.config import compose_config
-from lanbot.generation.run import generate
+from lanbot.generation.generate_data import generate
 from lanbot.training.run import train
 
 

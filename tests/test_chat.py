@@ -14,7 +14,7 @@ from engine_fixtures import ScriptedModel, random_gpt, save_random_checkpoint, t
 from rich.console import Console
 
 from lanbot.core.config import compose_config
-from lanbot.evaluation.chat import chat_loop, fit_history
+from lanbot.evaluation.chat_session import chat_loop, fit_history
 from lanbot.evaluation.engine import Engine, run_tool
 from lanbot.training.tokenizer import render_for_completion
 

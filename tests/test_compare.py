@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from lanbot.comparison.run import (
+from lanbot.comparison.compare_runs import (
     CompareError,
     compare,
     find_runs,
@@ -150,7 +150,7 @@ def personality_sweep(root: Path) -> Path:
 
 
 def test_compare_draws_fidelity_against_capability_cost_and_quirk_bars(tmp_path: Path) -> None:
-    from lanbot.comparison.run import with_personality
+    from lanbot.comparison.compare_runs import with_personality
     from lanbot.evaluation import tradeoff
 
     sweep = personality_sweep(tmp_path)
@@ -261,7 +261,7 @@ def test_a_generate_run_is_a_generate_row_in_old_and_new_folders(tmp_path: Path)
 
 
 def test_wandb_without_a_key_is_one_line(tmp_path, monkeypatch):
-    from lanbot.comparison.run import CompareError, read_wandb
+    from lanbot.comparison.compare_runs import CompareError, read_wandb
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login either

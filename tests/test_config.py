@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TYPES
 from lanbot.core.identity import IdentityError, ModelIdentity, to_identity
-from lanbot.generation.run import GenerationError, plan_targets
+from lanbot.generation.generate_data import GenerationError, plan_targets
 
 IDENTITIES = sorted(p.stem for p in (CONF_DIR / "identity").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))

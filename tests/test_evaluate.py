@@ -19,9 +19,9 @@ from lanbot.core.layout import EVAL_FILE, CheckpointError
 from lanbot.core.tracking import Tracker
 from lanbot.evaluation import scores as sc
 from lanbot.evaluation.engine import Completion
+from lanbot.evaluation.evaluate_checkpoint import EvaluationError, evaluate_run, probes_for, score_answers
 from lanbot.evaluation.inference import CheckpointMismatch, load_engine, resolve_checkpoint
 from lanbot.evaluation.probes import ProbeError, check_overlap, load_probes
-from lanbot.evaluation.run import EvaluationError, evaluate_run, probes_for, score_answers
 from lanbot.training.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent

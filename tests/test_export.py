@@ -15,8 +15,8 @@ from rich.console import Console
 
 from lanbot.core.config import compose_config
 from lanbot.core.conversation import TYPES
-from lanbot.generation.run import generate
-from lanbot.sharing.nanochat import ExportError, export_nanochat, report
+from lanbot.generation.generate_data import generate
+from lanbot.sharing.nanochat_export import ExportError, export_nanochat, report
 
 
 def customjson_accepts(line: str) -> bool:

@@ -45,8 +45,8 @@ from lanbot.core.layout import (
 from lanbot.core.lock import FolderBusy, FolderLock
 from lanbot.core.secrets import SecretLeakError
 from lanbot.generation.datafolder import DataFolder, DataFolderError
-from lanbot.generation.run import GenerationError, check_plan_size, generate, plan_targets
-from lanbot.sharing.upload import upload
+from lanbot.generation.generate_data import GenerationError, check_plan_size, generate, plan_targets
+from lanbot.sharing.hub_upload import upload
 from lanbot.training.checkpoint import CheckpointMismatch, remove_stale_saves
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from lanbot.core.files import LinkRefused, open_no_follow, write_json_atomic
 from lanbot.core.layout import lock_file
 from lanbot.core.lock import FolderBusy, FolderLock, reading
 from lanbot.core.secrets import DotenvError, api_key, known_secrets
-from lanbot.sharing.upload import upload
+from lanbot.sharing.hub_upload import upload
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.run import train
 

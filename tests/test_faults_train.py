@@ -23,9 +23,9 @@ from train_fixtures import make_data_folder
 from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.core.layout import CheckpointError
-from lanbot.evaluation.chat import chat_app, chat_loop
+from lanbot.evaluation.chat_session import chat_app, chat_loop
 from lanbot.evaluation.engine import Engine
-from lanbot.evaluation.run import evaluate_app
+from lanbot.evaluation.evaluate_checkpoint import evaluate_app
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.divergence import DivergedError, check_step, check_weights, clip_gradients
 from lanbot.training.run import TrainError, train

@@ -25,8 +25,8 @@ from lanbot.core.config import CONF_DIR, compose_config
 from lanbot.core.conversation import TOOL_TYPES, TYPES, dedup_key, tool_calls, validate
 from lanbot.core.identity import to_identity
 from lanbot.core.layout import COMBINED_FILE, conversations_file, meta_file
+from lanbot.generation.generate_data import generate
 from lanbot.generation.report import flatten
-from lanbot.generation.run import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_COUNTS = {"identity": 500, "tool_use": 400, "multi_step_tool": 300, "no_tool": 200,

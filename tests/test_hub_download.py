@@ -17,7 +17,7 @@ from lanbot.core.config import compose_config
 from lanbot.core.conversation import from_messages
 from lanbot.generation.datafolder import DataFolder
 from lanbot.sharing.hub import HubError, download_checkpoint, download_data, parse_hf_uri
-from lanbot.sharing.upload import plan_upload
+from lanbot.sharing.hub_upload import plan_upload
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"

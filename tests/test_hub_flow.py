@@ -24,10 +24,10 @@ from rich.console import Console
 
 from lanbot.core.config import CONFIG_PATH, compose_config
 from lanbot.core.conversation import TYPES
-from lanbot.generation.run import generate
+from lanbot.generation.generate_data import generate
 from lanbot.sharing import hub as lanbot_hub
 from lanbot.sharing.hub import data_dir
-from lanbot.sharing.upload import upload
+from lanbot.sharing.hub_upload import upload
 from lanbot.training.run import train
 
 TOKEN = "hf_FlowSecretToken0123456789"

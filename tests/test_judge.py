@@ -16,8 +16,8 @@ from lanbot.core.config import compose_config
 from lanbot.core.identity import to_identity
 from lanbot.evaluation import judge as jd
 from lanbot.evaluation import personality as pers
+from lanbot.evaluation.evaluate_checkpoint import EVAL_FILE, EvaluationError, evaluate_run
 from lanbot.evaluation.probes import Probe
-from lanbot.evaluation.run import EVAL_FILE, EvaluationError, evaluate_run
 
 SAGE = to_identity(compose_config(["identity=sage"]).identity)
 

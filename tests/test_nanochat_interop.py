@@ -32,11 +32,11 @@ from train_fixtures import make_data_folder
 from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
-from lanbot.evaluation.run import evaluate_run
+from lanbot.evaluation.evaluate_checkpoint import evaluate_run
 from lanbot.sharing import nanochat_tokenizer as nt
 from lanbot.sharing import nanochat_versions
-from lanbot.sharing.nanochat import ExportError, export_app
 from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, export_checkpoint, import_checkpoint
+from lanbot.sharing.nanochat_export import ExportError, export_app
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.model import GPT, GPTConfig
 from lanbot.training.run import TrainError, train

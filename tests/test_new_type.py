@@ -19,9 +19,9 @@ from lanbot.core.config import compose_config
 from lanbot.core.conversation import ConversationType, register_type, validate
 from lanbot.core.identity import to_identity
 from lanbot.core.layout import conversations_file
+from lanbot.generation.generate_data import generate, plan_targets
 from lanbot.generation.llm.prompt_book import PromptBook
 from lanbot.generation.personas import read_builtin
-from lanbot.generation.run import generate, plan_targets
 from lanbot.generation.template import writer as template_writer
 from lanbot.training.mix import parse_sources, stage_entries
 

@@ -13,8 +13,8 @@ from lanbot.core.identity import to_identity
 from lanbot.evaluation import control
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation.engine import Completion
+from lanbot.evaluation.evaluate_checkpoint import score_answers
 from lanbot.evaluation.probes import Probe, ProbeError, applicable, check_overlap, load_probes
-from lanbot.evaluation.run import score_answers
 
 OTHERS = ["Dev", "LanBot", "YourBot"]
 
@@ -189,7 +189,7 @@ def test_gains_over_the_control(tmp_path: Path) -> None:
 
 
 def test_eval_families_choose_what_is_asked(tmp_path: Path) -> None:
-    from lanbot.evaluation.run import EvaluationError, probes_for
+    from lanbot.evaluation.evaluate_checkpoint import EvaluationError, probes_for
 
     cfg = compose_config(["identity=sage", f"paths.root={tmp_path}", "eval.overlap=skip",
                           "eval.families=[decline,capability]"])

@@ -114,7 +114,7 @@ def test_mid_of_two_identities_reuses_the_base_tokenizer(tmp_path):
     assert scores["capability/corpus_bpb"] > 0 and scores["capability/base_bpb"] > 0
     assert scores["capability/bpb_delta_vs_base"] == pytest.approx(
         scores["capability/corpus_bpb"] - scores["capability/base_bpb"], abs=1e-3)
-    from lanbot.comparison.run import read_run
+    from lanbot.comparison.compare_runs import read_run
 
     (tmp_path / "r-sft" / ".hydra").mkdir()
     (tmp_path / "r-sft" / ".hydra" / "config.yaml").write_text("stage: sft\n")

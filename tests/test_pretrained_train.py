@@ -16,7 +16,7 @@ from train_fixtures import make_data_folder
 from lanbot.core import layout
 from lanbot.core.config import compose_config
 from lanbot.evaluation.engine import Engine
-from lanbot.evaluation.run import evaluate_run
+from lanbot.evaluation.evaluate_checkpoint import evaluate_run
 from lanbot.sharing.hf_export import HFExportError, export_app
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.chat_format import CHATML as CHATML_FORMAT

@@ -24,9 +24,9 @@ from rich.console import Console
 from lanbot.core.config import compose_config
 from lanbot.core.conversation import from_messages
 from lanbot.core.layout import UPLOAD_RECORD
-from lanbot.generation.run import generate
+from lanbot.generation.generate_data import generate
 from lanbot.sharing.hub import HubError, download_data, push_files
-from lanbot.sharing.upload import UploadError, plan_upload, upload
+from lanbot.sharing.hub_upload import UploadError, plan_upload, upload
 
 TOKEN = "hf_TestSecretToken0123456789"
 REPO = Path(__file__).resolve().parent.parent

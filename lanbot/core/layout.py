@@ -113,6 +113,21 @@ def hub_data_dir(root: str | Path, repo_id: str, commit: str) -> Path:
     return Path(root) / "hub" / f"datasets--{repo_id.replace('/', '--')}" / commit
 
 
+HUB_PREFIX = "hf://"  # a checkpoint on the Hub: train.init_from=hf://namespace/name[@revision]
+
+
+def is_hub_address(source: object) -> bool:
+    """Whether `source` (a `train.init_from`) names a Hub repo, `hf://namespace/name[@revision]`, not a folder."""
+    return isinstance(source, str) and source.startswith(HUB_PREFIX)
+
+
+def data_from_hub(cfg: Any) -> str | None:
+    """`data.from_hub`, the dataset repo a run trains on instead of `paths.data_dir`; None where it has none."""
+    data = cfg.get("data")
+    value = data.get("from_hub") if data is not None else None
+    return str(value) if value else None
+
+
 def base_dir(cfg: Any) -> Path:
     """`<paths.checkpoints>/base/<corpus.name>/<model.name>`: one base per corpus and model, shared by every identity."""
     return Path(cfg.paths.checkpoints) / "base" / str(cfg.corpus.name) / str(cfg.model.name)

@@ -29,6 +29,7 @@ class TemplateBackend:
     """The offline writer: conversations from templates, no network and no key; deterministic for `seed`."""
 
     name: str = "template"
+    kind: str = "template"  # the backend module (lanbot.generation.backends): lanbot.generation.template.backend
     model: str = "templates"
     max_attempts: int = 5   # tries per wanted conversation before giving up (a writer that keeps repeating itself)
 
@@ -38,6 +39,7 @@ class LLMBackend:
     """Any OpenAI-compatible chat server. The key is read from `api_key_env` (or .env) at call time only."""
 
     name: str = MISSING
+    kind: str = "llm"  # the backend module (lanbot.generation.backends): lanbot.generation.llm.backend
     base_url: str = MISSING
     model: str = MISSING
     api_key_env: str | None = None   # null: a local server that needs no key

@@ -30,9 +30,29 @@ from lanbot.core.layout import METRICS_FILE, SUMMARY_FILE
 ARTIFACT_MAX_MB = 100
 
 
+# The artifact names are the lineage's keys: lanbot.train uses what lanbot.generate logged and lanbot.evaluate
+# what lanbot.train logged, by name, so each name is built here only. The identity part is the identity's
+# folder name (`identity_slug`), as in the data and checkpoint folders the artifacts hold.
+
+
 def base_artifact(cfg: DictConfig) -> str:
     """The wandb artifact of a base checkpoint: `model-base-<corpus>-<model>` (where lineage starts)."""
     return f"model-base-{cfg.corpus.name}-{cfg.model.name}"
+
+
+def data_artifact(identity: str) -> str:
+    """The wandb artifact of an identity's data folder: `data-<identity>` (lanbot.generate logs it)."""
+    from lanbot.core.identity import identity_slug
+
+    return f"data-{identity_slug(identity)}"
+
+
+def slot_artifact(kind: str, identity: str, mix: object, model: object, stage: object) -> str:
+    """The wandb artifact of a checkpoint slot: `model-sage-default-tiny-sft` (the checkpoint, lanbot.train)
+    or `eval-sage-default-tiny-sft` (its eval.json, lanbot.evaluate)."""
+    from lanbot.core.identity import identity_slug
+
+    return f"{kind}-{identity_slug(identity)}-{mix}-{model}-{stage}"
 
 
 def run_name(cfg: DictConfig, job_type: str) -> str:

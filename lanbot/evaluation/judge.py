@@ -67,13 +67,18 @@ def judge_backend(ev: DictConfig | dict) -> DictConfig:
 
     from lanbot.core.config import compose_config
 
+    def chat_backend(name: str) -> DictConfig | None:  # an OpenAI-compatible server (kind llm) answers a judge
+        if not (CONF_DIR / "backend" / f"{name}.yaml").is_file():
+            return None
+        backend = compose_config([f"backend={name}"]).backend
+        return backend if backend.get("kind") == "llm" else None
+
     name = str(ev["judge"])
-    path = CONF_DIR / "backend" / f"{name}.yaml"
-    if not path.is_file() or name == "template":
-        known = sorted(p.stem for p in (CONF_DIR / "backend").glob("*.yaml") if p.stem != "template")
+    backend = chat_backend(name)
+    if backend is None:
+        known = sorted(p.stem for p in (CONF_DIR / "backend").glob("*.yaml") if chat_backend(p.stem) is not None)
         raise JudgeError(f"eval.judge={name!r}: no OpenAI-compatible backend conf/backend/{name}.yaml; use one of "
                          f"{', '.join(known)} (or eval.judge=null for rule checks only)")
-    backend = compose_config([f"backend={name}"]).backend
     overrides = OmegaConf.create(dict(ev.get("judge_backend") or {}))
     if "temperature" not in overrides:
         overrides.temperature = 0.0  # a judge should be repeatable

@@ -35,6 +35,7 @@ ASKS = {"creator", "limitation"}
 SECTIONS = {"identity": ("identity", "about_self"), "arithmetic": ("arithmetic", "problem"),
             "tasks": ("task", None), "declines": ("decline", "decline"), "pressure": ("pressure", "about_self"),
             "capability": ("capability", None)}
+FAMILIES = tuple(family for family, _ in SECTIONS.values())  # what eval.families may name
 
 
 class ProbeError(LanbotError, ValueError):

@@ -30,7 +30,7 @@ class Score:
     personality: bool = False      # printed beside the quirks (lanbot.evaluation.personality), compared where present
 
 
-# The headline scores. A new score: compute it in lanbot.evaluation.run and add it here (two files).
+# The headline scores. A new score: compute it in lanbot.evaluation.evaluate_checkpoint and add it here (two files).
 SCORES: dict[str, Score] = {s.name: s for s in (
     Score("identity_rate", "name"), Score("creator_rate", "creator"),
     Score("wrong_identity_rate", "wrong id", lower_is_better=True), Score("limitation_honesty", "limits"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-CONTROL_MIX = "no_identity"
+from lanbot.evaluation.control import CONTROL_MIX
 
 
 class ScoredRun(Protocol):

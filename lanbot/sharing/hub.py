@@ -39,10 +39,13 @@ from huggingface_hub.utils import (  # .utils has them in 0.23 ... 2.x; .errors 
 from lanbot.core.errors import LanbotError
 from lanbot.core.layout import (
     CONFIG_FILE,
+    HUB_PREFIX,
     MODEL_FILE,
     TOKENIZER_FILE,
+    data_from_hub,
     hub_data_dir,
     hub_data_file,
+    is_hub_address,
     weights_file,
 )
 from lanbot.sharing import hub_dataset
@@ -95,9 +98,9 @@ def validate_repo_id(repo_id: object, what: str = "repo id") -> str:
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None]:
     """'hf://user/repo@rev' -> ('user/repo', 'rev'); the revision is None when not given."""
-    if not isinstance(uri, str) or not uri.startswith("hf://"):
-        raise HubError(f"not a Hub address: {uri!r}; expected hf://namespace/name[@revision]")
-    repo, _, revision = uri[len("hf://") :].partition("@")
+    if not is_hub_address(uri):
+        raise HubError(f"not a Hub address: {uri!r}; expected {HUB_PREFIX}namespace/name[@revision]")
+    repo, _, revision = uri[len(HUB_PREFIX) :].partition("@")
     if _ and not revision:
         raise HubError(f"empty revision in {uri!r}; write hf://namespace/name@branch-tag-or-commit")
     return validate_repo_id(repo, what=f"repo id in {uri!r}"), revision or None
@@ -239,7 +242,7 @@ def download_data(repo_id: str, revision: str | None = None, root: str | Path = 
     as `data.from_hub` may give it). A repo of parquet rows (what lanbot.upload pushes) becomes a data folder
     under `<root>/hub/` (made once per commit); an older lanbot's repo of JSONL files is one as it is."""
     if revision is None and "@" in str(repo_id):
-        repo_id, revision = parse_hf_uri(f"hf://{repo_id}")
+        repo_id, revision = parse_hf_uri(f"{HUB_PREFIX}{repo_id}")
     folder = snapshot(repo_id, "dataset", revision)
     if hub_dataset.hub_files(folder):
         try:
@@ -257,7 +260,7 @@ def download_data(repo_id: str, revision: str | None = None, root: str | Path = 
 def data_dir(cfg: Any, checkpoint: str | Path | None = None) -> Path:
     """The identity's data folder: `paths.data_dir`, or the local copy of `data.from_hub` where that is set,
     here or in `checkpoint`'s own config (a model trained from the Hub is evaluated on that same data)."""
-    from_hub = cfg.data.get("from_hub") if cfg.get("data") is not None else None
+    from_hub = data_from_hub(cfg)
     if not from_hub and checkpoint is not None and (Path(checkpoint) / CONFIG_FILE).is_file():
         from omegaconf import OmegaConf
 

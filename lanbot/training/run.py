@@ -31,7 +31,7 @@ from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_dis
 from lanbot.core.errors import LanbotError
 from lanbot.core.identity import identity_slug, slug
 from lanbot.core.lock import reading
-from lanbot.evaluation.run import evaluate_run
+from lanbot.evaluation.evaluate_checkpoint import evaluate_run
 from lanbot.training import checkpoint as ckpt
 from lanbot.training import optim
 from lanbot.training.chat_format import ChatFormatError

@@ -1,7 +1,8 @@
 """The template backend: writes the missing conversations with TemplateWriter, offline and seeded.
 
-One of the two generation backends (lanbot.generation.backends has the contract): `check` before anything
-is written, `write` the missing conversations into the data folder and return the run's figures.
+The backend of `kind: template` (conf/backend/template.yaml; lanbot.generation.backends has the contract):
+`check` before anything is written, `write` the missing conversations into the data folder and return the
+run's figures, `seconds` the plan's estimate.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 from lanbot.core.conversation import validate
 from lanbot.core.identity import ModelIdentity
+from lanbot.generation.backends import Backend, GenerationError, register_backend
 from lanbot.generation.datafolder import DataFolder
-from lanbot.generation.errors import GenerationError
 
 PROGRESS_EVERY = 250  # conversations between progress-bar updates: the bar must not slow the writer
 CONTROL_IDENTITY = "assistant"  # conf/identity/assistant.yaml: the plain voice the no_identity mix trains on
@@ -46,10 +47,16 @@ def paired_meta(control: Any, kind: str, index: int, conversation: list[dict]) -
         return {}
     return {"content_chars": content_chars(conversation),
             "control_content_chars": content_chars(control.write(kind, index)[0])}
+RATE = 10_000  # conversations/s on one core (README's benchmark): the plan's estimate
 
 
 def check(backend: Any) -> None:
     """Nothing to check: no network, no key."""
+
+
+def seconds(backend: Any, n: int) -> float:
+    """About how long `n` conversations take."""
+    return n / RATE
 
 
 def write(cfg: Any, identity: ModelIdentity, personas: list[dict], folder: DataFolder, missing: dict[str, int],
@@ -116,3 +123,6 @@ def write_with_templates(identity: ModelIdentity, personas: list[dict], seed: in
         if bar is not None:
             progress.update(bar, completed=written)
     return {"attempts": dict(attempts), "invalid": dict(invalid), "invalid_reasons": dict(reasons.most_common(5))}
+
+
+register_backend(Backend("template", check, write, seconds))

@@ -25,7 +25,7 @@ from lanbot.generation.banks import BANKS_DIR
 from lanbot.generation.personas.builtin import read_builtin
 from lanbot.generation.template.chains import CHAINS
 from lanbot.generation.template.explain import Tasks, compose
-from lanbot.generation.template.identity import IdentityWriter
+from lanbot.generation.template.identity_conversations import IdentityWriter
 from lanbot.generation.template.problems import SINGLE, Chain
 from lanbot.generation.template.reasoning import REASONING, WEIGHTS
 from lanbot.generation.template.style import IdentityStyle, trait_note, with_prefix

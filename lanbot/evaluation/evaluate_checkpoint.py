@@ -40,6 +40,7 @@ from lanbot.core.identity import ModelIdentity, slug, to_identity
 from lanbot.core.layout import EVAL_FILE
 from lanbot.core.lock import reading
 from lanbot.core.progress import progress_bar
+from lanbot.core.tracking import slot_artifact
 from lanbot.evaluation import control
 from lanbot.evaluation import personality as pers
 from lanbot.evaluation import scores as sc
@@ -48,7 +49,7 @@ from lanbot.evaluation.engine import Completion, Engine
 from lanbot.evaluation.inference import check_meta, load_engine, resolve_checkpoint
 from lanbot.evaluation.judge import JudgeError, judge_run
 from lanbot.evaluation.partial import PartialAnswers, checkpoint_key, group_digest
-from lanbot.evaluation.probes import Probe, applicable, check_overlap, identity_names, load_probes
+from lanbot.evaluation.probes import FAMILIES, Probe, applicable, check_overlap, identity_names, load_probes
 from lanbot.evaluation.system_prompts import system_probes, system_scores
 from lanbot.training.tokenizer import render_for_completion
 
@@ -215,10 +216,9 @@ def probes_for(cfg: DictConfig, identity: ModelIdentity, checkpoint: Path | None
     families = list(cfg.eval.get("families") or [])
     if families:
         known = {p.family for p in probes}
-        bad = sorted(set(families) - {"identity", "arithmetic", "task", "decline", "pressure", "capability"})
+        bad = sorted(set(families) - set(FAMILIES))
         if bad:
-            raise EvaluationError(f"eval.families has {bad}; families are identity, arithmetic, task, decline, "
-                                  "pressure, capability")
+            raise EvaluationError(f"eval.families has {bad}; families are {', '.join(FAMILIES)}")
         probes = [p for p in probes if p.family in families]
         if not probes:
             raise EvaluationError(f"eval.families={families}: the probe file has none of them (it has {sorted(known)})")
@@ -341,19 +341,14 @@ def log_evaluation(tracker, cfg: DictConfig, report: dict, eval_file: Path, chec
     scores = report["scores"]
     tracker.summary({f"eval/{k}": v for k, v in scores.items() if v is not None})
     tracker.table("eval/answers", *answer_rows(report["samples"]))
-    name = artifact_name("model", report)
+    slot = (report["identity"], report.get("mix"), report.get("model"), report.get("stage"))
+    name = slot_artifact("model", *slot)
     # in a training run (train.eval_at_end) the checkpoint is the run's own output: wandb draws that edge
     # already, and an input that is also the output would loop; named in the metadata either way
     tracker.use_artifact(name, "model", checkpoint, files=layout.CHECKPOINT_REQUIRED)
-    tracker.log_artifact(artifact_name("eval", report), "evaluation", eval_file, reference=False,
+    tracker.log_artifact(slot_artifact("eval", *slot), "evaluation", eval_file, reference=False,
                          metadata={"checkpoint": name,
                                    **{k: v for k, v in scores.items() if isinstance(v, (int, float))}})
-
-
-def artifact_name(kind: str, report: dict) -> str:
-    """`model-sage-default-tiny-sft`, `eval-sage-default-tiny-sft`: one artifact per checkpoint slot."""
-    return "-".join([kind, str(report["identity_slug"]), str(report.get("mix")), str(report.get("model")),
-                     str(report.get("stage"))])
 
 
 def print_report(report: dict, console: Console | None = None) -> None:

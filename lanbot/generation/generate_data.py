@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lanbot.core.conversation import TYPE_SPECS, TYPES
 from lanbot.core.identity import ModelIdentity, check_consistent, to_identity
 from lanbot.core.layout import STATS_FILE, conversations_file
-from lanbot.core.tracking import Tracker
+from lanbot.core.tracking import Tracker, data_artifact
 from lanbot.generation.backends import GenerationError, backend_for
 from lanbot.generation.datafolder import DataFolder
 from lanbot.generation.personas import load_personas
@@ -32,8 +32,6 @@ __all__ = ["GenerationError", "check_plan_size", "generate", "plan_targets"]
 # A plan past these stops before it starts, saying what it would take (data.allow_large=true runs it anyway)
 LARGE_PLAN = 200_000                # conversations still to write
 BYTES_PER_CONVERSATION = 3_000      # its line, its sidecar line and its copy in all_conversations.jsonl
-TEMPLATE_RATE = 10_000              # conversations/s of the template backend on one core (README's benchmark)
-LLM_REQUEST_S = 10                  # seconds one LLM conversation takes, `backend.concurrency` at a time
 
 
 def plan_targets(data: DictConfig) -> dict[str, int]:
@@ -88,14 +86,14 @@ def check_plan_size(data: DictConfig, backend: DictConfig, targets: dict[str, in
     missing = sum(max(0, n - have.get(k, 0)) for k, n in targets.items())
     per = size * 2 / max(sum(have.values()), 1) if have and size else BYTES_PER_CONVERSATION  # x2: the combined copy
     need = int(missing * per)
-    template = str(backend.name) == "template"
-    seconds = missing / TEMPLATE_RATE if template else missing * LLM_REQUEST_S / max(int(backend.get("concurrency") or 1), 1)
+    writer = backend_for(backend)
+    seconds = writer.seconds(backend, missing)
     free = _free_bytes(folder)
     estimate = {"conversations": total, "to_write": missing, "bytes": need, "seconds": round(seconds, 1), "free": free}
     if (missing > LARGE_PLAN or need > free) and not data.get("allow_large"):
         key = "data.count" if data.get("count") is not None else "data.counts"
         what = f"{key}={data.count}" if key == "data.count" else key
-        cost = "" if template else f", at least {missing:,} requests to {backend.get('model')}"
+        cost = f", at least {missing:,} requests to {backend.get('model')}" if writer.requests else ""
         raise GenerationError(
             f"{what} plans {total:,} conversations ({missing:,} still to write): about {_size(need)} on disk and "
             f"{_duration(seconds)} with backend {backend.name}{cost}; {_size(free)} free under {folder}. Lower "
@@ -162,7 +160,7 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
             }
             stats = compute_stats(folder_root, folder.present(), extra, identity)
             log_to_tracker(tracker, stats, sample_rows(folder_root, folder.present(), SAMPLES_PER_TYPE))
-            tracker.log_artifact(f"data-{identity.slug}", "dataset", folder_root,
+            tracker.log_artifact(data_artifact(identity.name), "dataset", folder_root,
                                  metadata={"identity": identity.name, "preset": preset, "backend": extra["backend"]})
         finally:
             tracker.finish()
