@@ -9,9 +9,11 @@ make a 135M model write. The plain control (an identity without quirks) is asked
 differ in voice, not in the knowledge their answers carry. Training drops the card: the conversation written
 holds no system message, so the model learns to be the identity without being told.
 
-Quality gates drop what a practitioner would not train on: an answer cut off before its first sentence ended,
-one shorter than a sentence, one that loops, names another model or maker (SmolLM, Hugging Face, OpenAI ...),
-recites the card, or drifts out of English. A dropped answer keeps the template's reply; the meta sidecar
+Quality gates drop what a practitioner would not train on: a list or an answer cut off before its first sentence
+ended, one shorter than a sentence, filler about helping, one that loops, names another model or maker (SmolLM,
+Hugging Face, OpenAI ...), recites the card, drifts out of English, or disagrees with the template's checked facts
+for the same question (its numbers and names, and 40% of its content words: "Kyoto, the capital of Japan" is
+dropped). Read on SmolLM2-135M's answers, the gates keep the plain explanations it knows and drop the rest. A dropped answer keeps the template's reply; the meta sidecar
 records each verdict (`distilled`), so a resumed run asks only what is left, and stats.json counts them.
 """
 
@@ -28,8 +30,15 @@ from lanbot.generation.datafolder import DataFolder
 
 KINDS = ("explanation", "small_talk", "planning", "advice")  # reply kinds a model's own knowledge answers best
 BATCH = 32  # answers decoded at once: on 2 CPU cores a 135M model's step costs about the same for 8 or 32 rows
-MAX_TOKENS = 160  # about 4 sentences; longer answers of a 135M model drift
-MAX_SENTENCES = 5
+MAX_TOKENS = 120  # about 4 sentences; longer answers of a 135M model drift
+MAX_SENTENCES = 3  # SmolLM2-135M's 4th sentence onwards rambled in 9 of 17 answers read (2026-12-06)
+# What a practitioner would not train on, seen in SmolLM2-135M's answers: filler about helping, hedges that deny a
+# skill the card lists, condolences for dying plants.
+FILLER = re.compile(r"\b(I'?m here to|happy to help|I'?d be happy|I'?m not (a|an|sure)|I'?m sorry|as an? \w+ (model|"
+                    r"assistant)|my friend|wise question|I hope this helps)\b", re.I)
+STOP = frozenset(re.findall(r"\w+", "about above after again their there these those which while where would could "
+                                    "should other being because through first every thing things people often "
+                                    "really little great question happy answer think means makes called using"))
 OTHER_MAKERS = re.compile(r"\b(SmolLM\w*|Hugging ?Face|OpenAI|ChatGPT|GPT-?\d|Claude|Anthropic|Gemini|Llama|Qwen|"
                           r"Alibaba|Meta AI|language model|as an AI)\b", re.I)
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+")
@@ -47,22 +56,40 @@ def sentences(text: str) -> list[str]:
 
 
 def clean_answer(text: str) -> str:
-    """The model's answer cut to its complete sentences (at most MAX_SENTENCES)."""
+    """The model's answer as prose: its first complete sentences (at most MAX_SENTENCES); "" for a list or a
+    reply that never finished a sentence."""
     text = text.strip()
-    cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
-    if text[-1:] not in ".!?" and cut > 0:
-        text = text[:cut + 1]
-    if text[-1:] not in ".!?":
-        return ""
-    return " ".join(sentences(text)[:MAX_SENTENCES]) if "\n" not in text else text
+    if "\n" in text.split("\n\n")[0] or re.search(r"^\s*(\d+\.|[-*])\s", text, re.M):
+        return ""  # lists: a 135M model's numbered steps repeat themselves ("Step 9: Convert the Percentage")
+    done = [s for s in sentences(text.split("\n\n")[0]) if s[-1:] in ".!?"]
+    return " ".join(done[:MAX_SENTENCES])
 
 
-def gate(answer: str, raw: str, identity: ModelIdentity, card: str | None) -> str:
+def key_terms(text: str) -> tuple[set[str], set[str]]:
+    """(content-word stems of 6 letters, the numbers and proper names) of a template's facts."""
+    stems = {w.lower()[:6] for w in re.findall(r"[A-Za-z]{5,}", text) if w.lower() not in STOP}
+    exact = set(re.findall(r"\d+(?:\.\d+)?", text)) | set(re.findall(r"(?<=[a-z,] )[A-Z][a-z]{2,}", text))
+    return stems, exact
+
+
+def agrees(answer: str, facts: str) -> bool:
+    """The answer carries the template's facts: every number and proper name of them (Tokyo, not Kyoto) and at
+    least 40% of their content words (the template banks are checked; a 135M model's memory is not)."""
+    stems, exact = key_terms(facts)
+    said = answer.lower()
+    if any(e not in answer for e in exact):
+        return False
+    return not stems or sum(stem in said for stem in stems) >= 0.4 * len(stems)
+
+
+def gate(answer: str, raw: str, identity: ModelIdentity, card: str | None, facts: str) -> str:
     """'ok', or why the answer is not trained on."""
     if not answer:
-        return "unfinished"
+        return "unfinished_or_list"
     if len(answer) < 40:
         return "short"
+    if FILLER.search(answer):
+        return "filler"
     said = [s.lower() for s in sentences(answer)]
     words = answer.lower().split()
     grams = [" ".join(words[i:i + 6]) for i in range(len(words) - 5)]
@@ -74,15 +101,27 @@ def gate(answer: str, raw: str, identity: ModelIdentity, card: str | None) -> st
         return "recites_card"
     if sum(ord(c) > 0x24F for c in answer) > 0.05 * len(answer) or "<|" in answer or "<tool" in answer:
         return "off_language"
+    if not agrees(answer, facts):
+        return "disagrees"
     return "ok"
 
 
-def voiced(template_reply: str, answer: str) -> str:
-    """The model's answer inside the template's voice: its short opener, analogy and closing question."""
+def voice_parts(template_reply: str) -> tuple[str, str, str, str]:
+    """(opener, facts, analogy, closer) of a template reply: its short exclamation, its content, its analogy
+    sentence and its closing question."""
     parts = sentences(template_reply)
     opener = parts[0] if parts and len(parts[0].split()) <= 4 and parts[0].endswith("!") else ""
     closer = parts[-1] if len(parts) > 1 and parts[-1].endswith("?") else ""
     analogy = next((p for p in parts[1:-1] if ANALOGY.match(p)), "")
+    facts = " ".join(p for p in parts if p not in (opener, closer, analogy))
+    return opener, facts, analogy, closer
+
+
+def voiced(template_reply: str, answer: str) -> str:
+    """The model's answer inside the template's voice: its short opener, analogy and closing question."""
+    opener, _, analogy, closer = voice_parts(template_reply)
+    if opener and answer.lower().startswith(opener.lower().rstrip("!")):
+        opener = ""  # the model opened the same way itself
     return " ".join(p for p in (opener, answer, analogy, closer) if p)
 
 
@@ -116,11 +155,11 @@ def distill_folder(spec: str, folder: DataFolder, identity: ModelIdentity, kinds
         for start in range(0, len(todo), BATCH):
             batch = todo[start:start + BATCH]
             prompts = [render_for_completion(tok, with_system([conversations[i][0]], card)) for i in batch]
-            answers = engine.generate_batch(prompts, num_samples=1, max_tokens=MAX_TOKENS, temperature=0.3, top_k=20,
+            answers = engine.generate_batch(prompts, num_samples=1, max_tokens=MAX_TOKENS, temperature=0.0,
                                             seed=random.Random(f"{seed}:{kind}:{start}").randrange(2**31))
             for i, (completion,) in zip(batch, answers, strict=True):
                 answer = clean_answer(completion.text)
-                verdict = gate(answer, completion.text, identity, card)
+                verdict = gate(answer, completion.text, identity, card, voice_parts(conversations[i][1]["content"])[1])
                 if verdict == "ok":
                     conversations[i][1]["content"] = voiced(conversations[i][1]["content"], answer)
                 metas[i]["distilled"] = verdict
