@@ -165,3 +165,29 @@ def test_lora_sft_saves_merged_plain_weights_whose_change_is_low_rank(tiny_hf: P
     with pytest.raises(SettingsError, match=r"train.lora.rank=-1: must be a whole number >= 0"):
         train(compose_config(overrides(tmp_path / "bad", str(tiny_hf), "train.lora.rank=-1")), tmp_path / "run2")
     assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+
+def test_a_hub_id_downloads_through_huggingface_hub_from_the_loopback_hub(tiny_hf: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    from huggingface_hub import HfApi
+    from hub_server import HubServer
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with HubServer(token="hf_test") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_TOKEN", "hf_test")
+        api = HfApi(endpoint=hub.url, token="hf_test")
+        api.create_repo("tester/tiny-chat", repo_type="model")
+        api.upload_folder(folder_path=str(tiny_hf), repo_id="tester/tiny-chat", repo_type="model")
+        model, tok, meta = start_from_pretrained("hf:tester/tiny-chat@main")
+        assert any(r.path.startswith("/tester/tiny-chat/resolve/") for r in hub.requests)
+    local, _, _ = start_from_pretrained(f"hf:{tiny_hf}")
+    assert "models--tester--tiny-chat" in meta["pretrained"]["path"] and tok.chat.name == "chatml"
+    idx = torch.tensor([render_conversation(tok, TALK)[0]])
+    with torch.no_grad():
+        assert torch.equal(model(idx), local(idx))
+    with pytest.raises(PretrainedStartError, match="hf:tester/none: .*not found"):
+        with HubServer(token="hf_test") as hub:
+            monkeypatch.setenv("HF_ENDPOINT", hub.url)
+            start_from_pretrained("hf:tester/none")
