@@ -169,8 +169,8 @@ def test_lora_sft_saves_merged_plain_weights_whose_change_is_low_rank(tiny_hf: P
 
 def test_a_hub_id_downloads_through_huggingface_hub_from_the_loopback_hub(tiny_hf: Path, tmp_path: Path,
                                                                           monkeypatch) -> None:
-    from huggingface_hub import HfApi
     from hub_server import HubServer
+    from huggingface_hub import HfApi
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -187,7 +187,6 @@ def test_a_hub_id_downloads_through_huggingface_hub_from_the_loopback_hub(tiny_h
     idx = torch.tensor([render_conversation(tok, TALK)[0]])
     with torch.no_grad():
         assert torch.equal(model(idx), local(idx))
-    with pytest.raises(PretrainedStartError, match="hf:tester/none: .*not found"):
-        with HubServer(token="hf_test") as hub:
-            monkeypatch.setenv("HF_ENDPOINT", hub.url)
-            start_from_pretrained("hf:tester/none")
+    with HubServer(token="hf_test") as hub, pytest.raises(PretrainedStartError, match="hf:tester/none: .*not found"):
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        start_from_pretrained("hf:tester/none")
