@@ -265,7 +265,12 @@ def explain_config_error(exc: BaseException, argv: Sequence[str]) -> str | None:
         return undecodable_config(dirs)
     bad_yaml = in_chain(exc, yaml.YAMLError)
     if bad_yaml is not None:
-        mark = getattr(bad_yaml, "context_mark", None) or getattr(bad_yaml, "problem_mark", None)
+        # A structure left open (an unclosed [ or quote) is named where it opened (the context); a well-formed
+        # file with wrong content (a duplicate key) where the wrong part is: the context would be the mapping's
+        # first line, often line 1.
+        marks = ("problem_mark", "context_mark") if isinstance(bad_yaml, yaml.constructor.ConstructorError) \
+            else ("context_mark", "problem_mark")
+        mark = getattr(bad_yaml, marks[0], None) or getattr(bad_yaml, marks[1], None)
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
         problem = getattr(bad_yaml, "problem", None) or first_line(bad_yaml)
         return (f"{where}: not valid YAML ({problem}). Fix that line; conf/identity/yourbot.yaml shows the form "

@@ -134,10 +134,11 @@ def carried_overrides() -> str:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        task = list(HydraConfig.get().overrides.task)
+        overrides = HydraConfig.get().overrides
+        given = [*overrides.task, *overrides.hydra]  # hydra.* overrides are kept apart from the task's
     except ValueError:  # no Hydra app running (a config composed by lanbot.core.config)
         return ""
-    kept = [o for o in task if o.lstrip("+~").split("=", 1)[0].startswith(CARRIED_KEYS)]
+    kept = [o for o in given if o.lstrip("+~").split("=", 1)[0].startswith(CARRIED_KEYS)]
     return "".join(" " + shlex.quote(o) for o in kept)
 
 
