@@ -10,6 +10,8 @@ Exit codes, the same for every app:
          that can say more sets `hint` on the KeyboardInterrupt it lets through: lanbot.evaluate's answers kept)
     1    anything else: a bug, with its traceback
 
+While the job runs, what it prints also goes to the run folder's `<app>.log` (Hydra's job log; core/console_log.py).
+
 Hydra's composition errors are explained from Hydra's and OmegaConf's own exception types (the missing
 config file and its options, the override, the key and its full path), never by matching their wording.
 `HYDRA_FULL_ERROR=1` in the environment shows Hydra's own traceback instead.
