@@ -63,12 +63,14 @@ def test_the_tee_masks_secrets_strips_colours_and_logs_whole_lines(tmp_path, mon
             print(f"key {KEY} and token {SECRET}")
             sys.stdout.write("\x1b[1mbold\x1b[0m half ")
             sys.stdout.write("a line\n")
+            sys.stdout.write("a windows line\r\nstep 1/3\rstep 3/3\n")
             print("to stderr, unfinished", end="", file=sys.stderr)
         print("after the job: not logged")
     finally:
         handler.close()
     lines = [line.split(" - ", 1)[1] for line in (tmp_path / "app.log").read_text().splitlines()]
-    assert lines == ["key *** and token ***", "bold half a line", "to stderr, unfinished"], lines
+    assert lines == ["key *** and token ***", "bold half a line", "a windows line", "step 3/3",
+                     "to stderr, unfinished"], lines
     assert type(sys.stdout).__name__ != "_Tee"  # the job's end gives the console back
 
 

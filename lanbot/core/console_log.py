@@ -29,9 +29,9 @@ class _Tee:
         self.pending = ""
 
     def write(self, text: str) -> int:
-        written = self.target.write(text)
+        self.target.write(text)
         self.log_text(text)
-        return len(text) if written is None else written
+        return len(text)  # all of it taken (rich's FileProxy, a bar's target, returns what it still holds)
 
     def log_text(self, text: str) -> None:
         """Log `text`'s finished lines (the rest waits for its end), without writing it to the console."""
@@ -44,7 +44,7 @@ class _Tee:
     def log_line(self, line: str) -> None:
         from lanbot.core.secrets import redact
 
-        line = ANSI.sub("", line).rsplit("\r", 1)[-1].rstrip()  # a \r-redrawn line: what was left on screen
+        line = ANSI.sub("", line).rstrip("\r").rsplit("\r", 1)[-1].rstrip()  # \r-redrawn: what was left on screen
         if line:
             level = logging.ERROR if line.startswith("error lanbot.") else logging.INFO
             self.logger.log(level, redact(line))
