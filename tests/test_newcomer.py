@@ -58,12 +58,12 @@ def test_suggested_commands_carry_paths_and_search_path_only(tmp_path):
 
     assert layout.carried_overrides() == ""  # outside an app: nothing to carry
     overrides = ["identity=sage", "train.max_steps=5", f"paths.root={tmp_path}/a b", "paths.checkpoints=/ck",
-                 "hydra.searchpath=[file://myconf]"]
+                 f"hydra.searchpath=[file://{tmp_path}]"]
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     try:
-        carried = f" 'paths.root={tmp_path}/a b' paths.checkpoints=/ck 'hydra.searchpath=[file://myconf]'"
+        carried = f" 'paths.root={tmp_path}/a b' paths.checkpoints=/ck 'hydra.searchpath=[file://{tmp_path}]'"
         assert layout.carried_overrides() == carried
         assert layout.train_command(cfg, "mid") == f"python -m lanbot.train stage=mid identity=sage mix=default " \
             f"model=tiny{carried}"
