@@ -24,7 +24,8 @@ class Bars(Progress):
     def __init__(self, *columns: Any, console: Console | None = None, **kwargs: Any) -> None:
         self._tees = active_tees()
         if self._tees and (console is None or console.file in self._tees):
-            console = Console(file=self._tees[0].stream)  # the terminal itself: its redraws skip the log
+            tee = self._tees[0] if console is None else console.file  # stdout's, or stderr's for a stderr console
+            console = Console(file=tee.stream)  # the terminal itself: its redraws skip the log
             kwargs.update(redirect_stdout=False, redirect_stderr=False)  # the tees go through the bar instead
         super().__init__(*columns, console=console, **kwargs)
         self._routed, self._started_at = False, time.monotonic()
