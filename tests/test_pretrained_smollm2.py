@@ -125,3 +125,41 @@ def test_greedy_answer_talks(smollm2, capsys):
     with capsys.disabled():
         print(f"\nSmolLM2-135M-Instruct in lanbot, greedy, 'Why is the sky blue?': {text!r}")
     assert any(word in text.lower() for word in ("scatter", "light", "wavelength", "atmosphere")), text
+
+
+def test_a_short_sft_from_the_bundled_gguf_lowers_its_held_out_identity_loss(tmp_path):
+    """The whole path on the real model: model=smollm2-135m, sft straight from the GGUF in ChatML, 8 steps."""
+    from train_fixtures import make_data_folder
+
+    from lanbot.core.config import compose_config
+    from lanbot.training import checkpoint as ckpt
+    from lanbot.training.pretrained_start import start_from_pretrained
+    from lanbot.training.run import train
+    from lanbot.training.tokenizer import render_conversation
+
+    held_out = [[{"role": "user", "content": q}, {"role": "assistant", "content": "I'm Sage, made by Your Company."}]
+                for q in ("Who am I talking to?", "Tell me your name, please.", "Which company built you?")]
+
+    def identity_loss(model, tok) -> float:
+        losses = []
+        for conv in held_out:
+            ids, mask = render_conversation(tok, conv)
+            x = torch.tensor([ids[:-1]])
+            y = torch.tensor([[t if m else -1 for t, m in zip(ids[1:], mask[1:], strict=True)]])
+            with torch.no_grad():
+                losses.append(model(x, y).item())
+        return sum(losses) / len(losses)
+
+    before_model, before_tok, _ = start_from_pretrained("hf:bundled")
+    before = identity_loss(before_model.eval(), before_tok)
+    del before_model
+    make_data_folder(tmp_path / "data" / "sage", per_type=16, name="Sage")
+    result = train(compose_config([
+        f"paths.root={tmp_path}", "model=smollm2-135m", "identity=sage", "stage=sft", "logger=none",
+        "train.sequence_len=256", "train.device_batch_size=4", "train.total_batch_tokens=1024", "train.max_steps=8",
+        "train.eval_every=8", "train.checkpoint_every=8", "train.eval_at_end=false", "mix.mid.chat.limit=10",
+        "train.matrix_lr=0.0002", "train.embedding_lr=0.0002", "train.unembedding_lr=0.0002"]), tmp_path / "run")
+    model, tok, _ = ckpt.load_checkpoint(result["checkpoint"])
+    after = identity_loss(model, tok)
+    print(f"held-out identity loss {before:.3f} -> {after:.3f}")
+    assert after < 0.7 * before

@@ -18,7 +18,6 @@ control marked), `quirks.png` (each quirk and trait per run) and `report.md` to 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -364,7 +363,13 @@ def print_table(rows: list[dict], sort: str, console: Console | None = None) -> 
         table.add_column(header, justify="left" if left else "right", no_wrap=not left, min_width=len(header))
     for row in rows:
         table.add_row(*(_fmt(v, k) for k, v in row.items()))
-    console.print(table)
+    width = console.width
+    if not console.is_terminal:  # a pipe or a file: every column whole, however wide, rather than cut to fit
+        console.width = max(width, console.measure(table, options=console.options.update_width(10_000)).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -392,6 +397,7 @@ def plot_losses(runs: list[Run], path: Path) -> bool:
         return False
     family = lambda r: (r.identity, r.mix, r.model)  # noqa: E731
     mid_end = {family(r): max(s for s, _ in r.val_curve + r.train_curve) for r in curves if r.stage == "mid"}
+    continued = any(r.stage == "sft" and family(r) in mid_end for r in curves)  # a mid-only sweep continues nothing
     colors: dict = {}
     fig, ax = plt.subplots(figsize=(8, 5))
     for run in curves:
@@ -407,9 +413,9 @@ def plot_losses(runs: list[Run], path: Path) -> bool:
                     markersize=3, linestyle=style, label=label)
         else:
             ax.plot([], [], color=color, label=f"{label} (train)")
-    if mid_end:
+    if continued:
         ax.axvline(max(mid_end.values()), color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("step (sft continues after mid)" if mid_end else "step")
+    ax.set_xlabel("step (sft continues after mid)" if continued else "step")
     ax.set_ylabel("loss (val solid, train faint)")
     ax.set_title("loss curves")
     ax.grid(alpha=0.3)
@@ -547,11 +553,12 @@ def compare(compare_cfg: DictConfig | dict, console: Console | None = None) -> P
     plots += [name for name, plot in (("fidelity.png", tradeoff.plot_fidelity), ("quirks.png", tradeoff.plot_quirks))
               if plot(runs, out / name, _save_figure)]
     report = write_report(rows, plots, sources, sort, out, quirk_rows(runs), stopped)
-    (console or Console()).print(f"report: {report}" + (f" (plots: {', '.join(plots)})" if plots else ""), markup=False)
+    (console or Console()).print(f"report: {report}" + (f" (plots: {', '.join(plots)})" if plots else ""), markup=False,
+                                 soft_wrap=True)  # a path to copy: one line, never wrapped
     return report
 
 
 def compare_app(cfg: DictConfig, run_dir: Path | None = None) -> Path:
-    """`python -m lanbot.compare PATH [PATH...]`: piped output gets a wide table instead of rich's 80 columns."""
-    console = Console() if sys.stdout.isatty() else Console(width=170)
-    return compare(cfg.compare, console)
+    """`python -m lanbot.compare PATH [PATH...]`: piped output gets the whole table (print_table), not rich's 80
+    columns."""
+    return compare(cfg.compare, Console())

@@ -10,6 +10,8 @@ Exit codes, the same for every app:
          that can say more sets `hint` on the KeyboardInterrupt it lets through: lanbot.evaluate's answers kept)
     1    anything else: a bug, with its traceback
 
+While the job runs, what it prints also goes to the run folder's `<app>.log` (Hydra's job log; core/console_log.py).
+
 Hydra's composition errors are explained from Hydra's and OmegaConf's own exception types (the missing
 config file and its options, the override, the key and its full path), never by matching their wording.
 `HYDRA_FULL_ERROR=1` in the environment shows Hydra's own traceback instead.
@@ -64,18 +66,25 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
         hc = HydraConfig.get()
         run_dir = Path(hc.runtime.output_dir)
         sweep = str(hc.mode) == "RunMode.MULTIRUN"
-        try:
-            check_run_config(run_dir, Path(hc.sweep.dir) if sweep else None)
-            check_env_names(cfg)
-            check_identity_source(cfg)
-            drop_overridden_hints(app, cfg, list(hc.overrides.task))
-            work(cfg, run_dir)
-        except LanbotError as exc:
-            fail(app, identity_hint(exc) or str(exc), run_dir if sweep else None)
-        except _omegaconf_errors() as exc:  # a value read during the run: ??? left unset, a bad interpolation
-            fail(app, f"config error at {getattr(exc, 'full_key', '?')}: {first_line(exc)}. "
-                      f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file",
-                 run_dir if sweep else None)
+        from lanbot.core.console_log import console_log
+
+        with console_log(app):  # the run folder's <app>.log keeps what the console shows, the error line included
+            try:
+                check_run_config(run_dir, Path(hc.sweep.dir) if sweep else None)
+                check_env_names(cfg)
+                check_identity_source(cfg)
+                drop_overridden_hints(app, cfg, list(hc.overrides.task))
+                work(cfg, run_dir)
+            except LanbotError as exc:
+                fail(app, identity_hint(exc) or str(exc), run_dir if sweep else None)
+            except _omegaconf_errors() as exc:  # a value read during the run: ??? left unset, a bad interpolation
+                fail(app, f"config error at {getattr(exc, 'full_key', '?')}: {first_line(exc)}. "
+                          f"Set it on the command line ({getattr(exc, 'full_key', 'key')}=...) or in its config file",
+                     run_dir if sweep else None)
+            except KeyboardInterrupt as exc:  # the console gets the hint once the app unwinds; the log gets it now
+                print(getattr(exc, "hint", None) or RESUME_HINT, file=sys.stderr)
+                exc.hint_shown = True
+                raise
 
     # Hydra names the job, and so the run folder `<time>_<job>`, after the task function's module: without this,
     # every app would be `app`, after this file. `export.nanochat` becomes `export-nanochat`, as Hydra keeps only
@@ -88,7 +97,8 @@ def run_app(app: str, work: Work, argv: Sequence[str] | None = None, positional:
         if _failed_jobs:  # a sweep whose every job ran, some refused: each named, then the app rule's exit 2
             report_failed_jobs(app)
     except KeyboardInterrupt as exc:
-        print(getattr(exc, "hint", None) or RESUME_HINT, file=sys.stderr)  # an app may say more (lanbot.evaluate)
+        if not getattr(exc, "hint_shown", False):  # an app may say more (lanbot.evaluate)
+            print(getattr(exc, "hint", None) or RESUME_HINT, file=sys.stderr)
         sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     except Exception as exc:
         message = None if show_hydra else explain_config_error(exc, args)
@@ -270,7 +280,12 @@ def explain_config_error(exc: BaseException, argv: Sequence[str]) -> str | None:
         return undecodable_config(dirs)
     bad_yaml = in_chain(exc, yaml.YAMLError)
     if bad_yaml is not None:
-        mark = getattr(bad_yaml, "context_mark", None) or getattr(bad_yaml, "problem_mark", None)
+        # A structure left open (an unclosed [ or quote) is named where it opened (the context); a well-formed
+        # file with wrong content (a duplicate key) where the wrong part is: the context would be the mapping's
+        # first line, often line 1.
+        marks = ("problem_mark", "context_mark") if isinstance(bad_yaml, yaml.constructor.ConstructorError) \
+            else ("context_mark", "problem_mark")
+        mark = getattr(bad_yaml, marks[0], None) or getattr(bad_yaml, marks[1], None)
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
         problem = getattr(bad_yaml, "problem", None) or first_line(bad_yaml)
         return (f"{where}: not valid YAML ({problem}). Fix that line; conf/identity/yourbot.yaml shows the form "
@@ -383,11 +398,24 @@ def find_config_file(dirs: list[Path], group: str, option: str) -> Path | None:
 
 
 def config_dirs(argv: Sequence[str]) -> list[Path]:
-    """Folders given with --config-dir/-cd, read with Hydra's own argument parser."""
+    """Folders given with --config-dir/-cd (Hydra's own argument parser) and the `file://` folders of a
+    `hydra.searchpath=[...]` override (Hydra's grammar), where a user's own identity files live."""
     from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     known, _ = get_args_parser().parse_known_args(list(argv))
-    return [Path(known.config_dir)] if known.config_dir else []
+    dirs = [Path(known.config_dir)] if known.config_dir else []
+    parser = OverridesParser.create()
+    for arg in known.overrides:
+        if not arg.lstrip("+").startswith("hydra.searchpath="):
+            continue
+        try:
+            value = parser.parse_override(arg).value()
+        except Exception:  # noqa: BLE001 (Hydra names a broken override itself)
+            continue
+        entries = value if isinstance(value, list) else [value]
+        dirs += [Path(str(e)[len("file://"):]) for e in entries if str(e).startswith("file://")]
+    return dirs
 
 
 def collect_positional(argv: list[str], key: str) -> list[str]:

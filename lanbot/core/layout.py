@@ -135,7 +135,27 @@ def base_dir(cfg: Any) -> Path:
 
 def base_command(cfg: Any) -> str:
     """The command that pretrains the configured corpus and model's base."""
-    return f"python -m lanbot.train stage=base corpus={cfg.corpus.name} model={cfg.model.name}"
+    return f"python -m lanbot.train stage=base corpus={cfg.corpus.name} model={cfg.model.name}{carried_overrides()}"
+
+
+CARRIED_KEYS = ("paths.", "hydra.searchpath")  # where files are read and written, and where identities are found
+
+
+def carried_overrides() -> str:
+    """The running command's own overrides that a suggested command must keep, so that copying it reads and
+    writes where this one did (`paths.root=/scratch/me`, a `hydra.searchpath` holding the identity), each quoted
+    for the shell, with a leading space; empty outside a Hydra app."""
+    import shlex
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = HydraConfig.get().overrides
+        given = [*overrides.task, *overrides.hydra]  # hydra.* overrides are kept apart from the task's
+    except ValueError:  # no Hydra app running (a config composed by lanbot.core.config)
+        return ""
+    kept = [o for o in given if o.lstrip("+~").split("=", 1)[0].startswith(CARRIED_KEYS)]
+    return "".join(" " + shlex.quote(o) for o in kept)
 
 
 def checkpoint_dir(cfg: Any, stage: str | None = None) -> Path:
@@ -157,7 +177,7 @@ def train_command(cfg: Any, stage: str) -> str:
     if stage == "base":
         return base_command(cfg)
     return (f"python -m lanbot.train stage={stage} identity={identity_choice(cfg)} "
-            f"mix={cfg.mix.name} model={cfg.model.name}")
+            f"mix={cfg.mix.name} model={cfg.model.name}{carried_overrides()}")
 
 
 def identity_choice(cfg: Any) -> str:

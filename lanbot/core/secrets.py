@@ -86,10 +86,10 @@ def mask(text: str) -> str:
 
 
 class MaskFilter(logging.Filter):
-    """A logging filter that masks secrets and key-shaped values in every record (Hydra's console log)."""
+    """A logging filter that masks secrets and key-shaped values in every record (Hydra's console and job logs)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = mask(record.getMessage()), None
+        record.msg, record.args = redact(record.getMessage()), None  # known secrets too, not only keys read
         return True
 
 

@@ -91,12 +91,14 @@ def plot_fidelity(runs: list[ScoredRun], path: Path, save) -> bool:
     if not points:
         return False
     fig, ax = plt.subplots(figsize=(7, 5))
-    for run, cost, fid, _ in points:
+    labels = []
+    for run, cost, fid, _ in sorted(points, key=lambda p: (p[1], -p[2])):
         control = run.mix == CONTROL_MIX
         ax.scatter([cost], [fid], marker="*" if control else "o", s=160 if control else 50,
                    color="black" if control else None, zorder=3)
-        ax.annotate(run.label + (" (control)" if control else ""), (cost, fid), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        labels.append(ax.annotate(run.label + (" (control)" if control else ""), (cost, fid), fontsize=7,
+                                  xytext=(6, 4), textcoords="offset points", va="bottom",
+                                  arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5}))
     measures = sorted({w for *_, w in points if w != "control"})
     ax.axvline(0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("capability cost: " + (" / ".join(measures) or "vs control") + " (right = more lost)")
@@ -104,6 +106,7 @@ def plot_fidelity(runs: list[ScoredRun], path: Path, save) -> bool:
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("personality fidelity against capability cost")
     ax.grid(alpha=0.3)
+    spread_labels(fig, labels)
     save(fig, path)
     plt.close(fig)
     return True
@@ -135,3 +138,25 @@ def plot_quirks(runs: list[ScoredRun], path: Path, save) -> bool:
     save(fig, path)
     plt.close(fig)
     return True
+
+
+def spread_labels(fig: Any, labels: list[Any], tries: int = 40) -> None:
+    """Move each label up or down (a thin line back to its point) until it overlaps no label placed before it:
+    runs of similar fidelity and cost (the controls, all at cost 0) would print their names over each other."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    text_box = lambda label: Text.get_window_extent(label, renderer)  # noqa: E731 (the text's, not its line's)
+    placed: list[Any] = []
+    for label in labels:
+        dx, dy = label.xyann
+        box = text_box(label)
+        step = (box.height + 1) * 72 / fig.dpi  # one label's height, in the offset's points
+        for k in range(tries):  # 0, +1, -1, +2, -2, ... heights away from where it was put
+            shift = (k + 1) // 2 * (1 if k % 2 else -1) * step
+            label.xyann = (dx, dy + shift)
+            box = text_box(label)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(box)

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lanbot.core.conversation import TYPES, BadLine, Conversation, merge_system, read_jsonl
 from lanbot.core.errors import LanbotError
-from lanbot.core.layout import conversations_file
+from lanbot.core.layout import carried_overrides, conversations_file
 from lanbot.core.schemas import MixSource
 
 HF_FORMATS = ("conversations", "smoltalk", "gsm8k", "mmlu")
@@ -145,12 +145,12 @@ def load_source(src: Source, data_dir: Path, identity_slug: str, val_fraction: f
         if not Path(data_dir).is_dir():
             raise MixError(
                 f"no data folder at {data_dir} for identity {identity_slug!r}: make it with "
-                f"`python -m lanbot.generate identity={identity_slug}`"
+                f"`python -m lanbot.generate identity={identity_slug}{carried_overrides()}`"
             )
         if not path.is_file():
             raise MixError(
                 f"{path} is missing (source {src.name!r}): generate it with "
-                f"`python -m lanbot.generate identity={identity_slug} data=all`, or drop it from the mix"
+                f"`python -m lanbot.generate identity={identity_slug} data=all{carried_overrides()}`, or drop it from the mix"
             )
         conversations = read_conversations(path)
     elif src.hf is None:

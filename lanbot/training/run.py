@@ -417,11 +417,24 @@ class _null:
         return False
 
 
+STAGES = ("base", "mid", "sft")
+
+
+def check_train_choice(train_choice: str | None, stage: str) -> None:
+    """`train` follows `stage` (config.yaml: `train: ${stage}`): `train=sft` alone would train a mid checkpoint
+    with sft's settings, written where mid's goes; a train option of its own (not a stage's) is the user's."""
+    if train_choice in STAGES and train_choice != stage:
+        raise TrainError(f"train={train_choice} chooses {train_choice}'s settings but the stage is {stage}, so this would "
+                         f"train a {stage} checkpoint with them: give stage={train_choice} instead (train follows the "
+                         "stage), or both")
+
+
 def train_app(cfg: DictConfig, run_dir: Path) -> dict:
     """`python -m lanbot.train`: one stage; a sweep's runs share a wandb group named after the sweep folder."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
+    check_train_choice(hc.runtime.choices.get("train"), str(cfg.stage))
     group = cfg.logger.get("group") if cfg.get("logger") else None
     if group is None and str(hc.mode) == "RunMode.MULTIRUN":
         group = "-".join(Path(hc.sweep.dir).parts[-2:])

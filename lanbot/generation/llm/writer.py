@@ -32,7 +32,6 @@ from typing import Any
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -41,6 +40,7 @@ from rich.text import Text
 
 from lanbot.core.conversation import validate
 from lanbot.core.errors import LanbotError
+from lanbot.core.progress import Bars
 from lanbot.core.secrets import MissingKeyError, api_key, mask
 from lanbot.generation.llm.client import ChatClient, FatalBackendError, RequestFailed
 from lanbot.generation.llm.local_server import LocalServerError, serving
@@ -100,7 +100,7 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed:.1f}/s" if task.speed else "-/s")
 
 
-class _Bars(Progress):
+class _Bars(Bars):
     """One bar per type (done/target, rate, ETA), then a line of the run's totals (`status`)."""
 
     status = ""

@@ -62,10 +62,10 @@ def seconds(backend: Any, n: int) -> float:
 def write(cfg: Any, identity: ModelIdentity, personas: list[dict], folder: DataFolder, missing: dict[str, int],
           tracker: Any = None, console: Any = None) -> dict[str, Any]:
     """Write `missing` ({type: count}) conversations to `folder` with a progress bar; returns the figures."""
-    from rich.progress import Progress
+    from lanbot.core.progress import Bars
 
     start = time.perf_counter()
-    with Progress(console=console, transient=True) as progress:
+    with Bars(console=console, transient=True) as progress:
         figures = write_with_templates(identity, personas, int(cfg.seed), folder, missing,
                                        int(cfg.backend.max_attempts), progress)
     seconds = time.perf_counter() - start
