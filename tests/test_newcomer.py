@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lanbot.core.config import compose_config
-from lanbot.generation.run import generate
+from lanbot.generation.generate_data import generate
 
 REPO = Path(__file__).resolve().parents[1]
 
