@@ -32,13 +32,17 @@ def test_a_kept_answer_carries_the_template_facts_in_the_template_voice() -> Non
     assert gate(answer, answer, SAGE, card_prompt(SAGE), facts) == "ok"
     assert voiced(SKY, answer) == f"Great question! {answer} Does that make sense so far?"
     assert voiced(SKY, "Great question! " + answer).count("Great question!") == 1
+    helpful = clean_answer("Absolutely, I'd be happy to help! The capital of Japan is Tokyo, its largest city.")
+    assert helpful == "The capital of Japan is Tokyo, its largest city."  # the filler goes, the fact stays
+    assert gate(helpful, helpful, SAGE, None, voice_parts(JAPAN)[1]) == "ok"
 
 
 @pytest.mark.parametrize(("raw", "verdict"), [
     ("Kyoto, the capital of Japan, is a beautiful city known for its temples.", "disagrees"),
-    ("1. **Step 1: Understand the Basics**\n2. **Step 2: Understand the Basics**", "unfinished_or_list"),
-    ("The capital of Japan is Tokyo and it is a big city with many people and", "unfinished_or_list"),
-    ("Absolutely, I'd be happy to help! The capital of Japan is Tokyo, its largest city.", "filler"),
+    ("1. **Step 1: Understand the Basics**\n2. **Step 2: Understand the Basics**", "no_prose"),
+    ("The capital of Japan is Tokyo and it is a big city with many people and", "no_prose"),
+    ("I'm glad to help. I'm here to help you with your questions, my friend.", "no_prose"),
+    ("The freezing point of water in Fahrenheit is -18 degrees Celsius.", "disagrees"),
     ("I am SmolLM, and the capital of Japan is Tokyo, its largest city by far.", "other_identity"),
     ("Tokyo is the capital. Tokyo is the capital. Tokyo is the largest city of Japan.", "repeats"),
 ])
@@ -56,7 +60,7 @@ def test_generate_with_distill_records_a_verdict_for_each_question_and_resumes(t
     metas = [json.loads(line) for line in (folder / "no_tool_meta.jsonl").read_text().splitlines()]
     verdicts = [m["distilled"] for m in metas if "distilled" in m]
     assert verdicts and sum(stats["distilled"]["no_tool"].values()) == len(verdicts)
-    assert set(verdicts) <= {"ok", "unfinished_or_list", "short", "filler", "repeats", "other_identity",
+    assert set(verdicts) <= {"ok", "no_prose", "short", "repeats", "other_identity",
                              "recites_card", "off_language", "disagrees"}
     written = (folder / "all_conversations.jsonl").read_text()
     assert "<tool_call>" not in written and "You are Sage" not in written  # training never sees the card

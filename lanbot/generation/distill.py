@@ -2,19 +2,21 @@
 
 `python -m lanbot.generate identity=sage data.distill=hf:bundled` writes the template data, then asks the model
 that will be trained (here the bundled SmolLM2-135M-Instruct, in-process, batched with the KV cache) each
-single-turn general question of `data.distill_types` with the identity card as its system prompt, and puts its
-answer in place of the template's facts. What the templates perform well is kept around it: the template
-reply's opener ("Great question!"), its analogy and its closing check question, which the card alone does not
-make a 135M model write. The plain control (an identity without quirks) is asked without a card, so the two
-differ in voice, not in the knowledge their answers carry. Training drops the card: the conversation written
-holds no system message, so the model learns to be the identity without being told.
+single-turn general question of `data.distill_types` and puts its answer in place of the template's facts. What
+the templates perform well is kept around it: the template reply's opener ("Great question!"), its analogy and
+its closing check question. The control is asked the same questions by the same model, without the voice. With
+`data.distill_card=true` the identity card is the system prompt (context distillation proper; a capable model
+answers in character): SmolLM2-135M then role-plays ("I'm a Sage, a patient teacher ... I'm not a travel agent")
+instead of answering, 4 of 63 answers kept against more without it, so the default asks it plainly. Either way
+training never sees a card: the conversation written holds no system message.
 
-Quality gates drop what a practitioner would not train on: a list or an answer cut off before its first sentence
-ended, one shorter than a sentence, filler about helping, one that loops, names another model or maker (SmolLM,
-Hugging Face, OpenAI ...), recites the card, drifts out of English, or disagrees with the template's checked facts
-for the same question (its numbers and names, and 40% of its content words: "Kyoto, the capital of Japan" is
-dropped). Read on SmolLM2-135M's answers, the gates keep the plain explanations it knows and drop the rest. A dropped answer keeps the template's reply; the meta sidecar
-records each verdict (`distilled`), so a resumed run asks only what is left, and stats.json counts them.
+Quality gates drop what a practitioner would not train on. Sentences of filler about helping are cut first; then
+an answer with no prose left (a list, a sentence never finished), one shorter than a sentence, one that loops,
+names another model or maker (SmolLM, Hugging Face, OpenAI ...), recites the card, drifts out of English, or
+disagrees with the template's checked facts for the same question (their numbers and names, and a quarter of
+their content words: "Kyoto, the capital of Japan" and "-18 degrees Celsius" for water's freezing point in
+Fahrenheit are dropped) keeps the template's reply. The meta sidecar records each verdict (`distilled`), so a
+resumed run asks only what is left, and stats.json counts them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ MAX_TOKENS = 120  # about 4 sentences; longer answers of a 135M model drift
 MAX_SENTENCES = 3  # SmolLM2-135M's 4th sentence onwards rambled in 9 of 17 answers read (2026-12-06)
 # What a practitioner would not train on, seen in SmolLM2-135M's answers: filler about helping, hedges that deny a
 # skill the card lists, condolences for dying plants.
-FILLER = re.compile(r"\b(I'?m here to|happy to help|I'?d be happy|I'?m not (a|an|sure)|I'?m sorry|as an? \w+ (model|"
+FILLER = re.compile(r"\b(I'?m here to|I'?m (so )?glad|happy to help|I'?d be happy|I'?m not (a|an|sure)|I'?m sorry|as an? \w+ (model|"
                     r"assistant)|my friend|wise question|I hope this helps)\b", re.I)
 STOP = frozenset(re.findall(r"\w+", "about above after again their there these those which while where would could "
                                     "should other being because through first every thing things people often "
@@ -61,8 +63,12 @@ def clean_answer(text: str) -> str:
     text = text.strip()
     if "\n" in text.split("\n\n")[0] or re.search(r"^\s*(\d+\.|[-*])\s", text, re.M):
         return ""  # lists: a 135M model's numbered steps repeat themselves ("Step 9: Convert the Percentage")
-    done = [s for s in sentences(text.split("\n\n")[0]) if s[-1:] in ".!?"]
+    done = [s for s in sentences(text.split("\n\n")[0]) if s[-1:] in ".!?" and not FILLER.search(s)]
     return " ".join(done[:MAX_SENTENCES])
+
+
+AGREEMENT = 0.25  # of the template's content words: SmolLM2's right answers, in its own words, share 30-60%;
+# its wrong ones ("Omsonosis is a concept in philosophy") share none
 
 
 def key_terms(text: str) -> tuple[set[str], set[str]]:
@@ -74,22 +80,20 @@ def key_terms(text: str) -> tuple[set[str], set[str]]:
 
 def agrees(answer: str, facts: str) -> bool:
     """The answer carries the template's facts: every number and proper name of them (Tokyo, not Kyoto) and at
-    least 40% of their content words (the template banks are checked; a 135M model's memory is not)."""
+    least AGREEMENT of their content words (the template banks are checked; a 135M model's memory is not)."""
     stems, exact = key_terms(facts)
     said = answer.lower()
     if any(e not in answer for e in exact):
         return False
-    return not stems or sum(stem in said for stem in stems) >= 0.4 * len(stems)
+    return not stems or sum(stem in said for stem in stems) >= AGREEMENT * len(stems)
 
 
 def gate(answer: str, raw: str, identity: ModelIdentity, card: str | None, facts: str) -> str:
     """'ok', or why the answer is not trained on."""
     if not answer:
-        return "unfinished_or_list"
+        return "no_prose"
     if len(answer) < 40:
         return "short"
-    if FILLER.search(answer):
-        return "filler"
     said = [s.lower() for s in sentences(answer)]
     words = answer.lower().split()
     grams = [" ".join(words[i:i + 6]) for i in range(len(words) - 5)]
@@ -132,7 +136,8 @@ def eligible(conversation: Any, meta: dict) -> bool:
             and meta.get("language", "en") == "en" and bool(set(meta.get("reply_kinds") or []) & set(KINDS)))
 
 
-def distill_folder(spec: str, folder: DataFolder, identity: ModelIdentity, kinds: list[str], seed: int) -> dict[str, dict]:
+def distill_folder(spec: str, folder: DataFolder, identity: ModelIdentity, kinds: list[str], seed: int,
+                   with_card: bool = False) -> dict[str, dict]:
     """Distil the eligible conversations of `kinds` in the open data folder; returns {kind: {verdict: count}} for
     this run. Each batch is written back (atomically, DataFolder.rewrite) as it is done: Ctrl-C keeps them."""
     from lanbot.evaluation.engine import Engine
@@ -142,7 +147,7 @@ def distill_folder(spec: str, folder: DataFolder, identity: ModelIdentity, kinds
 
     model, tok, _ = start_from_pretrained(spec)
     engine = Engine(model.eval(), tok)
-    card = card_prompt(identity) if identity.quirks else None  # the plain control: no voice to give
+    card = card_prompt(identity) if with_card and identity.quirks else None  # the plain control: no voice to give
     verdicts: dict[str, dict] = {}
     for kind in kinds:
         conv_path, meta_path = folder.root / conversations_file(kind), folder.root / meta_file(kind)

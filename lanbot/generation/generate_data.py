@@ -145,7 +145,8 @@ def generate(cfg: DictConfig, run_dir: str | Path, preset: str | None = None, co
                 from lanbot.generation.distill import distill_folder
 
                 figures["distilled"] = distill_folder(str(cfg.data.distill), folder, identity,
-                                                      list(cfg.data.get("distill_types") or ["no_tool"]), int(cfg.seed))
+                                                      list(cfg.data.get("distill_types") or ["no_tool"]), int(cfg.seed),
+                                                      bool(cfg.data.get("distill_card")))
             combined = folder.finalize()
             extra = {
                 "identity": identity.name, "identity_slug": identity.slug, "preset": preset,
