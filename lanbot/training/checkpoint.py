@@ -28,7 +28,6 @@ from safetensors.torch import save as save_tensors
 from lanbot.core.errors import LanbotError
 from lanbot.core.files import io_error, remove_stale_temps
 from lanbot.core.layout import (
-    CHAT_FORMAT_FILE,
     CONFIG_FILE,
     DAMAGED_FIX,
     LEGACY_UNIGRAM_FILE,
@@ -180,7 +179,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     try:
         tokenizer = Tokenizer.load(directory)
     except Exception as exc:  # noqa: BLE001 (tokenizers raises a bare Exception for a file it cannot parse)
-        raise CheckpointError(f"{directory / TOKENIZER_FILE} (or {CHAT_FORMAT_FILE}): not a readable lanbot tokenizer "
+        raise CheckpointError(f"{directory / TOKENIZER_FILE}: not a readable lanbot tokenizer "
                               f"({_first_line(exc)}); {DAMAGED_FIX}") from None
     check_tokenizer(directory, tokenizer, model, meta)
     return model, tokenizer, meta
