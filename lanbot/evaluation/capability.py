@@ -21,7 +21,7 @@ from lanbot.core import layout
 from lanbot.core.device import Runtime
 from lanbot.training import checkpoint as ckpt
 from lanbot.training.corpus import CorpusError
-from lanbot.training.pretrain import PretrainError, bpb, val_rows
+from lanbot.training.pretrain import PretrainError, corpus_scores, val_rows
 from lanbot.training.tokenizer import Tokenizer, token_bytes
 
 
@@ -37,9 +37,9 @@ def trained_corpus(cfg: DictConfig, checkpoint: Path) -> DictConfig:
 
 def corpus_bpb(model: torch.nn.Module, tok: Tokenizer, corpus: DictConfig, tokens: int, device: torch.device,
                batch: int = 8) -> float:
-    """Bits per byte of `model` on the corpus's held-out rows."""
+    """Bits per byte of `model` on the corpus's held-out rows (the base's own val/bpb, lanbot/training/bpb.py)."""
     rows = val_rows(corpus, tok, min(model.config.sequence_len, MAX_ROW) + 1, tokens)
-    return bpb(model, rows, token_bytes(tok), Runtime(device=device), batch)["val/bpb"]
+    return corpus_scores(model, rows, token_bytes(tok), Runtime(device=device), batch)["val/bpb"]
 
 
 MAX_ROW = 2048  # lanbot's own models train at 512-2048; a pretrained one's 8k-128k positions would cost O(T^2)

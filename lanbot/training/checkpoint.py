@@ -43,8 +43,8 @@ from lanbot.core.layout import (
     weights_file,
 )
 from lanbot.core.secrets import check_no_secret
+from lanbot.training.model import SHAPE_FIELDS as MODEL_INTS
 from lanbot.training.models import build_model
-from lanbot.training.settings_check import MODEL_INTS
 from lanbot.training.tokenizer import Tokenizer
 
 

@@ -47,6 +47,31 @@ VE_GATE_CHANNELS = 12  # nanochat-2026: the value-embedding gate reads the first
 QK_SCALE = 1.2  # nanochat-2026: queries and keys scaled after QK-norm (sharper attention)
 
 
+def shape_problems(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """One line per broken rule of a GPT shape (empty: it builds): whole numbers within SHAPE_LIMITS, heads that
+    divide the width, an even head dim, query heads a multiple of the key/value heads. The one owner of these
+    rules: GPTConfig raises the first, the training settings check (`prefix="model."`) lists them all."""
+    problems = []
+    ok: dict[str, int] = {}
+    for key in SHAPE_FIELDS:
+        value = fields.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            problems.append(f"{prefix}{key}={value}: must be a positive whole number")
+        elif value > SHAPE_LIMITS[key]:
+            problems.append(f"{prefix}{key}={value}: must be at most {SHAPE_LIMITS[key]:,}")
+        else:
+            ok[key] = value
+    if {"n_embd", "n_head"} <= ok.keys():
+        if ok["n_embd"] % ok["n_head"]:
+            problems.append(f"{prefix}n_embd={ok['n_embd']}: must be divisible by {prefix}n_head={ok['n_head']}")
+        elif (ok["n_embd"] // ok["n_head"]) % 2:
+            problems.append(f"{prefix}n_embd={ok['n_embd']}: n_embd / n_head = {ok['n_embd'] // ok['n_head']} "
+                            "must be even (rotary embeddings rotate pairs)")
+    if {"n_head", "n_kv_head"} <= ok.keys() and ok["n_head"] % ok["n_kv_head"]:
+        problems.append(f"{prefix}n_kv_head={ok['n_kv_head']}: must divide {prefix}n_head={ok['n_head']}")
+    return problems
+
+
 def available_memory() -> int | None:
     """Bytes of memory free for a new model (Linux's MemAvailable; elsewhere the free pages), None if unknown."""
     try:
@@ -78,10 +103,9 @@ class GPTConfig:
     rope_bf16: bool = False  # nanochat-2025 keeps its rotary tables in bfloat16 (on CPU too): imports match it
 
     def __post_init__(self) -> None:
-        for name in SHAPE_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SHAPE_LIMITS[name]:
-                raise ValueError(f"{name}={value!r} is not a whole number from 1 to {SHAPE_LIMITS[name]:,}")
+        problems = shape_problems(vars(self))
+        if problems:
+            raise ValueError(problems[0])
         need, have = self.bytes_needed(), available_memory()
         if have is not None and need > have:
             raise ValueError(f"this shape needs about {need / 2**30:,.1f} GiB to build in float32 "
@@ -92,12 +116,6 @@ class GPTConfig:
             raise ValueError(f"window_pattern={self.window_pattern!r}: use the letters S and L only")
         if self.modern and self.n_embd < SMEAR_CHANNELS:
             raise ValueError(f"n_embd={self.n_embd}: nanochat-2026 needs at least {SMEAR_CHANNELS} (its smear gate)")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if self.n_kv_head < 1 or self.n_head % self.n_kv_head:
-            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head}")
-        if (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"head dim {self.n_embd // self.n_head} must be even for rotary embeddings")
 
     @property
     def head_dim(self) -> int:

@@ -15,33 +15,31 @@ checkpoint, its tokenizer converted (lanbot/sharing/nanochat_checkpoint.py). Che
 
 from __future__ import annotations
 
-import math
-import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.distributed as dist
 from omegaconf import DictConfig
 from safetensors.torch import load_file
 
 import lanbot.core.identity  # noqa: F401  (schema and `slug` resolver)
 from lanbot.core import layout
-from lanbot.core.device import Runtime, autocast, init_distributed, shutdown_distributed, train_precision
+from lanbot.core.device import Runtime, shutdown_distributed
 from lanbot.core.errors import LanbotError
 from lanbot.core.identity import identity_slug, slug
 from lanbot.core.lock import reading
 from lanbot.evaluation.evaluate_checkpoint import evaluate_run
 from lanbot.training import checkpoint as ckpt
-from lanbot.training import optim
+from lanbot.training.bpb import held_out_sums, scores
 from lanbot.training.chat_format import ChatFormatError
-from lanbot.training.divergence import check_step, check_weights, clip_gradients
+from lanbot.training.loop import fit
 from lanbot.training.lora import LoRAError, apply_lora, load_lora_state_dict, lora_state_dict, merged_copy
 from lanbot.training.mix import SourceData, conversation_text, load_mix, mixture
-from lanbot.training.model import GPT
 from lanbot.training.packing import pack_rows, render_all, shuffled_rows, to_batch
-from lanbot.training.pretrain import scratch_config
+from lanbot.training.pretrain import BaseStage
 from lanbot.training.pretrained_start import PretrainedStartError, is_pretrained, start_from_pretrained
+from lanbot.training.scratch import scratch_model, shared_tokenizer
 from lanbot.training.settings_check import check_settings
 from lanbot.training.tokenizer import Tokenizer, token_bytes
 
@@ -91,21 +89,8 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
         return model, tok, meta
     if init == "scratch":
         texts = [conversation_text(c) for s in sources for c in s.train]
-        if rt.master:
-            tok = Tokenizer.train(texts, int(cfg.model.vocab_size))
-            blob = [tok._hf.to_str()] if hasattr(tok, "_hf") else [None]
-        else:
-            blob = [None]
-        if rt.ddp:
-            dist.broadcast_object_list(blob, src=0)
-        if not rt.master:
-            from tokenizers import Tokenizer as HFTokenizer
-
-            tok = Tokenizer(HFTokenizer.from_str(blob[0]))
-        model = GPT(scratch_config(cfg, tok, TrainError))
-        torch.manual_seed(int(cfg.seed))
-        model.init_weights()
-        return model, tok, None
+        tok = shared_tokenizer(texts, int(cfg.model.vocab_size), rt)
+        return scratch_model(cfg, tok, TrainError), tok, None
     if str(init).startswith("nanochat:"):
         from lanbot.sharing.nanochat_checkpoint import NanochatCheckpointError, import_checkpoint
 
@@ -149,37 +134,6 @@ def base_record(directory: Path, meta: dict) -> dict:
             "tokenizer_sha256": meta.get("tokenizer_sha256")}
 
 
-@torch.no_grad()
-def evaluate_val(model, val_rows: dict[str, list], rt: Runtime, tbytes: torch.Tensor, batch: int) -> dict:
-    """val/loss per source, overall val/loss and val/bpb over the held-out rows (split across ranks)."""
-    model.eval()
-    out, total_nats, total_tokens, total_bytes = {}, 0.0, 0, 0.0
-    for name, rows in val_rows.items():
-        stats = torch.zeros(3, dtype=torch.float64, device=rt.device)
-        mine = rows[rt.rank::rt.world_size]
-        for i in range(0, len(mine), batch):
-            x, y = to_batch(mine[i:i + batch], rt.device)
-            with autocast(rt.device):
-                logits = model(x).float()
-            valid = y != -1
-            nats = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.clamp(min=0).view(-1),
-                                                     reduction="none").view_as(y)
-            stats[0] += nats[valid].sum().double()
-            stats[1] += valid.sum()
-            stats[2] += tbytes.to(rt.device)[y.clamp(min=0)][valid].sum().double()
-        if rt.ddp:
-            dist.all_reduce(stats)
-        if stats[1] > 0:
-            out[f"val/loss/{name}"] = (stats[0] / stats[1]).item()
-            total_nats, total_tokens, total_bytes = (total_nats + stats[0].item(), total_tokens + int(stats[1]),
-                                                     total_bytes + stats[2].item())
-    if total_tokens:
-        out["val/loss"] = total_nats / total_tokens
-        out["val/bpb"] = total_nats / (math.log(2) * max(total_bytes, 1.0))
-    model.train()
-    return out
-
-
 def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """One training run of `cfg.stage`; returns the summary. The checkpoint folder it writes is locked for the
     run (one writer per folder; the master rank holds it) and cleared of the temps of killed saves first."""
@@ -217,176 +171,162 @@ def check_owners(cfg: DictConfig, out_dir: Path) -> None:
 
 
 def _train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
-    stage, t = str(cfg.stage), cfg.train
-    if stage == "base":
-        from lanbot.training.pretrain import pretrain
+    stage = BaseStage(cfg, run_dir) if str(cfg.stage) == "base" else ChatStage(cfg, run_dir)
+    return fit(cfg, run_dir, group, stage)
 
-        return pretrain(cfg, run_dir, group)
-    try:
-        optim.check_name(str(t.optimizer))
-    except optim.OptimizerError as exc:
-        raise TrainError(str(exc)) from None
-    try:
-        rt = init_distributed(str(t.device))
-    except (RuntimeError, ValueError) as exc:  # an unavailable or unknown train.device
-        raise TrainError(str(exc)) from None
-    start = time.time()
-    out_dir = layout.checkpoint_dir(cfg, stage)
-    meta = layout.CheckpointMeta.read(out_dir)
-    resume_from = None
-    if meta is not None and meta.stage == stage:
-        if not meta.finished and t.resume:
-            resume_from = out_dir
-        elif meta.finished and not t.overwrite:
-            raise TrainError(f"{out_dir} already holds a finished {stage} checkpoint (step {meta.step}): "
-                             "pass train.overwrite=true to train it again")
-    from lanbot.sharing.hub import data_dir as hub_or_local  # imported here: only hub runs pay for the client
 
-    data_dir = hub_or_local(cfg)
-    if cfg.get("data") is not None and cfg.data.get("from_hub"):  # the Hub's data is refused as a local folder is
-        from lanbot.generation.datafolder import check_owner
+class ChatStage:
+    """`stage=mid` and `stage=sft` for the training loop: the identity's mix (lanbot/training/mix.py) rendered in
+    the chat format and packed into rows, from a base, sft's mid, a nanochat import or scratch (`initial_state`);
+    val/loss per source and val/bpb over the mix's held-out conversations."""
 
-        check_owner(data_dir, str(cfg.identity.name), source=f"data.from_hub={cfg.data.from_hub}")
-    with reading(data_dir, "data folder"):  # never a folder generate is rewriting: all of it, or a refusal
-        sources = load_mix(cfg, stage, data_dir)
-    model, tok, source_meta = (initial_state(cfg, sources, rt) if resume_from is None
-                               else ckpt.load_checkpoint(resume_from))
-    pretrained = cfg.model.get("pretrained") and is_pretrained(str(cfg.model.pretrained))
-    seq = int(t.sequence_len or (cfg.model.sequence_len if pretrained else model.config.sequence_len))
-    if seq > model.config.sequence_len:
-        raise TrainError(f"train.sequence_len={seq} exceeds the model's sequence_len {model.config.sequence_len}")
-    row_len = seq + 1
-    pad = tok.special_id(tok.chat.stop)
-    forms = list(t.system_prompts)
-    val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val], forms), row_len, pad).rows
-                for i, s in enumerate(sources)}
-    adapters = with_lora(model, t.lora, resume_from)
-    model.to(rt.device).train()
-    optimizer = optim.build_from_config(model, cfg.train)
-    step = 0
-    if resume_from is not None:
-        saved = ckpt.load_torch_file(resume_from / layout.OPTIMIZER_FILE, rt.device)
-        try:
-            optimizer.load_state_dict(saved)
-        except optim.OptimizerError as exc:
-            raise TrainError(f"{resume_from}: {exc}; resume it with the optimizer it was trained with "
-                             "(train.optimizer) or start the stage afresh with train.resume=false") from None
-        step = int(layout.CheckpointMeta.read(resume_from).step)
-    raw = model
-    precision = train_precision(rt.device, str(t.precision))
-    if t.compile:
-        model = torch.compile(model)
-    if rt.ddp:
-        model = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
-    B, total_tokens = int(t.device_batch_size), int(t.total_batch_tokens)
-    per_step_rows = B * rt.world_size
-    if total_tokens % (per_step_rows * seq):
-        raise TrainError(f"train.total_batch_tokens={total_tokens} is not a multiple of device_batch_size x "
-                         f"sequence_len x processes = {per_step_rows * seq}")
-    accum = total_tokens // (per_step_rows * seq)
-    tracker = None
-    if rt.master:
-        from lanbot.core.tracking import Tracker
+    tag, error, progress = "train", TrainError, False
 
-        print(f"[train] {stage}: {raw.num_params():,} parameters, {raw.flops_per_token():,} FLOPs/token, "
-              f"device {rt.device} x{rt.world_size}, {precision}{' compiled' if t.compile else ''}, "
-              f"grad accumulation {accum}, checkpoint {out_dir}"
-              + (f", resuming at step {step}" if step else ""))
-        tracker = Tracker(cfg, run_dir, job_type=stage, group=group,
-                          tags=[slug(cfg.identity.name), str(cfg.mix.name), str(cfg.model.name)])
-        use_inputs(tracker, cfg, stage, resume_from)
-    tbytes = token_bytes(tok)
-    max_steps = int(t.max_steps)
-    epoch, rows, cursor, drawn, skipped_total = -1, [], 0, Counter(), 0
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self.cfg, self.run_dir = cfg, run_dir
+        self.name = str(cfg.stage)
+        self.out_dir = layout.checkpoint_dir(cfg, self.name)
+        self.source_meta: layout.CheckpointMeta | None = None
+        self.epoch, self.rows, self.cursor, self.skipped_total = -1, [], 0, 0
+        self.drawn: Counter = Counter()
 
-    def next_rows():
-        nonlocal epoch, rows, cursor, skipped_total
-        need = per_step_rows
-        if cursor + need > len(rows):
-            epoch += 1
-            packed = pack_rows(render_all(tok, mixture(sources, int(cfg.seed), epoch), forms), row_len, pad)
-            skipped_total = sum(packed.skipped.values())
-            if packed.skipped and rt.master and epoch == 0:
-                print(f"[train] skipped {skipped_total} conversations longer than {row_len} tokens: "
-                      + ", ".join(f"{sources[i].name}={n}" for i, n in packed.skipped.items()))
-            rows, cursor = shuffled_rows(packed, int(cfg.seed) + epoch), 0
-            if len(rows) < need:
-                raise TrainError(f"only {len(rows)} rows fit sequence_len={seq} (need {need} per step): "
+    def owns(self, meta: layout.CheckpointMeta) -> bool:
+        return meta.stage == self.name
+
+    def finished_error(self, meta: layout.CheckpointMeta) -> str:
+        return (f"{self.out_dir} already holds a finished {self.name} checkpoint (step {meta.step}): "
+                "pass train.overwrite=true to train it again")
+
+    def optimizer_fix(self, meta: layout.CheckpointMeta) -> str:
+        return "resume it with the optimizer it was trained with (train.optimizer) or start the stage afresh with " \
+               "train.resume=false"
+
+    def start(self, rt: Runtime, resume: bool) -> tuple[torch.nn.Module, Tokenizer]:
+        """The mix's data first (a scratch tokenizer is trained on it), then the model: `out_dir` to resume."""
+        # imported here: only hub runs pay for the client
+        from lanbot.sharing.hub import data_dir as hub_or_local
+
+        cfg = self.cfg
+        data_dir = hub_or_local(cfg)
+        if cfg.get("data") is not None and cfg.data.get("from_hub"):  # the Hub's data is refused as a local folder is
+            from lanbot.generation.datafolder import check_owner
+
+            check_owner(data_dir, str(cfg.identity.name), source=f"data.from_hub={cfg.data.from_hub}")
+        with reading(data_dir, "data folder"):  # never a folder generate is rewriting: all of it, or a refusal
+            self.sources = load_mix(cfg, self.name, data_dir)
+        model, tok, self.source_meta = (initial_state(cfg, self.sources, rt) if not resume
+                                        else ckpt.load_checkpoint(self.out_dir))
+        self.adapters = with_lora(model, cfg.train.lora, self.out_dir if resume else None)
+        return model, tok
+
+    def sequence_len(self, model: torch.nn.Module) -> int:
+        """A pretrained chat model trains at `model.sequence_len` rows, not its own 8k-128k positions."""
+        pretrained = self.cfg.model.get("pretrained") and is_pretrained(str(self.cfg.model.pretrained))
+        return int(self.cfg.model.sequence_len if pretrained else model.config.sequence_len)
+
+    def prepare(self, model: torch.nn.Module, tok: Tokenizer, row_len: int, rt: Runtime) -> None:
+        self.model, self.tok, self.row_len, self.rt = model, tok, row_len, rt
+        self.pad = tok.special_id(tok.chat.stop)
+        self.forms = list(self.cfg.train.system_prompts)
+        self.val_rows = {s.name: pack_rows(render_all(tok, [(i, c) for c in s.val], self.forms), row_len,
+                                           self.pad).rows
+                         for i, s in enumerate(self.sources)}
+        self.tbytes = token_bytes(tok)
+        self.batch_size = int(self.cfg.train.device_batch_size)
+
+    def resume(self, meta: layout.CheckpointMeta, step: int, accum: int) -> None:
+        for _ in range(step * accum):  # replay the loader to where the run stopped
+            self._next_rows(self.batch_size * self.rt.world_size)
+
+    def header(self, model: torch.nn.Module, rt: Runtime, precision: str, accum: int, step: int) -> str:
+        t = self.cfg.train
+        return (f"[train] {self.name}: {model.num_params():,} parameters, {model.flops_per_token():,} FLOPs/token, "
+                f"device {rt.device} x{rt.world_size}, {precision}{' compiled' if t.compile else ''}, "
+                f"grad accumulation {accum}, checkpoint {self.out_dir}"
+                + (f", resuming at step {step}" if step else ""))
+
+    def tags(self) -> list[str]:
+        return [slug(self.cfg.identity.name), str(self.cfg.mix.name), str(self.cfg.model.name)]
+
+    def use_inputs(self, tracker: Any, resume: bool) -> None:
+        use_inputs(tracker, self.cfg, self.name, self.out_dir if resume else None)
+
+    def _next_rows(self, need: int) -> list:
+        """The next `need` packed rows of the mix (all ranks'), a new shuffled epoch when these run out."""
+        cfg, rt, seq = self.cfg, self.rt, self.row_len - 1
+        if self.cursor + need > len(self.rows):
+            self.epoch += 1
+            packed = pack_rows(render_all(self.tok, mixture(self.sources, int(cfg.seed), self.epoch), self.forms),
+                               self.row_len, self.pad)
+            self.skipped_total = sum(packed.skipped.values())
+            if packed.skipped and rt.master and self.epoch == 0:
+                print(f"[train] skipped {self.skipped_total} conversations longer than {self.row_len} tokens: "
+                      + ", ".join(f"{self.sources[i].name}={n}" for i, n in packed.skipped.items()))
+            self.rows, self.cursor = shuffled_rows(packed, int(cfg.seed) + self.epoch), 0
+            if len(self.rows) < need:
+                raise TrainError(f"only {len(self.rows)} rows fit sequence_len={seq} (need {need} per step): "
                                  "raise the sequence_len or lower device_batch_size")
-        batch = rows[cursor:cursor + need][rt.rank::rt.world_size]
-        cursor += need
+        batch = self.rows[self.cursor:self.cursor + need]
+        self.cursor += need
         return batch
 
-    for _ in range(step * accum):  # replay the loader to where the run stopped
-        next_rows()
+    def batch(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        mine = self._next_rows(n * self.rt.world_size)[self.rt.rank::self.rt.world_size]
+        for r in mine:
+            for i, count in r[2].items():
+                self.drawn[self.sources[i].name] += count
+        return to_batch(mine, device)
 
-    def save(finished: bool, metrics: dict) -> None:
-        check_weights(raw, step)
-        if rt.master:
-            ckpt.save_checkpoint(out_dir, merged_copy(raw) if adapters else raw, optimizer, tok, cfg, layout.CheckpointMeta(
-                stage=stage, step=step, finished=finished, identity=cfg.identity.name,
-                identity_slug=identity_slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
-                optimizer=optimizer.name, precision=precision, tokenizer_from=source_meta.tokenizer_from if source_meta else None,
-                base=source_meta.base if source_meta else None,
-                val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
-                val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")}, run_dir=str(run_dir)),
-                extra={LORA_FILE: lora_state_dict(raw)} if adapters else None)
-        if rt.ddp:
-            dist.barrier()
+    def row(self, step: int) -> dict[str, Any]:
+        return {}
 
-    metrics: dict = {}
-    while step < max_steps:
-        t0 = time.time()
-        factor = optim.lr_factor(step, max_steps, float(t.warmup_ratio), float(t.warmdown_ratio), float(t.final_lr_frac))
-        for g in optimizer.param_groups:
-            g["lr"] = g["initial_lr"] * factor
-        loss_sum, tokens = 0.0, 0
-        for micro in range(accum):
-            batch = next_rows()
-            for r in batch:
-                for i, n in r[2].items():
-                    drawn[sources[i].name] += n
-            x, y = to_batch(batch, rt.device)
-            sync = not rt.ddp or micro == accum - 1
-            ctx = model.no_sync() if not sync else _null()
-            with ctx, autocast(rt.device, precision):
-                loss = model(x, y) / accum
-            with ctx:
-                loss.backward()
-            loss_sum += loss.item()
-            tokens += x.numel() * rt.world_size
-        check_step(step + 1, loss_sum, clip_gradients(model, float(t.grad_clip)), rt.ddp, rt.device)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        dt = time.time() - t0
-        row = {"train/loss": loss_sum, "lr": optimizer.param_groups[0]["lr"], "tok_per_sec": tokens / dt,
-               "step_time": dt}
-        if rt.device.type == "cuda":  # model FLOPs utilisation against the GPU's bf16 peak
-            from lanbot.training.pretrain import peak_flops
+    def logged(self) -> dict[str, Any]:
+        return {f"mix/{k}": v for k, v in self.drawn.items()}
 
-            row["mfu"] = raw.flops_per_token() * tokens / dt / (peak_flops(rt.device) * rt.world_size)
-        if step % int(t.eval_every) == 0 or step == max_steps:
-            row.update(evaluate_val(raw, val_rows, rt, tbytes, B))
-            metrics = row
-        if tracker is not None and (step % int(t.log_every) == 0 or "val/loss" in row):
-            row.update({f"mix/{k}": v for k, v in drawn.items()})
-            tracker.log(row, step=step)
-            print(f"[train] step {step}/{max_steps} loss {loss_sum:.3f}"
-                  + (f" val {row['val/loss']:.3f} bpb {row['val/bpb']:.3f}" if "val/loss" in row else ""))
-        if step % int(t.checkpoint_every) == 0 and step < max_steps:
-            save(False, metrics)
-    save(True, metrics)
-    summary = {**{k: v for k, v in metrics.items() if k.startswith("val/")}, "checkpoint": str(out_dir),
-               "steps": step, "run_seconds": round(time.time() - start, 1), "skipped_conversations": skipped_total}
-    if tracker is not None:
-        tracker.summary(summary)
-        tracker.log_artifact(model_artifact(cfg, stage), "model", out_dir, files=layout.CHECKPOINT_REQUIRED,
+    def step_line(self, step: int, max_steps: int, loss: float, row: dict, eta: float) -> str:
+        return (f"[train] step {step}/{max_steps} loss {loss:.3f}"
+                + (f" val {row['val/loss']:.3f} bpb {row['val/bpb']:.3f}" if "val/loss" in row else ""))
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """val/loss per source, then val/loss and val/bpb over all of them (every target but padding scored)."""
+        rt, out, total = self.rt, {}, torch.zeros(3, dtype=torch.float64, device=self.rt.device)
+        for name, rows in self.val_rows.items():
+            mine = rows[rt.rank::rt.world_size]
+            batches = (to_batch(mine[i:i + self.batch_size], rt.device) for i in range(0, len(mine), self.batch_size))
+            sums = held_out_sums(model, batches, self.tbytes, rt, skip_byteless=False)
+            if sums[1] > 0:
+                out[f"val/loss/{name}"] = scores(sums)["val/loss"]
+                total += sums
+        return {**out, **scores(total)}
+
+    def weights(self, model: torch.nn.Module) -> torch.nn.Module:
+        """What is saved: with LoRA, a copy with the adapters merged in (the adapters go beside it)."""
+        return merged_copy(model) if self.adapters else model
+
+    def checkpoint_meta(self, step: int, finished: bool, metrics: dict, optimizer: str,
+                        precision: str) -> tuple[layout.CheckpointMeta, dict | None]:
+        cfg, source = self.cfg, self.source_meta
+        return layout.CheckpointMeta(
+            stage=self.name, step=step, finished=finished, identity=cfg.identity.name,
+            identity_slug=identity_slug(cfg.identity.name), mix=cfg.mix.name, model=cfg.model.name,
+            optimizer=optimizer, precision=precision, tokenizer_from=source.tokenizer_from if source else None,
+            base=source.base if source else None, val_loss=metrics.get("val/loss"), val_bpb=metrics.get("val/bpb"),
+            val_losses={k[9:]: v for k, v in metrics.items() if k.startswith("val/loss/")},
+            run_dir=str(self.run_dir)), ({LORA_FILE: lora_state_dict(self.model)} if self.adapters else None)
+
+    def summary(self, metrics: dict, step: int, run_seconds: float, train_seconds: float) -> dict:
+        return {**{k: v for k, v in metrics.items() if k.startswith("val/")}, "checkpoint": str(self.out_dir),
+                "steps": step, "run_seconds": run_seconds, "skipped_conversations": self.skipped_total}
+
+    def publish(self, tracker: Any, summary: dict, metrics: dict, step: int) -> None:
+        tracker.log_artifact(model_artifact(self.cfg, self.name), "model", self.out_dir,
+                             files=layout.CHECKPOINT_REQUIRED,
                              metadata={"step": step, **{k: v for k, v in metrics.items() if k.startswith("val/")}})
-        if t.eval_at_end:
-            summary.update(evaluate_run(cfg, out_dir, run_dir, tracker))
-        tracker.finish()
-    return summary
+        if self.cfg.train.eval_at_end:
+            summary.update(evaluate_run(self.cfg, self.out_dir, self.run_dir, tracker))
+
+    def done_line(self, summary: dict) -> str | None:
+        return None
 
 
 def model_artifact(cfg: DictConfig, stage: str) -> str:
@@ -407,14 +347,6 @@ def use_inputs(tracker, cfg: DictConfig, stage: str, resume_from: Path | None) -
     if stage == "sft" and str(cfg.train.init_from) == "mid" and resume_from is None:
         mid = layout.checkpoint_dir(cfg, "mid")
         tracker.use_artifact(model_artifact(cfg, "mid"), "model", mid, files=layout.CHECKPOINT_REQUIRED)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 STAGES = ("base", "mid", "sft")

@@ -21,11 +21,11 @@ from omegaconf import DictConfig
 from lanbot.core.device import PRECISIONS
 from lanbot.core.errors import LanbotError
 from lanbot.training.chat_format import SYSTEM_FORMS
+from lanbot.training.model import shape_problems
 from lanbot.training.tokenizer import SPECIALS
 
 FLOAT32_MAX = 3.4028234663852886e38  # the optimizers compute in float32: a larger rate is an overflow error
 MIN_VOCAB = 256 + len(SPECIALS)  # every byte and the special tokens: the smallest tokenizer lanbot trains
-MODEL_INTS = ("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd")
 
 
 class SettingsError(LanbotError, ValueError):
@@ -138,24 +138,13 @@ def _cpu_compiler_found(device: str) -> bool:
 
 
 def model_problems(model: DictConfig) -> list[str]:
-    """The model shape's problems: positive sizes, heads that divide, an even head dim, room for the tokenizer."""
-    problems = []
-    values = {k: model.get(k) for k in MODEL_INTS}
-    for key, value in values.items():
-        if _integer(value) is None or value <= 0:
-            problems.append(f"model.{key}={value}: must be a positive whole number")
-    ok = {k: v for k, v in values.items() if _integer(v) is not None and v > 0}
-    if "vocab_size" in ok and ok["vocab_size"] < MIN_VOCAB:
-        problems.append(f"model.vocab_size={ok['vocab_size']}: must be at least {MIN_VOCAB} (256 bytes + "
+    """The model shape's problems (the rules are the model's own, lanbot.training.model.shape_problems) and room
+    for the tokenizer."""
+    problems = shape_problems(model, prefix="model.")
+    vocab = model.get("vocab_size")
+    if _integer(vocab) is not None and 0 < vocab < MIN_VOCAB:
+        problems.append(f"model.vocab_size={vocab}: must be at least {MIN_VOCAB} (256 bytes + "
                         f"{len(SPECIALS)} special tokens, the smallest tokenizer); the models use 4096 or more")
-    if {"n_embd", "n_head"} <= ok.keys():
-        if ok["n_embd"] % ok["n_head"]:
-            problems.append(f"model.n_embd={ok['n_embd']}: must be divisible by model.n_head={ok['n_head']}")
-        elif (ok["n_embd"] // ok["n_head"]) % 2:
-            problems.append(f"model.n_embd={ok['n_embd']}: n_embd / n_head = {ok['n_embd'] // ok['n_head']} "
-                            "must be even (rotary embeddings rotate pairs)")
-    if {"n_head", "n_kv_head"} <= ok.keys() and ok["n_head"] % ok["n_kv_head"]:
-        problems.append(f"model.n_kv_head={ok['n_kv_head']}: must divide model.n_head={ok['n_head']}")
     return problems
 
 
