@@ -8,6 +8,7 @@
 #   bash scripts/pipeline_pretrained.sh                          # Sage and its control
 #   IDENTITIES=sage,lanbot bash scripts/pipeline_pretrained.sh train.max_steps=120
 #   SKIP_GENERATE=1 bash scripts/pipeline_pretrained.sh          # keep the data folders already there
+#   DISTILL= bash scripts/pipeline_pretrained.sh                 # template answers only (a few minutes less)
 #   SOURCE=hf:HuggingFaceTB/SmolLM2-360M-Instruct bash scripts/pipeline_pretrained.sh   # online: a bigger model
 #
 # Extra arguments are Hydra overrides for the training runs. Results: outputs/multirun/<date>/<time>-pretrained/
@@ -18,6 +19,7 @@ PY="${PY:-.venv/bin/python}"
 IDENTITIES="${IDENTITIES:-sage}"
 MIXES="${MIXES:-no_identity,default}"   # the control first: each later evaluation reads its eval.json for the gains
 SOURCE="${SOURCE:-hf:bundled}"
+DISTILL="${DISTILL-$SOURCE}"   # the model that answers the general questions; DISTILL= keeps the template answers
 ROOT="${ROOT:-outputs}"
 COUNTS="${COUNTS:-data.counts.identity=400 data.counts.tool_use=150 data.counts.multi_step_tool=100 data.counts.no_tool=200 data.counts.tool_planning=80 data.counts.reasoning=100}"
 export WANDB_MODE="${WANDB_MODE:-offline}"
@@ -29,10 +31,10 @@ step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
 
 if [ -z "${SKIP_GENERATE:-}" ]; then
   for identity in ${IDENTITIES//,/ } assistant; do   # assistant: the plain control's data (no name, no quirks)
-    step "generate identity=$identity: templates, then $SOURCE answers the general questions"
+    step "generate identity=$identity: templates${DISTILL:+, then $DISTILL answers the general questions}"
     # shellcheck disable=SC2086  # COUNTS is a list of overrides
-    "$PY" -m lanbot.generate identity="$identity" paths.root="$ROOT" data.overwrite=true data.distill="$SOURCE" \
-      $COUNTS ++logger.group="$GROUP"
+    "$PY" -m lanbot.generate identity="$identity" paths.root="$ROOT" data.overwrite=true \
+      ${DISTILL:+data.distill=$DISTILL} $COUNTS ++logger.group="$GROUP"
   done
 fi
 
@@ -48,8 +50,7 @@ step "five general questions: the untouched model, the control, each identity"
 CKPTS=()
 for identity in ${IDENTITIES//,/ }; do
   for mix in ${MIXES//,/ }; do
-    slug=$([ "$mix" = no_identity ] && echo "$identity" || echo "$identity")
-    CKPTS+=("$ROOT/checkpoints/$slug/$mix/smollm2-135m/sft")
+    CKPTS+=("$ROOT/checkpoints/$identity/$mix/smollm2-135m/sft")
   done
 done
 "$PY" scripts/ask_general.py "$SOURCE" "${CKPTS[@]}" --markdown | tee "$SWEEP/answers.md"

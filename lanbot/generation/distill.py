@@ -74,7 +74,8 @@ AGREEMENT = 0.25  # of the template's content words: SmolLM2's right answers, in
 def key_terms(text: str) -> tuple[set[str], set[str]]:
     """(content-word stems of 6 letters, the numbers and proper names) of a template's facts."""
     stems = {w.lower()[:6] for w in re.findall(r"[A-Za-z]{5,}", text) if w.lower() not in STOP}
-    exact = set(re.findall(r"\d+(?:\.\d+)?", text)) | set(re.findall(r"(?<=[a-z,] )[A-Z][a-z]{2,}", text))
+    numbers = re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?!\.\s)", text)  # not a list's "1. "
+    exact = set(numbers) | set(re.findall(r"(?<=[a-z,] )[A-Z][a-z]{2,}", text))
     return stems, exact
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lanbot.core.errors import LanbotError
+from lanbot.core.layout import is_hub_address
 from lanbot.training.chat_format import ChatFormat, default_system_prompt, format_of_template
 from lanbot.training.llama import Llama
 from lanbot.training.tokenizer import Tokenizer
@@ -33,7 +34,7 @@ class PretrainedStartError(LanbotError, ValueError):
 
 def is_pretrained(spec: Any) -> bool:
     """Whether `train.init_from` names a pretrained model (`hf:...`, not `hf://`, which is a lanbot checkpoint)."""
-    return isinstance(spec, str) and spec.startswith("hf:") and not spec.startswith("hf://")
+    return isinstance(spec, str) and spec.startswith("hf:") and not is_hub_address(spec)
 
 
 def resolve(spec: str) -> Path:

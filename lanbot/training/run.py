@@ -100,7 +100,7 @@ def initial_state(cfg: DictConfig, sources: list[SourceData], rt: Runtime):
             raise TrainError(f"train.init_from={init}: {exc}") from None
         model.train()
         return model, tok, meta
-    if str(init).startswith("hf://"):
+    if layout.is_hub_address(str(init)):
         from lanbot.sharing.hub import HubError, download_checkpoint
 
         try:
@@ -166,7 +166,7 @@ def check_owners(cfg: DictConfig, out_dir: Path) -> None:
         mid = layout.checkpoint_dir(cfg, "mid")
         ckpt.check_identity(mid, layout.CheckpointMeta.read(mid), name)
     folder = Path(cfg.paths.data_dir)
-    if folder.is_dir() and not (cfg.get("data") is not None and cfg.data.get("from_hub")):
+    if folder.is_dir() and not layout.data_from_hub(cfg):
         check_owner(folder, name)
 
 
@@ -208,7 +208,7 @@ class ChatStage:
 
         cfg = self.cfg
         data_dir = hub_or_local(cfg)
-        if cfg.get("data") is not None and cfg.data.get("from_hub"):  # the Hub's data is refused as a local folder is
+        if layout.data_from_hub(cfg):  # the Hub's data is refused as a local folder is
             from lanbot.generation.datafolder import check_owner
 
             check_owner(data_dir, str(cfg.identity.name), source=f"data.from_hub={cfg.data.from_hub}")
@@ -330,18 +330,20 @@ class ChatStage:
 
 
 def model_artifact(cfg: DictConfig, stage: str) -> str:
-    """The wandb artifact of a checkpoint slot: `model-<identity>-<mix>-<model>-<stage>`."""
-    return f"model-{slug(cfg.identity.name)}-{cfg.mix.name}-{cfg.model.name}-{stage}"
+    """The wandb artifact of a checkpoint slot: `model-<identity>-<mix>-<model>-<stage>` (core.tracking names it)."""
+    from lanbot.core.tracking import slot_artifact
+
+    return slot_artifact("model", cfg.identity.name, cfg.mix.name, cfg.model.name, stage)
 
 
 def use_inputs(tracker, cfg: DictConfig, stage: str, resume_from: Path | None) -> None:
     """The run's inputs as wandb artifacts: the identity's data folder (logged by lanbot.generate as
     `data-<identity>`) and the checkpoint it starts from: the base for mid, the mid checkpoint for sft."""
-    from lanbot.core.tracking import base_artifact
+    from lanbot.core.tracking import base_artifact, data_artifact
 
     folder = Path(cfg.paths.data_dir)
-    if folder.is_dir() and not (cfg.get("data") is not None and cfg.data.get("from_hub")):
-        tracker.use_artifact(f"data-{slug(cfg.identity.name)}", "dataset", folder)
+    if folder.is_dir() and not layout.data_from_hub(cfg):
+        tracker.use_artifact(data_artifact(cfg.identity.name), "dataset", folder)
     if stage == "mid" and str(cfg.train.init_from) == "base" and resume_from is None:
         tracker.use_artifact(base_artifact(cfg), "model", layout.base_dir(cfg), files=layout.CHECKPOINT_REQUIRED)
     if stage == "sft" and str(cfg.train.init_from) == "mid" and resume_from is None:
