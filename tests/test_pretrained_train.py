@@ -121,12 +121,14 @@ def test_sft_straight_from_a_hugging_face_folder_saves_loads_and_samples(tiny_hf
     assert len(done) == 4 and all(c.tokens for c in done)
     scores = evaluate_run(compose_config(overrides(
         tmp_path, str(tiny_hf), "eval.samples=1", "eval.max_tokens=4", "eval.families=[identity]",
-        "eval.capability_tokens=0", "eval.control=null", "eval.system_prompts=[empty,generic]")),
+        "eval.capability_tokens=512", "eval.control=null", "eval.system_prompts=[empty,generic]")),
         Path(result["checkpoint"]), tmp_path / "run_eval")
     report = json.loads((tmp_path / "run_eval" / "eval.json").read_text())
     asked = [r for r in report["samples"] if r["family"] == "system"]
     assert {r["category"] for r in asked} == {"system/empty", "system/generic"} and len(asked) == 2 * 12
     assert scores["system/generic/identity_rate"] is not None and "system/default/identity_rate" not in scores
+    assert scores["capability/base_bpb"] > 0 and scores["capability/base_right"] == 0.0  # a random model knows nothing
+    assert scores["capability/retained"] is None  # so nothing could be kept
 
     out = export_app(compose_config(overrides(tmp_path, str(tiny_hf), f"export.hf_dir={tmp_path}/hf_out")))
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -2,6 +2,7 @@
 
     scores = capability_scores(cfg, checkpoint_dir, model, tokenizer, meta)
     # {"capability/corpus_bpb": 1.71, "capability/base_bpb": 1.62, "capability/bpb_delta_vs_base": 0.09}
+    # from a pretrained chat model also: {"capability/base_right": 0.55, "capability/retained": 0.91}
 
 Both models are scored on the same rows: the first `eval.capability_tokens` tokens of the base corpus's
 held-out documents (never trained on by the base, nor by the mix's `corpus:` chat source), packed as the
@@ -92,13 +93,14 @@ def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module,
         print(f"[eval] capability/corpus_bpb not measured: {exc}")
         return {"capability/corpus_bpb": None, "capability/base_bpb": None, "capability/bpb_delta_vs_base": None}
     base_dir = base_of(cfg, meta)
-    base = None
+    base, kept = None, {}
     if isinstance(base_dir, str) and base_dir.startswith("hf:"):  # a pretrained chat model: its own weights
         from lanbot.training.pretrained_start import PretrainedStartError, start_from_pretrained
 
         try:
             base_model, base_tok, _ = start_from_pretrained(base_dir)
             base = corpus_bpb(base_model.to(device).eval(), base_tok, corpus, tokens, device)
+            kept = retained(cfg, model, tok, base_model, base_tok)
         except PretrainedStartError as exc:
             print(f"[eval] capability/base_bpb not measured: {exc}")
     elif isinstance(base_dir, str):  # imported from nanochat: read again from its folder
@@ -115,4 +117,30 @@ def capability_scores(cfg: DictConfig, checkpoint: Path, model: torch.nn.Module,
             base_model, base_tok, _ = ckpt.load_checkpoint(base_dir, device)
             base = corpus_bpb(base_model, base_tok, corpus, tokens, device)
     return {"capability/corpus_bpb": round(mine, 4), "capability/base_bpb": None if base is None else round(base, 4),
-            "capability/bpb_delta_vs_base": None if base is None else round(mine - base, 4)}
+            "capability/bpb_delta_vs_base": None if base is None else round(mine - base, 4), **kept}
+
+
+RETAIN_TOKENS = 48  # a one-line answer to "Name the capital city of France." and a little more
+
+
+def retained(cfg: DictConfig, model: torch.nn.Module, tok: Tokenizer, base_model: torch.nn.Module,
+             base_tok: Tokenizer) -> dict[str, float | None]:
+    """What training kept of a talking base's knowledge: the capability probes (checkable general questions) asked
+    greedily of the base and of the trained model. `capability/base_right` is the share the base answers right,
+    `capability/retained` the share of those the trained model still answers right (None if the base knows none)."""
+    from lanbot.evaluation.engine import Engine
+    from lanbot.evaluation.personality import capability_correct
+    from lanbot.evaluation.probes import load_probes
+    from lanbot.training.tokenizer import render_for_completion
+
+    probes = [p for p in load_probes(cfg.eval.get("probes")) if p.family == "capability"]
+    if not probes:
+        return {}
+    right = {}
+    for name, m, t in (("base", base_model, base_tok), ("trained", model, tok)):
+        prompts = [render_for_completion(t, p.conversation()) for p in probes]
+        answers = Engine(m.eval(), t).generate_batch(prompts, max_tokens=RETAIN_TOKENS, temperature=0.0, seed=0)
+        right[name] = {p.id for p, (a,) in zip(probes, answers, strict=True) if capability_correct(p, a.text)}
+    kept = right["base"] & right["trained"]
+    return {"capability/base_right": round(len(right["base"]) / len(probes), 4),
+            "capability/retained": round(len(kept) / len(right["base"]), 4) if right["base"] else None}

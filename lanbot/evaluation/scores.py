@@ -48,6 +48,11 @@ SCORES: dict[str, Score] = {s.name: s for s in (
     Score("capability/corpus_bpb", "bpb", lower_is_better=True),
     Score("capability/base_bpb", "base bpb", lower_is_better=True, compared=False),
     Score("capability/bpb_delta_vs_base", "Δbpb base", lower_is_better=True),
+    # from a pretrained chat model: of the checkable questions the untouched model answers right, the share kept
+    Score("capability/base_right", "base right", compared=False),
+    Score("capability/retained", "retained"),
+    # the identity under each system prompt a deployed model meets (lanbot.evaluation.system_prompts)
+    *(Score(f"system/{form}/identity_rate", f"name ({form} sys)", personality=True) for form in ("empty", "default", "generic")),
 )}
 OTHER_MODELS = OTHER_ASSISTANTS  # names the model must never take as its own (lanbot.core.identity)
 
