@@ -234,7 +234,9 @@ def test_the_missing_checkpoint_hint_names_the_identity_file_not_the_folder(tmp_
     line = one_line(cli("evaluate", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "identity=zoe",
                         f"paths.root={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'run'}"), "evaluate")
     assert "no sft checkpoint for identity 'Zoë' under " in line and "/checkpoints/zo-" in line, line
-    assert line.endswith("train one with `python -m lanbot.train stage=sft identity=zoe mix=default model=tiny`")
+    # the command names the identity file (zoe), and carries the user's own paths and search path (issue 24)
+    assert ("train one with `python -m lanbot.train stage=sft identity=zoe mix=default model=tiny "
+            f"paths.root={tmp_path / 'out'} 'hydra.searchpath=[file://{tmp_path / 'conf'}]'`") in line, line
 
 
 def test_another_identitys_data_folder_or_checkpoint_is_refused_with_both_names(tmp_path):

@@ -163,7 +163,7 @@ def test_fidelity_labels_do_not_overlap(tmp_path):
 
 
 def test_a_mid_only_loss_plot_says_nothing_of_sft(tmp_path, monkeypatch):
-    from lanbot.comparison import run as comparison
+    from lanbot.comparison import compare_runs as comparison
 
     saved = []
     monkeypatch.setattr(comparison, "_save_figure", lambda fig, path: saved.append(fig.axes[0].get_xlabel()))

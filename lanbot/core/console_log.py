@@ -27,10 +27,16 @@ class _Tee:
     def __init__(self, stream: TextIO, logger: logging.Logger) -> None:
         self.stream, self.target, self.logger = stream, stream, logger  # target: stream, or a live bar's proxy
         self.pending = ""
+        self.logging = False  # a handler's own error report (logging.handleError writes to stderr) is not logged again
 
     def write(self, text: str) -> int:
         self.target.write(text)
-        self.log_text(text)
+        if not self.logging:
+            self.logging = True
+            try:
+                self.log_text(text)
+            finally:
+                self.logging = False
         return len(text)  # all of it taken (rich's FileProxy, a bar's target, returns what it still holds)
 
     def log_text(self, text: str) -> None:

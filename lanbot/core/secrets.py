@@ -171,11 +171,18 @@ def dotenv(path: str | Path | None = None) -> dict[str, str]:
     return cached[1]
 
 
-def known_secrets() -> list[tuple[str, str]]:
+def known_secrets(strict: bool = True) -> list[tuple[str, str]]:
     """(variable, value) of every known secret, longest value first: secret-named variables of the environment
-    and of ./.env, and keys read by `api_key` (named `a key lanbot read`)."""
+    and of ./.env, and keys read by `api_key` (named `a key lanbot read`). A broken .env raises DotenvError, or
+    with `strict=False` (masking the line that reports it) is left out."""
     found: dict[str, str] = {}
-    for source in (dotenv(), os.environ):
+    try:
+        env_file = dotenv()
+    except DotenvError:
+        if strict:
+            raise
+        env_file = {}
+    for source in (env_file, os.environ):
         for name, value in source.items():
             value = (value or "").strip()
             if SECRET_NAME.search(name) and len(value) >= MIN_SECRET:
@@ -240,6 +247,6 @@ def find_secret_in_bytes(data: bytes, secrets: Iterable[tuple[str, str]] | None 
 def redact(text: str, replacement: str = MASK) -> str:
     """`text` with every known secret's value (and every remembered one) and every key-shaped value replaced by
     `replacement` (*** on the console; a YAML file takes a word: `creator: ***` would be an alias)."""
-    for _, value in known_secrets():
+    for _, value in known_secrets(strict=False):
         text = text.replace(value, replacement)
     return KEY_SHAPE.sub(replacement, text)

@@ -10,6 +10,7 @@ lanbot's own GPT (`nanochat-2025`), as every checkpoint saved before the seam.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -54,7 +55,9 @@ def build_model(model_config: Mapping[str, Any]) -> nn.Module:
 
 
 def _gpt(model_config: Mapping[str, Any]) -> GPT:
-    return GPT(GPTConfig.from_mapping(model_config))
+    # the values as saved, uncast: GPTConfig's own check names a field that holds "4; rm -rf /", 3.5 or true
+    known = {f.name for f in dataclasses.fields(GPTConfig)}
+    return GPT(GPTConfig(**{k: v for k, v in model_config.items() if k in known}))
 
 
 def _llama(model_config: Mapping[str, Any]) -> Llama:
